@@ -1,0 +1,1 @@
+"""The aggregator service: Anonymised, k-anonymous, differentially private trends for HR."""

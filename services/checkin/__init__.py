@@ -1,0 +1,1 @@
+"""The checkin service: Validated check-ins, risk screening, encryption with crypto-shredding, nudges."""

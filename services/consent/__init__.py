@@ -1,0 +1,2 @@
+"""The consent service: purposes, consent records and receipts, the subject directory,
+data-subject requests and HRIS ingress."""

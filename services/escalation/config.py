@@ -1,0 +1,14 @@
+"""Settings of the escalation service (env prefix ``KINWELL_ESCALATION_``)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class EscalationSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="KINWELL_ESCALATION_", extra="ignore", hide_input_in_errors=True)
+
+    service_name: str = "escalation"
+    port: int = 8005

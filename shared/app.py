@@ -1,0 +1,264 @@
+"""``create_service_app``: the one way a Kinwell service is assembled.
+
+Every service is the same shape: settings -> telemetry -> database (migrated) -> HTTP routes,
+plus, in the background, the NATS connection with its streams, the outbox relay, the consent gate,
+durable consumers and request/reply responders. The HTTP side comes up at once; ``/readyz`` says
+when the rest is ready, so an orchestrator never routes traffic to a half-started service and
+NATS being down at start-up is a wait, not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import TypeAdapter
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from shared.auth import TokenVerifier
+from shared.bus.connection import Bus
+from shared.bus.consumer import Consumer, Handler
+from shared.bus.outbox import OutboxRelay
+from shared.consent_gate import ConsentGate
+from shared.db import make_engine, run_migrations
+from shared.errors import BodyLimitMiddleware, install_error_handlers
+from shared.events.subject import SubjectDataReply, SubjectDataRequest
+from shared.settings import ServiceSettings
+from shared.telemetry import HTTP_LATENCY, HTTP_REQUESTS, REGISTRY, setup_logging, setup_tracing, tracer
+from shared.topology import ConsumerSpec, access_log_subject, consumers_for, export_subject
+
+log = logging.getLogger("kinwell.app")
+
+SubjectDataFn = Callable[[Session, str], dict[str, Any]]
+
+
+@dataclass
+class ConsumerBinding:
+    """Wires a topology consumer to its contract and handler."""
+
+    filter_subject: str
+    adapter: TypeAdapter[Any]
+    handler: Handler
+    max_deliver: int = 5
+
+
+@dataclass
+class ServiceSpec:
+    """What makes one service different from another."""
+
+    name: str
+    migrations: Path
+    routers: list[APIRouter] = field(default_factory=list)
+    consumers: Callable[[Runtime], list[ConsumerBinding]] | None = None
+    export: SubjectDataFn | None = None
+    access_log: SubjectDataFn | None = None
+    uses_gate: bool = False
+    on_start: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+    title: str = ""
+    description: str = ""
+
+
+@dataclass
+class Runtime:
+    """The live parts of a running service, kept on ``app.state.runtime``."""
+
+    spec: ServiceSpec
+    settings: ServiceSettings
+    engine: Engine
+    bus: Bus
+    relay: OutboxRelay
+    gate: ConsentGate | None
+    consumers: list[Consumer] = field(default_factory=list)
+    bus_ready: bool = False
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def readiness(self) -> dict[str, bool]:
+        checks = {"database": self._db_ok(), "nats": self.bus.connected and self.bus_ready}
+        if self.gate is not None:
+            checks["consent_projection"] = self.gate.synced
+        checks["consumers"] = all(c.ready for c in self.consumers)
+        return checks
+
+    def _db_ok(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+            return False
+
+
+async def _start_bus(rt: Runtime) -> None:
+    """Connect (retrying until NATS answers), declare streams, start relay, gate and consumers."""
+    delay = 0.2
+    while True:
+        try:
+            await rt.bus.connect()
+            break
+        except Exception as exc:  # noqa: BLE001 - NATS not up yet: keep trying
+            log.warning("waiting for nats", extra={"service": rt.spec.name, "error_type": type(exc).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    while True:
+        try:
+            await rt.bus.ensure_streams()
+            break
+        except Exception as exc:  # noqa: BLE001
+            log.warning("declaring streams failed", extra={"service": rt.spec.name, "error_type": type(exc).__name__})
+            await asyncio.sleep(1.0)
+    rt.relay.start()
+    if rt.gate is not None:
+        await rt.gate.start(rt.bus)
+    bindings = rt.spec.consumers(rt) if rt.spec.consumers else []
+    specs = {c.filter_subject: c for c in consumers_for(rt.spec.name)}
+    for binding in bindings:
+        cspec: ConsumerSpec = specs[binding.filter_subject]
+        consumer = Consumer(
+            rt.bus,
+            rt.engine,
+            stream=cspec.stream,
+            name=cspec.name,
+            filter_subject=cspec.filter_subject,
+            adapter=binding.adapter,
+            handler=binding.handler,
+            max_deliver=binding.max_deliver,
+        )
+        rt.consumers.append(consumer)
+        consumer.start()
+    for subject, fn in (
+        (export_subject(rt.spec.name), rt.spec.export),
+        (access_log_subject(rt.spec.name), rt.spec.access_log),
+    ):
+        if fn is not None:
+            await _serve_subject_data(rt, subject, fn)
+    for hook in rt.spec.on_start:
+        await hook(rt)
+    rt.bus_ready = True
+
+
+async def _serve_subject_data(rt: Runtime, subject: str, fn: SubjectDataFn) -> None:
+    async def handle(msg: Any) -> None:
+        try:
+            req = SubjectDataRequest.model_validate_json(msg.data)
+
+            def run() -> dict[str, Any]:
+                with Session(rt.engine) as session:
+                    result = fn(session, req.pseudonym)
+                    session.commit()  # access-log entries written while answering
+                    return result
+
+            data = await asyncio.to_thread(run)
+            reply = SubjectDataReply(service=rt.spec.name, data=data)
+        except Exception as exc:  # noqa: BLE001 - answer with the error type, never its text
+            reply = SubjectDataReply(service=rt.spec.name, data={"error": type(exc).__name__})
+        await msg.respond(reply.model_dump_json().encode())
+
+    assert rt.bus.nc is not None
+    await rt.bus.nc.subscribe(subject, queue=rt.spec.name, cb=handle)
+
+
+def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
+    """Build the FastAPI app of a service."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = settings.platform
+        setup_logging(platform.log_level)
+        setup_tracing(spec.name, platform.otel_exporter, platform.otel_endpoint)
+        assert settings.database_url is not None
+        await asyncio.to_thread(run_migrations, settings.database_url, spec.migrations)
+        engine = make_engine(settings.database_url)
+        password = settings.nats_password.get_secret_value() if settings.nats_password else None
+        bus = Bus(spec.name, platform.nats_url, settings.nats_user, password, replicas=platform.nats_replicas)
+        rt = Runtime(
+            spec=spec,
+            settings=settings,
+            engine=engine,
+            bus=bus,
+            relay=OutboxRelay(engine, bus),
+            gate=ConsentGate() if spec.uses_gate else None,
+        )
+        app.state.runtime = rt
+        app.state.engine = engine
+        app.state.settings = settings
+        rt.tasks.append(asyncio.create_task(_start_bus(rt), name="bus-start"))
+        log.info("service started", extra={"service": spec.name, "port": settings.port})
+        try:
+            yield
+        finally:
+            for task in rt.tasks:
+                task.cancel()
+            for hook in spec.on_stop:
+                await hook(rt)
+            for consumer in rt.consumers:
+                await consumer.stop()
+            if rt.gate is not None:
+                await rt.gate.stop()
+            await rt.relay.stop()
+            await bus.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title=spec.title or f"Kinwell {spec.name}",
+        description=spec.description,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.verifier = TokenVerifier(settings.platform)
+    install_error_handlers(app)
+    _install_http_telemetry(app, spec.name)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        """The process is alive (says nothing about its dependencies)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness", responses={503: {"description": "Not ready"}})
+    def readyz(request: Request) -> JSONResponse:
+        """Database, NATS (streams, relay, consumers) and, where used, the consent projection."""
+        rt: Runtime | None = getattr(request.app.state, "runtime", None)
+        checks = rt.readiness() if rt else {"started": False}
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    for router in spec.routers:
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def _install_http_telemetry(app: FastAPI, service: str) -> None:
+    """A span and metrics per request, labelled by route template (never the concrete path)."""
+
+    @app.middleware("http")
+    async def telemetry(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        ctx = extract(dict(request.headers))
+        with tracer().start_as_current_span("http", context=ctx, kind=trace.SpanKind.SERVER) as span:
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            span.update_name(f"{request.method} {route}")
+            span.set_attribute("http.route", route)
+            span.set_attribute("http.status_code", response.status_code)
+        HTTP_REQUESTS.labels(service, route, request.method, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - start)
+        return response

@@ -1,0 +1,115 @@
+"""A tamper-evident (hash-chained) audit log of every access to a subject's data by a person.
+
+Each entry's hash covers its own fields and the previous entry's hash; a one-row head records the
+newest sequence number and hash. Editing an entry breaks its hash, deleting one breaks the link of
+the next (or the head, for the last one), so :func:`verify` finds both. The head row is locked for
+each append, so concurrent appends on PostgreSQL cannot fork the chain.
+
+Entries name the actor and subject by pseudonym or role, the action and purpose by fixed codes:
+an audit log must not become a second copy of the data it guards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import Field, Session, SQLModel, select
+
+GENESIS = "0" * 64
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    seq: int = Field(primary_key=True)
+    at: datetime
+    actor: str = Field(max_length=128, description="Who accessed: a pseudonym or service name.")
+    actor_role: str = Field(max_length=32)
+    subject: str = Field(max_length=128, index=True, description="Whose data: the subject's pseudonym.")
+    action: str = Field(max_length=64)
+    purpose: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = GENESIS
+
+
+def _digest(
+    prev_hash: str, seq: int, at: datetime, actor: str, role: str, subject: str, action: str, purpose: str
+) -> str:
+    body = json.dumps(
+        [prev_hash, seq, at.astimezone(UTC).isoformat(), actor, role, subject, action, purpose],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def append(session: Session, *, actor: str, actor_role: str, subject: str, action: str, purpose: str) -> AuditEntry:
+    """Add an entry in the caller's transaction (it commits or rolls back with the access)."""
+    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
+    if head is None:
+        head = AuditHead()
+        session.add(head)
+    at = datetime.now(UTC).replace(microsecond=0)
+    seq = head.seq + 1
+    digest = _digest(head.hash, seq, at, actor, actor_role, subject, action, purpose)
+    entry = AuditEntry(
+        seq=seq,
+        at=at,
+        actor=actor,
+        actor_role=actor_role,
+        subject=subject,
+        action=action,
+        purpose=purpose,
+        prev_hash=head.hash,
+        hash=digest,
+    )
+    head.seq, head.hash = seq, digest
+    session.add(entry)
+    session.add(head)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+def verify(session: Session) -> Verification:
+    """Walk the chain from the start; report the first entry that does not hold."""
+    prev_hash, expected_seq, checked = GENESIS, 1, 0
+    for entry in session.exec(select(AuditEntry).order_by(AuditEntry.seq)):  # type: ignore[arg-type]
+        if entry.seq != expected_seq:
+            return Verification(False, checked, expected_seq, "missing entry")
+        if entry.prev_hash != prev_hash:
+            return Verification(False, checked, entry.seq, "broken link")
+        at = entry.at if entry.at.tzinfo else entry.at.replace(tzinfo=UTC)
+        if (
+            _digest(prev_hash, entry.seq, at, entry.actor, entry.actor_role, entry.subject, entry.action, entry.purpose)
+            != entry.hash
+        ):
+            return Verification(False, checked, entry.seq, "entry altered")
+        prev_hash, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+    head = session.get(AuditHead, 1)
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if head_seq != checked or head_hash != prev_hash:
+        return Verification(False, checked, checked + 1, "missing entry")
+    return Verification(True, checked)
+
+
+def entries_for(session: Session, subject: str) -> list[AuditEntry]:
+    """What the subject may read: every access to their data."""
+    return list(session.exec(select(AuditEntry).where(AuditEntry.subject == subject).order_by(AuditEntry.seq)))  # type: ignore[arg-type]

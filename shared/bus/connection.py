@@ -1,0 +1,135 @@
+"""The NATS connection of one service: its own user, its own inbox prefix, its own streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from pydantic import BaseModel
+
+from shared import topology
+from shared.telemetry import inject_headers
+
+log = logging.getLogger("kinwell.bus")
+
+DUPLICATE_WINDOW_S = 120.0
+
+
+class Bus:
+    """A service's connection to NATS and JetStream.
+
+    Connects as the service's own NATS user so that the broker, not our code, limits what it may
+    publish and read. Tracks connectivity so readiness and the consent gate can fail closed.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        url: str,
+        user: str | None,
+        password: str | None,
+        *,
+        replicas: int = 1,
+    ) -> None:
+        self.service = service
+        self.url = url
+        self.user = user
+        self.password = password
+        self.replicas = replicas
+        self.nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self.on_disconnect: list[Callable[[], Awaitable[None]]] = []
+        self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("bus is not connected")
+        return self._js
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def connect(self, *, timeout: float = 10.0) -> None:
+        async def disconnected() -> None:
+            log.warning("nats disconnected", extra={"service": self.service})
+            for cb in self.on_disconnect:
+                await cb()
+
+        async def reconnected() -> None:
+            log.info("nats reconnected", extra={"service": self.service})
+            for cb in self.on_reconnect:
+                await cb()
+
+        async def error(exc: Exception) -> None:
+            log.warning("nats error", extra={"service": self.service, "error_type": type(exc).__name__})
+
+        self.nc = await nats.connect(
+            servers=[self.url],
+            user=self.user,
+            password=self.password,
+            name=f"kinwell-{self.service}",
+            inbox_prefix=f"_INBOX_{self.service}",
+            connect_timeout=timeout,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            allow_reconnect=True,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+        )
+        self._js = self.nc.jetstream(timeout=timeout)
+
+    async def ensure_streams(self) -> None:
+        """Declare the streams this service owns (idempotent; the same config from every owner)."""
+        for spec in topology.streams_declared_by(self.service):
+            await self.ensure_stream(spec.name, list(spec.subjects))
+
+    async def ensure_stream(self, name: str, subjects: list[str]) -> None:
+        config = StreamConfig(
+            name=name,
+            subjects=subjects,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=self.replicas,
+        )
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError:
+            # Exists with another configuration (e.g. subjects added by a newer release).
+            await self.js.update_stream(config)
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str, headers: dict[str, str] | None = None) -> None:
+        """Publish to JetStream and wait for its ack; ``msg_id`` de-duplicates retries."""
+        hdrs = dict(headers or {})
+        hdrs["Nats-Msg-Id"] = msg_id
+        await self.js.publish(subject, payload, headers=hdrs)
+
+    async def request(self, subject: str, body: BaseModel, *, timeout: float) -> bytes:
+        """Core request/reply with a deadline (raises ``asyncio.TimeoutError`` when it passes)."""
+        if self.nc is None:
+            raise RuntimeError("bus is not connected")
+        try:
+            msg = await self.nc.request(
+                subject, body.model_dump_json().encode(), timeout=timeout, headers=inject_headers()
+            )
+        except nats.errors.TimeoutError as exc:
+            raise TimeoutError(subject) from exc
+        return msg.data
+
+    async def close(self) -> None:
+        """Drain: finish in-flight messages and flush before closing."""
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            except Exception:  # noqa: BLE001 - shutting down regardless
+                await self.nc.close()
+        self.nc = None
+        self._js = None

@@ -1,0 +1,184 @@
+"""The ``kinwell`` command: ``up`` runs the embedded platform, ``token`` mints a dev token."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+from shared.settings import DEFAULT_PORTS, SERVICES, PlatformSettings, load_or_create_dev_secrets, nats_password_env
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _nats_port(url: str) -> int:
+    return int(url.rsplit(":", 1)[-1].split("/")[0])
+
+
+def service_env(platform: PlatformSettings, ports: dict[str, int], host: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KINWELL_MODE"] = "embedded"
+    env["KINWELL_DATA_DIR"] = str(platform.data_dir.resolve())
+    env["KINWELL_NATS_URL"] = platform.nats_url
+    for name, port in ports.items():
+        env[f"KINWELL_{name.upper()}_PORT"] = str(port)
+        env[f"KINWELL_{name.upper()}_HOST"] = host
+    return env
+
+
+def wait_ready(urls: dict[str, str], timeout: float) -> dict[str, dict[str, object]]:
+    """Poll every ``/readyz`` until all answer ready; returns the last answer of each."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, dict[str, object]] = {}
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            for name, url in urls.items():
+                try:
+                    last[name] = client.get(f"{url}/readyz").json()
+                except (httpx.HTTPError, ValueError):
+                    last[name] = {"ready": False}
+            if all(v.get("ready") for v in last.values()):
+                return last
+            time.sleep(0.2)
+    return last
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from shared.natsserver import NatsServer, NatsServerError
+
+    platform = PlatformSettings()
+    if platform.mode != "embedded":
+        print("kinwell up runs the embedded platform only; use docker-compose or deploy/ for production.")
+        return 2
+    host = "127.0.0.1"
+    ports = {name: DEFAULT_PORTS[name] + args.port_offset for name in SERVICES}
+    taken = [f"{name} ({port})" for name, port in ports.items() if _port_in_use(host, port)]
+    nats_port = _nats_port(platform.nats_url)
+    if _port_in_use(host, nats_port):
+        taken.append(f"nats ({nats_port})")
+    if taken:
+        print(
+            "kinwell up: these ports are already in use: " + ", ".join(taken) + ".\n"
+            "Stop whatever holds them (another `kinwell up`?), or set KINWELL_NATS_URL and "
+            "--port-offset to move Kinwell elsewhere.",
+            file=sys.stderr,
+        )
+        return 1
+    secrets = load_or_create_dev_secrets(platform.data_dir)
+    passwords = {svc: secrets[f"nats_{svc}_password"] for svc in (*SERVICES, "ops")}
+    nats = NatsServer(store_dir=platform.data_dir / "nats", port=nats_port, host=host, passwords=passwords)
+    try:
+        nats.start()
+    except NatsServerError as exc:
+        print(f"kinwell up: NATS did not start: {exc}", file=sys.stderr)
+        return 1
+    print(f"nats-server  {nats.url}  (JetStream, permissions from deploy/nats/auth.conf)")
+
+    env = service_env(platform, ports, host)
+    for svc in SERVICES:
+        env[nats_password_env(svc)] = passwords[svc]
+    logs = platform.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for name in SERVICES:
+        log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    urls = {name: f"http://{host}:{port}" for name, port in ports.items()}
+    started = time.monotonic()
+    status = wait_ready(urls, args.ready_timeout)
+    code = 0
+    if all(v.get("ready") for v in status.values()):
+        print(f"\nKinwell is ready in {time.monotonic() - started:.1f} s:")
+        for name, url in urls.items():
+            print(f"  {name:<12} {url}   (API docs: {url}/docs)")
+        print(f"\nData folder: {platform.data_dir.resolve()}   logs: {logs.resolve()}")
+        print("Get a dev token:  kinwell token --sub E123 --role employee")
+        print('Then:             curl -H "Authorization: Bearer $TOKEN" ' + urls["consent"] + "/v1/me/consents")
+        print("Ctrl-C stops everything.")
+        while not stopping:
+            dead = [name for name, p in procs.items() if p.poll() is not None]
+            if dead:
+                print(f"kinwell up: {', '.join(dead)} stopped unexpectedly; see {logs}/<service>.log", file=sys.stderr)
+                code = 1
+                break
+            time.sleep(0.5)
+    else:
+        not_ready = {k: v.get("checks", "no answer") for k, v in status.items() if not v.get("ready")}
+        print(f"kinwell up: not ready after {args.ready_timeout:.0f} s: {not_ready}; see {logs}", file=sys.stderr)
+        code = 1
+    print("\nstopping...")
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs.values():
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    nats.stop()
+    print("stopped.")
+    return code
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from shared.auth import Role, dev_token
+
+    platform = PlatformSettings()
+    try:
+        roles = [Role(r) for r in args.role]
+    except ValueError:
+        print(f"unknown role; choose from: {', '.join(r.value for r in Role)}", file=sys.stderr)
+        return 2
+    try:
+        print(dev_token(platform, args.sub, roles, ttl_seconds=args.ttl))
+    except RuntimeError as exc:
+        print(f"kinwell token: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kinwell", description="Kinwell platform commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run NATS and the five services (embedded mode)")
+    up.add_argument("--port-offset", type=int, default=0, help="add to every service port (8001-8005)")
+    up.add_argument("--ready-timeout", type=float, default=60.0)
+    up.set_defaults(fn=cmd_up)
+    tok = sub.add_parser("token", help="print a dev token (embedded mode only)")
+    tok.add_argument("--sub", required=True, help="employee or client id")
+    tok.add_argument("--role", action="append", default=[], help="repeatable; default employee")
+    tok.add_argument("--ttl", type=int, default=3600)
+    tok.set_defaults(fn=cmd_token)
+    args = parser.parse_args(argv)
+    if args.command == "token" and not args.role:
+        args.role = ["employee"]
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

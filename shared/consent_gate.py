@@ -1,0 +1,173 @@
+"""The consent gate: a local, in-memory projection of the consent KV bucket.
+
+The consent service is the single writer of the bucket (key ``<pseudonym>.<purpose>``, value a
+JSON object with ``state``, ``policy_version`` and ``at``). Every other service watches it and asks
+:meth:`ConsentGate.allowed` before producing a purpose-scoped event and again when consuming one.
+
+It fails closed: until the watch has replayed the bucket, and whenever the NATS connection is
+lost, every check denies. The check itself is a set membership test on a dict entry, so it costs
+about as much as a plain dict lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shared.errors import ConsentRequired
+from shared.topology import KV_BUCKET
+
+log = logging.getLogger("kinwell.consent_gate")
+
+_EMPTY: frozenset[str] = frozenset()
+Listener = Callable[[str, str], None]
+
+
+def kv_key(pseudonym: str, purpose: str) -> str:
+    return f"{pseudonym}.{purpose}"
+
+
+def kv_value(state: str, policy_version: int, at: str) -> bytes:
+    return json.dumps({"state": state, "policy_version": policy_version, "at": at}).encode()
+
+
+class ConsentGate:
+    """Answers "may data flow for this subject and purpose now?" from a synced projection."""
+
+    def __init__(self) -> None:
+        self._granted: dict[str, set[str]] = {}
+        self._synced = False
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._resync = asyncio.Event()
+        self.revision = 0
+
+    # --- checks (hot path) -------------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    def allowed(self, pseudonym: str, purpose: str) -> bool:
+        """True only when the projection is synced and the purpose is currently granted."""
+        return self._synced and purpose in self._granted.get(pseudonym, _EMPTY)
+
+    def require(self, pseudonym: str, purpose: str) -> None:
+        """Raise :class:`ConsentRequired` (403) unless ``allowed``."""
+        if not self.allowed(pseudonym, purpose):
+            raise ConsentRequired(str(purpose))
+
+    def on_revoked(self, listener: Listener) -> None:
+        """Call ``listener(pseudonym, purpose)`` when a granted purpose is withdrawn or lapses."""
+        self._listeners.append(listener)
+
+    # --- projection ----------------------------------------------------------------------------
+
+    def apply(self, key: str, value: bytes | None, deleted: bool = False) -> None:
+        """Apply one KV entry (a put, or a delete/purge when ``deleted``)."""
+        pseudonym, _, purpose = key.partition(".")
+        if not purpose:
+            return
+        granted = False
+        if not deleted and value:
+            try:
+                granted = json.loads(value).get("state") == "granted"
+            except (ValueError, AttributeError):
+                granted = False  # unreadable means no consent
+        purposes = self._granted.get(pseudonym)
+        if granted:
+            if purposes is None:
+                self._granted[pseudonym] = {purpose}
+            else:
+                purposes.add(purpose)
+        elif purposes is not None and purpose in purposes:
+            purposes.discard(purpose)
+            if not purposes:
+                del self._granted[pseudonym]
+            for listener in self._listeners:
+                try:
+                    listener(pseudonym, purpose)
+                except Exception as exc:  # noqa: BLE001 - one listener must not block others
+                    log.error("revocation listener failed", extra={"error_type": type(exc).__name__})
+
+    def mark_unsynced(self) -> None:
+        self._synced = False
+        self._resync.set()
+
+    def load(self, entries: dict[str, bytes]) -> None:
+        """Replace the projection (tests and benchmarks); marks it synced."""
+        self._granted.clear()
+        for key, value in entries.items():
+            self.apply(key, value)
+        self._synced = True
+
+    async def start(self, bus: Any) -> None:
+        """Watch the bucket on ``bus`` until stopped; re-syncs after a reconnect."""
+
+        async def lost() -> None:
+            self.mark_unsynced()
+
+        bus.on_disconnect.append(lost)
+        bus.on_reconnect.append(lost)
+        self._task = asyncio.create_task(self._run(bus), name="consent-gate")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        self._synced = False
+
+    async def _run(self, bus: Any) -> None:
+        while True:
+            try:
+                await self._watch_once(bus)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - bucket missing or connection lost: retry
+                self._synced = False
+                log.warning("consent watch failed; retrying", extra={"error_type": type(exc).__name__})
+                await asyncio.sleep(0.5)
+
+    async def _watch_once(self, bus: Any) -> None:
+        from nats.errors import TimeoutError as NatsTimeoutError
+        from nats.js.kv import KV_DEL, KV_PURGE
+
+        self._resync.clear()
+        kv = await bus.js.key_value(KV_BUCKET)
+        watcher = await kv.watchall()
+        fresh: dict[str, set[str]] = {}
+        previous, self._granted = self._granted, fresh
+        try:
+            while not self._resync.is_set():
+                try:
+                    entry = await watcher.updates(timeout=0.5)
+                except NatsTimeoutError:
+                    continue
+                if entry is None:
+                    self._emit_lost(previous)
+                    self._synced = True
+                    continue
+                if not hasattr(entry, "key"):
+                    break  # watcher stopped
+                self.apply(entry.key, entry.value, entry.operation in (KV_DEL, KV_PURGE))
+                self.revision = entry.revision
+        finally:
+            self._synced = False
+            try:
+                await watcher.stop()
+            except Exception:  # noqa: BLE001 - connection may already be gone
+                pass
+
+    def _emit_lost(self, previous: dict[str, set[str]]) -> None:
+        """After a re-sync, tell listeners about grants that vanished while we were away."""
+        for pseudonym, purposes in previous.items():
+            now = self._granted.get(pseudonym, _EMPTY)
+            for purpose in purposes - now:
+                for listener in self._listeners:
+                    listener(pseudonym, purpose)

@@ -1,0 +1,110 @@
+"""Database engines, migrations and the unit-of-work session dependency.
+
+Each service owns one database (SQLite in WAL mode by default, PostgreSQL in production) whose
+schema is created by that service's Alembic migrations. Request handlers receive a
+:data:`SessionDep`; the dependency commits after the endpoint returns and *before* the response is
+sent (FastAPI ``scope="function"``), or rolls back on any error, which also drops the events the
+request staged in the outbox. Services never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+# Hooks run after a session commits that staged events (the outbox relay's wake-up call).
+AFTER_COMMIT_KEY = "kinwell_after_commit"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and use the psycopg 3 driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+
+
+def after_commit(session: Session, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once this session's current transaction has committed (never on rollback)."""
+    hooks: list[Callable[[], None]] = session.info.setdefault(AFTER_COMMIT_KEY, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for hook in session.info.pop(AFTER_COMMIT_KEY, []):
+        hook()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop(AFTER_COMMIT_KEY, None)
+
+
+def run_migrations(url: str, script_location: Path) -> None:
+    """Upgrade the database at ``url`` to the newest revision of a service's migrations."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A unit of work: commit when the block finishes, roll back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _get_session(request: Request) -> Iterator[Session]:
+    yield from session_scope(request.app.state.engine)
+
+
+SessionDep = Annotated[Session, Depends(_get_session, scope="function")]

@@ -1,0 +1,236 @@
+"""Errors as problem+json (RFC 9457) for every 4xx and 5xx.
+
+Domain code raises a :class:`ProblemError` subclass that names its status; one set of handlers
+renders every error, including FastAPI's validation errors and unknown routes, as
+``application/problem+json``. Messages are fixed strings chosen by the code: never an echo of the
+request body, so no personal data or free text can leak into an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://kinwell.dev/problems/"
+
+log = logging.getLogger("kinwell.errors")
+
+
+class ProblemError(Exception):
+    """An error with an HTTP status, rendered as problem+json."""
+
+    status: int = 400
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if code:
+            self.code = code
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(ProblemError):
+    status, code, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="kinwell"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class ConsentRequired(Forbidden):
+    """A purpose the request needs has no current consent; ``purpose`` names it."""
+
+    code, title = "consent-required", "Consent required"
+
+    def __init__(self, purpose: str, **kw: Any) -> None:
+        super().__init__(f"This needs your consent to the '{purpose}' purpose.", purpose=purpose, **kw)
+
+
+class NotFound(ProblemError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(ProblemError):
+    status, code, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(ProblemError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Gone(ProblemError):
+    status, code, title = 410, "gone", "Gone"
+
+
+class PayloadTooLarge(ProblemError):
+    status, code, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unprocessable(ProblemError):
+    status, code, title = 422, "validation-error", "Request failed validation"
+
+
+class TooManyRequests(ProblemError):
+    status, code, title = 429, "too-many-requests", "Too many requests"
+
+
+class ServiceUnavailable(ProblemError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+_STATUS_CLASSES: dict[int, type[ProblemError]] = {
+    c.status: c
+    for c in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        Gone,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Unprocessable,
+        TooManyRequests,
+        ServiceUnavailable,
+    )
+}
+
+
+def problem_response(err: ProblemError, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(err.body(instance), status_code=err.status, media_type=PROBLEM_JSON, headers=err.headers)
+
+
+def _safe_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Location, type and pydantic's generic message: never the offending input."""
+    out = []
+    for e in errors:
+        out.append(
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "type": e.get("type", "invalid"),
+                "msg": str(e.get("msg", "invalid value"))[:200],
+            }
+        )
+    return out[:50]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error of ``app`` as problem+json."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            err: ProblemError = BadRequest("The body is not valid JSON.", code="malformed-json")
+        else:
+            err = Unprocessable(errors=_safe_validation_errors(errors))
+        return problem_response(err, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        cls = _STATUS_CLASSES.get(exc.status_code)
+        if cls is None:
+            err = ProblemError(str(exc.detail) if exc.status_code < 500 else None)
+            err.status = exc.status_code
+            err.title = "Error"
+            err.code = "error"
+        else:
+            # Starlette's own details ("Not Found", "Method Not Allowed") are generic.
+            err = cls(str(exc.detail) if isinstance(exc.detail, str) else None)
+        if exc.headers:
+            err.headers.update(exc.headers)
+        return problem_response(err, request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The exception type only: its message might contain data from the request.
+        log.error("unhandled error", extra={"error_type": type(exc).__name__, "path": request.url.path})
+        err = ProblemError("An unexpected error occurred; it has been logged.")
+        err.status, err.code, err.title = 500, "internal", "Internal error"
+        return problem_response(err, request)
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_bytes`` with 413 before the app reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        err = PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
+        response = JSONResponse(err.body(scope.get("path")), status_code=413, media_type=PROBLEM_JSON)
+        await response(scope, receive, send)

@@ -1,0 +1,157 @@
+"""The NATS topology of Kinwell: one source of truth for streams, consumers and their owners.
+
+Pure data, no I/O. Services read it to declare their streams and consumers; ``shared.natsperm``
+renders the broker's permission file from it, so the broker enforces purpose limitation: a
+service can only read the subjects of the consumers listed here and only publish under its own
+prefix.
+
+Subjects are named ``<producer>.<purpose>.<event>.v<N>`` (e.g. ``checkin.personalization.
+submitted.v1``). The consumer filters select a *purpose*, so a new purpose is never delivered to a
+service until it is added here (and the permission file regenerated). The one exception to the
+producer prefix is ``contribution.>``: de-identified contributions that checkin, recommender and
+escalation publish and that only the aggregator reads.
+
+Consumers are created with ``ConsumerConfig(name=spec.name, durable_name=spec.name,
+filter_subject=spec.filter_subject)`` (``js.pull_subscribe(spec.filter_subject, durable=spec.name,
+stream=spec.stream)`` does exactly that). nats-py then uses the API subject
+``$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>``, the only consumer-create form the broker
+allows, because it names the filter and the server rejects a body whose filter differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.settings import SERVICES
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A JetStream stream: its subjects and the services allowed to create or update it."""
+
+    name: str
+    subjects: tuple[str, ...]
+    declared_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer a service reads one purpose through."""
+
+    service: str
+    stream: str
+    filter_subject: str
+
+    @property
+    def name(self) -> str:
+        """Durable consumer name, derived so that it is unique per (service, filter)."""
+        return consumer_name(self.service, self.filter_subject)
+
+
+def consumer_name(service: str, filter_subject: str) -> str:
+    """``("recommender", "checkin.personalization.>")`` -> ``recommender__checkin_personalization``.
+
+    Consumer names may not contain ``.``, ``*`` or ``>``, hence the substitutions.
+    """
+    filt = filter_subject.removesuffix(".>")
+    filt = "all" if filt == ">" else filt
+    return f"{service}__{filt.replace('.', '_').replace('*', 'any')}"
+
+
+KV_BUCKET = "consent"
+"""Consent state: stream ``KV_consent``, written only by consent, watched by the services below."""
+KV_STREAM = f"KV_{KV_BUCKET}"
+KV_WRITER = "consent"
+KV_WATCHERS: tuple[str, ...] = ("checkin", "recommender", "escalation")
+
+# Producers of de-identified contributions; all of them may declare the (identical) stream.
+CONTRIBUTORS: tuple[str, ...] = ("checkin", "recommender", "escalation")
+CONTRIBUTION_READER = "aggregator"
+# Services that answer consent's export / access-log requests about a data subject.
+SUBJECT_REQUEST_RESPONDERS: tuple[str, ...] = tuple(s for s in SERVICES if s != "consent")
+
+
+def _own(service: str) -> StreamSpec:
+    # Each service's own stream also holds its dead letters (<svc>.dlq.>) and erasure acks.
+    return StreamSpec(service.upper(), (f"{service}.>",), (service,))
+
+
+STREAMS: dict[str, StreamSpec] = {
+    spec.name: spec
+    for spec in (
+        _own("consent"),
+        StreamSpec("SUBJECT", ("subject.erasure.>",), ("consent",)),
+        StreamSpec("HRIS", ("hris.>",), ("consent",)),
+        _own("checkin"),
+        _own("recommender"),
+        _own("aggregator"),
+        _own("escalation"),
+        StreamSpec("CONTRIBUTION", ("contribution.>",), (*CONTRIBUTORS, CONTRIBUTION_READER)),
+    )
+}
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    # consent collects every service's erasure acknowledgements.
+    ConsumerSpec("consent", "CHECKIN", "checkin.erasure.>"),
+    ConsumerSpec("consent", "RECOMMENDER", "recommender.erasure.>"),
+    ConsumerSpec("consent", "AGGREGATOR", "aggregator.erasure.>"),
+    ConsumerSpec("consent", "ESCALATION", "escalation.erasure.>"),
+    ConsumerSpec("checkin", "SUBJECT", "subject.erasure.>"),
+    ConsumerSpec("checkin", "HRIS", "hris.subject.>"),
+    ConsumerSpec("checkin", "CONSENT", "consent.>"),
+    ConsumerSpec("recommender", "CHECKIN", "checkin.personalization.>"),
+    ConsumerSpec("recommender", "SUBJECT", "subject.erasure.>"),
+    ConsumerSpec("recommender", "HRIS", "hris.personalization.>"),
+    ConsumerSpec("recommender", "CONSENT", "consent.>"),
+    ConsumerSpec("aggregator", "CONTRIBUTION", "contribution.>"),
+    ConsumerSpec("aggregator", "HRIS", "hris.org.>"),
+    ConsumerSpec("aggregator", "HRIS", "hris.trigger.>"),
+    ConsumerSpec("aggregator", "SUBJECT", "subject.erasure.>"),
+    ConsumerSpec("escalation", "CHECKIN", "checkin.escalation.>"),
+    ConsumerSpec("escalation", "SUBJECT", "subject.erasure.>"),
+    ConsumerSpec("escalation", "CONSENT", "consent.>"),
+)
+
+
+def consumers_for(service: str) -> tuple[ConsumerSpec, ...]:
+    """The consumers ``service`` creates and reads from."""
+    return tuple(c for c in CONSUMERS if c.service == service)
+
+
+def streams_declared_by(service: str) -> tuple[StreamSpec, ...]:
+    """The streams ``service`` creates or updates at start-up (the KV stream is not included)."""
+    return tuple(s for s in STREAMS.values() if service in s.declared_by)
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """True if the stream subject ``pattern`` (``*``/``>`` wildcards) matches ``subject``."""
+    pat, sub = pattern.split("."), subject.split(".")
+    for i, token in enumerate(pat):
+        if token == ">":
+            return len(sub) > i
+        if i >= len(sub) or (token != "*" and token != sub[i]):
+            return False
+    return len(pat) == len(sub)
+
+
+def stream_for_subject(subject: str) -> StreamSpec:
+    """The stream that stores ``subject``; ``KeyError`` if no stream does (e.g. core requests)."""
+    for spec in STREAMS.values():
+        if any(_covers(pattern, subject) for pattern in spec.subjects):
+            return spec
+    raise KeyError(subject)
+
+
+def dlq_subject(service: str, original_subject: str) -> str:
+    """Where ``service`` parks a message it cannot process: its own stream, so it owns the data."""
+    return f"{service}.dlq.{original_subject}"
+
+
+def export_subject(service: str) -> str:
+    """Core request/reply subject consent uses to collect ``service``'s data-subject export."""
+    return f"subject.export.{service}.v1"
+
+
+def access_log_subject(service: str) -> str:
+    """Core request/reply subject consent uses to collect ``service``'s access log."""
+    return f"subject.accesslog.{service}.v1"

@@ -1,0 +1,104 @@
+"""The consent gate follows the KV bucket and fails closed, against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from nats.js.api import KeyValueConfig
+
+from shared.bus import Bus
+from shared.consent_gate import ConsentGate, kv_key, kv_value
+from shared.natsserver import NatsServer
+from shared.settings import SERVICES
+from shared.topology import KV_BUCKET
+
+ALICE = "a1" * 32
+BOB = "b2" * 32
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def _bus(server: NatsServer, service: str) -> Bus:
+    kw = server.connect_kwargs(service)
+    servers = kw["servers"]
+    bus = Bus(service, servers[0] if isinstance(servers, list) else servers, kw["user"], kw["password"])
+    await bus.connect()
+    return bus
+
+
+def test_unsynced_gate_denies():
+    gate = ConsentGate()
+    assert not gate.allowed(ALICE, "checkin")
+    gate.load({kv_key(ALICE, "checkin"): kv_value("granted", 1, "t")})
+    assert gate.allowed(ALICE, "checkin")
+    gate.mark_unsynced()
+    assert not gate.allowed(ALICE, "checkin")
+
+
+def test_gate_follows_grants_and_withdrawals(nats_server):
+    async def body():
+        consent = await _bus(nats_server, "consent")
+        checkin = await _bus(nats_server, "checkin")
+        kv = await consent.js.create_key_value(KeyValueConfig(bucket=KV_BUCKET, history=1))
+        await kv.put(kv_key(ALICE, "checkin"), kv_value("granted", 1, "t"))
+        revoked: list[tuple[str, str]] = []
+        gate = ConsentGate()
+        gate.on_revoked(lambda s, p: revoked.append((s, p)))
+        await gate.start(checkin)
+        await _until(lambda: gate.synced)
+        assert gate.allowed(ALICE, "checkin")
+        assert not gate.allowed(ALICE, "personalization")
+        assert not gate.allowed(BOB, "checkin")
+
+        await kv.put(kv_key(BOB, "checkin"), kv_value("granted", 1, "t"))
+        await _until(lambda: gate.allowed(BOB, "checkin"))
+        await kv.put(kv_key(ALICE, "checkin"), kv_value("withdrawn", 1, "t"))
+        await _until(lambda: not gate.allowed(ALICE, "checkin"))
+        assert revoked == [(ALICE, "checkin")]
+        await kv.delete(kv_key(BOB, "checkin"))
+        await _until(lambda: not gate.allowed(BOB, "checkin"))
+        await gate.stop()
+        ops = await _bus(nats_server, "ops")  # consent itself may not delete the bucket
+        await ops.js.delete_key_value(KV_BUCKET)
+        await ops.close()
+        await consent.close()
+        await checkin.close()
+
+    asyncio.run(body())
+
+
+def test_gate_denies_while_nats_is_down_and_resyncs_after(tmp_path):
+    passwords = {svc: secrets.token_urlsafe(16) for svc in (*SERVICES, "ops")}
+    server = NatsServer(store_dir=tmp_path / "js", passwords=passwords)
+    server.start()
+    try:
+
+        async def body():
+            consent = await _bus(server, "consent")
+            checkin = await _bus(server, "checkin")
+            kv = await consent.js.create_key_value(KeyValueConfig(bucket=KV_BUCKET, history=1))
+            await kv.put(kv_key(ALICE, "escalation"), kv_value("granted", 1, "t"))
+            gate = ConsentGate()
+            await gate.start(checkin)
+            await _until(lambda: gate.allowed(ALICE, "escalation"))
+
+            server.stop()
+            await _until(lambda: not gate.synced)
+            assert not gate.allowed(ALICE, "escalation")
+
+            server.restart()
+            await _until(lambda: gate.synced, timeout=20)
+            assert gate.allowed(ALICE, "escalation")
+            await gate.stop()
+            await consent.close()
+            await checkin.close()
+
+        asyncio.run(body())
+    finally:
+        server.stop()
