@@ -353,7 +353,7 @@ def verify_receipt(token: str, jwks: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(token, str) or len(token) > MAX_RECEIPT_BYTES or not _COMPACT.fullmatch(token):
         raise ReceiptInvalid("malformed receipt")
     header = _header(token)
-    if header is None or header.get("typ") != RECEIPT_TYPE or "crit" in header:
+    if header is None or header.get("alg") != "ES256" or header.get("typ") != RECEIPT_TYPE or "crit" in header:
         raise ReceiptInvalid("not an ES256 consent receipt")
     kid = header.get("kid")
     try:

@@ -68,38 +68,37 @@ def _kv_watch_api() -> list[str]:
 def service_permissions(service: str) -> Permissions:
     """Least-privilege permissions of ``service``, derived from the topology."""
     p = Permissions()
+    pub, sub = p.publish.append, p.subscribe.append
     own = [f"{service}.>"]  # includes its dead letters <svc>.dlq.> and erasure acks
     if service == "consent":
-        own += [s for name in ("SUBJECT", "HRIS") for s in t.STREAMS[name].subjects]
-    p.publish.append(("events it produces (own prefix, dead letters, erasure acks)", own))
+        own += [*t.STREAMS["SUBJECT"].subjects, *t.STREAMS["HRIS"].subjects]
+    pub(("events it produces (own prefix, dead letters, erasure acks)", own))
     if service in t.CONTRIBUTORS:
-        p.publish.append(("de-identified contributions, read only by the aggregator",
-                          list(t.STREAMS["CONTRIBUTION"].subjects)))
-    streams = [s.name for s in t.streams_declared_by(service)]
-    p.publish.append(("JetStream: account info, declare own streams", [f"{JS_API}.INFO"] + [
-        f"{JS_API}.STREAM.{op}.{name}" for name in streams for op in ("CREATE", "UPDATE", "INFO")
-    ]))
+        pub(("de-identified contributions, read only by the aggregator", [*t.STREAMS["CONTRIBUTION"].subjects]))
+    declare = [f"{JS_API}.INFO"]
+    for stream in t.streams_declared_by(service):
+        declare += [f"{JS_API}.STREAM.{op}.{stream.name}" for op in ("CREATE", "UPDATE", "INFO")]
+    pub(("JetStream: account info, declare own streams", declare))
     for c in t.consumers_for(service):
-        p.publish.append((f"consumer {c.name} on {c.stream} ({c.filter_subject})", _consumer_api(c)))
+        pub((f"consumer {c.name} on {c.stream} ({c.filter_subject})", _consumer_api(c)))
     if service == t.KV_WRITER:
-        p.publish.append((f"KV bucket {t.KV_BUCKET}: create, write, read", [
+        kv_write = [
             f"{JS_API}.STREAM.CREATE.{t.KV_STREAM}",
             f"{JS_API}.STREAM.UPDATE.{t.KV_STREAM}",
             f"$KV.{t.KV_BUCKET}.>",
             f"{JS_API}.DIRECT.GET.{t.KV_STREAM}.>",
             f"{JS_API}.STREAM.MSG.GET.{t.KV_STREAM}",
-        ]))
+        ]
+        pub((f"KV bucket {t.KV_BUCKET}: create, write, read", kv_write))
     if service == t.KV_WRITER or service in t.KV_WATCHERS:
-        p.publish.append((f"KV bucket {t.KV_BUCKET}: watch", _kv_watch_api()))
+        pub((f"KV bucket {t.KV_BUCKET}: watch", _kv_watch_api()))
     if service == "consent":
-        p.publish.append(("data-subject requests to every other service", [
-            f(s) for s in t.SUBJECT_REQUEST_RESPONDERS for f in (t.export_subject, t.access_log_subject)
-        ]))
+        requests = [f(s) for s in t.SUBJECT_REQUEST_RESPONDERS for f in (t.export_subject, t.access_log_subject)]
+        pub(("data-subject requests to every other service", requests))
 
-    p.subscribe.append(("own inbox only (connect with inbox_prefix)", [f"{inbox_prefix(service)}.>"]))
+    sub(("own inbox only (connect with inbox_prefix)", [f"{inbox_prefix(service)}.>"]))
     if service in t.SUBJECT_REQUEST_RESPONDERS:
-        p.subscribe.append(("data-subject requests about its own data",
-                            [t.export_subject(service), t.access_log_subject(service)]))
+        sub(("data-subject requests about its own data", [t.export_subject(service), t.access_log_subject(service)]))
         p.allow_responses = True  # may reply once to each request's reply subject
     return p
 

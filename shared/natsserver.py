@@ -142,8 +142,18 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update({nats_password_env(u): nats_env_value(pw) for u, pw in self.passwords.items()})
-        cmd = [str(binary), "-c", str(self.config), "-a", self.host, "-p", str(self.port),
-               "-sd", str(self.store_dir), "-js"]
+        cmd = [
+            str(binary),
+            "-c",
+            str(self.config),
+            "-a",
+            self.host,
+            "-p",
+            str(self.port),
+            "-sd",
+            str(self.store_dir),
+            "-js",
+        ]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         try:
@@ -159,9 +169,7 @@ class NatsServer:
         while time.monotonic() < deadline:
             assert self._proc is not None
             if self._proc.poll() is not None:
-                raise NatsServerError(
-                    f"nats-server exited with {self._proc.returncode}: {self._log_tail()}"
-                )
+                raise NatsServerError(f"nats-server exited with {self._proc.returncode}: {self._log_tail()}")
             if not self._accepting():
                 time.sleep(0.02)
                 continue
@@ -170,7 +178,7 @@ class NatsServer:
                 with ThreadPoolExecutor(1) as pool:
                     pool.submit(asyncio.run, self._probe()).result()
                 return
-            except Exception as exc:  # not listening yet, or JetStream still starting
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"; retried
                 last_error = f"{type(exc).__name__}: {exc}"
             time.sleep(0.05)
         raise NatsServerError(f"nats-server not ready after {timeout}s ({last_error}): {self._log_tail()}")

@@ -126,10 +126,10 @@ def streams_declared_by(service: str) -> tuple[StreamSpec, ...]:
 def _covers(pattern: str, subject: str) -> bool:
     """True if the stream subject ``pattern`` (``*``/``>`` wildcards) matches ``subject``."""
     pat, sub = pattern.split("."), subject.split(".")
-    for i, token in enumerate(pat):
-        if token == ">":
+    for i, part in enumerate(pat):
+        if part == ">":
             return len(sub) > i
-        if i >= len(sub) or (token != "*" and token != sub[i]):
+        if i >= len(sub) or part not in ("*", sub[i]):
             return False
     return len(pat) == len(sub)
 

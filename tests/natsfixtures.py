@@ -17,7 +17,7 @@ from nats.aio.client import Client
 
 from shared.natsserver import USERS, NatsServer
 
-__all__ = ["ErrorLog", "NatsConnect", "nats_connect", "nats_server"]
+__all__ = ["ErrorLog", "NatsConnect", "flushed", "nats_connect", "nats_server"]
 
 
 @pytest.fixture(scope="session")
@@ -33,11 +33,25 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
         yield server
 
 
+async def flushed(nc: Client) -> None:
+    """Return once the server has processed everything ``nc`` sent so far.
+
+    Use this, not a bare ``nc.flush()``, after ``subscribe`` or before checking for permission
+    errors: nats-py 2.16 writes flush()'s PING straight to the socket, ahead of SUB/PUB commands
+    still queued for its flusher task, so the PONG can come back before the server has seen them
+    (in tests: ~5% NoRespondersError, permission errors arriving "late"). The first flush gets
+    the queue written; the second PING then follows it.
+    """
+    await nc.flush()
+    await nc.flush()
+
+
 class ErrorLog:
     """Records a client's async errors (e.g. permission violations): ``error_cb=log.record``.
 
     The server reports a denied publish or subscribe asynchronously (``-ERR``), never as the
-    result of the call, so tests wait for it: ``await log.wait_for('publish to "checkin.x"')``.
+    result of the call: check after ``await flushed(nc)`` with ``log.has('publish to "x"')``,
+    or wait with ``await log.wait_for('publish to "x"')``.
     """
 
     def __init__(self) -> None:

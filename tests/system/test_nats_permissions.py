@@ -1,10 +1,8 @@
 """The broker enforces purpose limitation: a real nats-server running the committed auth.conf.
 
 Denied publishes and subscriptions are reported asynchronously (``-ERR 'Permissions Violation
-...'``), and nats-server 2.15 may send that error *after* the PONG of a following PING, so a
-flush proves nothing. :func:`settle` instead provokes one more, known violation and waits for
-it: violations are reported in order, so any earlier one has arrived by then. A denied
-JetStream API request simply never gets a reply (the client times out).
+...'``), in order with the PONG of a later PING, so after :func:`flushed` the error log is
+complete. A denied JetStream API request simply never gets a reply (the client times out).
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, RePublish, StreamConfig, StreamInfo, StreamSource
 from nats.js.errors import BadRequestError
@@ -26,7 +25,7 @@ from shared import natsperm
 from shared import topology as t
 from shared.natsserver import NatsServer, NatsServerError, free_port
 from shared.settings import SERVICES
-from tests.natsfixtures import ErrorLog, NatsConnect
+from tests.natsfixtures import ErrorLog, NatsConnect, flushed
 
 STREAM_IN_USE = 10058  # "stream name already in use with a different configuration"
 TEST_SUBJECT = "{}.test.permission.v1"  # under each prefix; no consumer filters *.test.>
@@ -57,16 +56,9 @@ async def connect_logged(nats_connect: NatsConnect, service: str) -> tuple[Clien
     return await nats_connect(service, error_cb=log.record), log
 
 
-async def settle(nc: Client, log: ErrorLog) -> None:
-    """Return once every violation caused so far by ``nc`` has been reported to ``log``."""
-    sentinel = f"kinwell.sentinel.{uuid.uuid4().hex}"  # no user may publish here
-    await nc.publish(sentinel, b"")
-    await log.wait_for(f'publish to "{sentinel}"')
-
-
 async def assert_publish(nc: Client, log: ErrorLog, subject: str, *, allowed: bool) -> None:
     await nc.publish(subject, b"{}", reply=nc.new_inbox())
-    await settle(nc, log)
+    await flushed(nc)
     denied = log.has(f'publish to "{subject}"')
     assert denied is not allowed, f"{subject}: expected {'allowed' if allowed else 'denied'}, got {log.errors}"
 
@@ -90,9 +82,7 @@ def test_every_service_user_has_allow_lists_only() -> None:
         assert sub[0] == f"_INBOX_{service}.>"
         assert not [s for s in pub if s.startswith("$JS.API.CONSUMER.DURABLE.")]
         own_streams = {s.name for s in t.streams_declared_by(service)}
-        assert {s.split(".")[-1] for s in pub if s.startswith("$JS.API.STREAM.CREATE.")} <= own_streams | {
-            t.KV_STREAM
-        }
+        assert {s.split(".")[-1] for s in pub if s.startswith("$JS.API.STREAM.CREATE.")} <= own_streams | {t.KV_STREAM}
     agg = natsperm.service_permissions("aggregator")
     assert not [s for s in agg.subjects("publish") if "CHECKIN" in s or s.startswith("checkin.")]
     assert "contribution.>" not in agg.subjects("publish")
@@ -108,25 +98,25 @@ def test_aggregator_cannot_subscribe_to_checkin(nats_connect: NatsConnect) -> No
         seen_by_agg: list[bytes] = []
         seen_by_ops: list[bytes] = []
 
-        async def agg_cb(msg: nats.aio.msg.Msg) -> None:
+        async def agg_cb(msg: Msg) -> None:
             seen_by_agg.append(msg.data)
 
-        async def ops_cb(msg: nats.aio.msg.Msg) -> None:
+        async def ops_cb(msg: Msg) -> None:
             seen_by_ops.append(msg.data)
 
         await agg.subscribe("checkin.>", cb=agg_cb)
         await ops.subscribe("checkin.>", cb=ops_cb)  # control: the message really is sent
-        await agg.flush()
-        await ops.flush()
-        assert "subscription" in await log.wait_for('subscription to "checkin.>"')
+        await flushed(agg)
+        await flushed(ops)
+        assert log.has('subscription to "checkin.>"'), log.errors
 
         marker = uuid.uuid4().hex.encode()
         await checkin.publish(TEST_SUBJECT.format("checkin"), marker)
-        await checkin.flush()
+        await flushed(checkin)
         async with asyncio.timeout(2):
             while marker not in seen_by_ops:
                 await asyncio.sleep(0.01)
-        await agg.flush()
+        await flushed(agg)
         assert marker not in seen_by_agg
 
     asyncio.run(body())
@@ -183,7 +173,7 @@ def test_subscribing_outside_own_inbox_and_requests_is_denied(
     async def body() -> None:
         nc, log = await connect_logged(nats_connect, service)
         await nc.subscribe(subject)
-        await settle(nc, log)
+        await flushed(nc)
         assert log.has(f'subscription to "{subject}"'), log.errors
 
     asyncio.run(body())
@@ -193,11 +183,11 @@ def test_consent_collects_exports_by_request_reply(nats_connect: NatsConnect) ->
     async def body() -> None:
         consent, checkin = await nats_connect("consent"), await nats_connect("checkin")
 
-        async def answer(msg: nats.aio.msg.Msg) -> None:
+        async def answer(msg: Msg) -> None:
             await msg.respond(b'{"records": []}')  # allowed once via allow_responses
 
         await checkin.subscribe(t.export_subject("checkin"), cb=answer)
-        await checkin.flush()
+        await flushed(checkin)
         reply = await consent.request(t.export_subject("checkin"), b"{}", timeout=2)
         assert reply.data == b'{"records": []}'
 
@@ -215,8 +205,8 @@ def test_checkin_declares_its_stream_and_gets_a_puback(nats_connect: NatsConnect
         await ensure_stream(js, "CONTRIBUTION")
         ack = await js.publish(TEST_SUBJECT.format("checkin"), b"{}")
         assert ack.stream == "CHECKIN" and ack.seq >= 1
-        await settle(nc, log)
-        assert not [e for e in log.errors if "sentinel" not in e]
+        await flushed(nc)
+        assert not log.errors
 
     asyncio.run(body())
 
@@ -329,8 +319,8 @@ def test_kv_watcher_sees_consent_updates(nats_connect: NatsConnect) -> None:
         assert entry.value == b"withdrawn"
         await watcher.stop()
         await assert_publish(checkin, watch_log, f"$KV.consent.{key}", allowed=False)
-        await settle(consent, log)
-        assert not [e for e in log.errors if "sentinel" not in e]
+        await flushed(consent)
+        assert not log.errors
 
     asyncio.run(body())
 
@@ -351,10 +341,11 @@ def test_stream_create_cannot_be_used_to_copy_another_stream(tmp_path: Path) -> 
             await checkin.jetstream().publish("checkin.personalization.mood.v1", b"private")
             leaked: list[bytes] = []
 
-            async def cb(msg: nats.aio.msg.Msg) -> None:
+            async def cb(msg: Msg) -> None:
                 leaked.append(msg.data)
 
             await agg.subscribe("_INBOX_aggregator.leak.>", cb=cb)
+            await flushed(agg)
             config = StreamConfig(
                 name="AGGREGATOR",
                 subjects=["aggregator.>"],

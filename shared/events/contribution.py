@@ -1,0 +1,3 @@
+"""De-identified contributions to the aggregator (``contribution.<purpose>.<event>.v<N>``)."""
+
+from __future__ import annotations

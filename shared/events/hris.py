@@ -1,0 +1,3 @@
+"""Contracts published on ``hris.*``: filled by the issue that builds the hris flows."""
+
+from __future__ import annotations
