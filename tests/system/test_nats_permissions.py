@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -23,12 +25,24 @@ from nats.js.kv import KeyValue
 
 from shared import natsperm
 from shared import topology as t
-from shared.natsserver import NatsServer, NatsServerError, free_port
+from shared.natsserver import USERS, NatsServer, NatsServerError, free_port
 from shared.settings import SERVICES
 from tests.natsfixtures import ErrorLog, NatsConnect, flushed
 
 STREAM_IN_USE = 10058  # "stream name already in use with a different configuration"
 TEST_SUBJECT = "{}.test.permission.v1"  # under each prefix; no consumer filters *.test.>
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """This module's own server (overrides the session one, same config and permissions).
+
+    These tests create the topology's streams and consumers with default configs; on the shared
+    server those would be what later tests of the real services find.
+    """
+    passwords = {user: secrets.token_urlsafe(24) for user in USERS}
+    with NatsServer(tmp_path_factory.mktemp("nats-perms"), passwords=passwords) as server:
+        yield server
 
 
 async def ensure_stream(js: JetStreamContext, name: str) -> StreamInfo:
@@ -321,6 +335,38 @@ def test_kv_watcher_sees_consent_updates(nats_connect: NatsConnect) -> None:
         await assert_publish(checkin, watch_log, f"$KV.consent.{key}", allowed=False)
         await flushed(consent)
         assert not log.errors
+
+    asyncio.run(body())
+
+
+def test_every_service_can_declare_and_read_everything_the_topology_gives_it(nats_connect: NatsConnect) -> None:
+    # The permission file is complete: a start-up of all five services hits no violation.
+    async def body() -> None:
+        clients = {s: await connect_logged(nats_connect, s) for s in SERVICES}
+        for service, (nc, _) in clients.items():
+            js = nc.jetstream(timeout=2)
+            await js.account_info()
+            for stream in t.streams_declared_by(service):
+                await ensure_stream(js, stream.name)
+                await js.stream_info(stream.name)
+            if service == t.KV_WRITER:
+                await ensure_kv(js)
+        for service, (nc, log) in clients.items():
+            js = nc.jetstream(timeout=2)
+            for c in t.consumers_for(service):
+                sub = await js.pull_subscribe(c.filter_subject, durable=c.name, stream=c.stream)
+                assert (await sub.consumer_info()).config.filter_subject == c.filter_subject
+                try:
+                    for msg in await sub.fetch(1, timeout=0.05):
+                        await msg.nak()
+                except nats.errors.TimeoutError:
+                    pass  # nothing pending: the fetch itself was allowed
+            if service in t.KV_WATCHERS:
+                watcher = await (await js.key_value(t.KV_BUCKET)).watchall()
+                await watcher.updates(timeout=2)
+                await watcher.stop()
+            await flushed(nc)
+            assert not log.errors, (service, log.errors)
 
     asyncio.run(body())
 
