@@ -1,0 +1,170 @@
+"""A small HTTP/1.1 load generator and a way to serve an app in its own process.
+
+The generator speaks raw keep-alive HTTP/1.1 over asyncio streams (no client library in the hot
+loop), so on this 2-core machine most of the CPU goes to the server under test. Every benchmark
+measures its baseline with the same generator in the same run, so ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    seconds: float
+    latencies_ms: list[float] = field(repr=False)
+    statuses: Counter[int] = field(default_factory=Counter)
+    errors: int = 0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+    @property
+    def p50(self) -> float:
+        return self.pct(0.50)
+
+    @property
+    def p99(self) -> float:
+        return self.pct(0.99)
+
+    def summary(self) -> str:
+        return (
+            f"{self.rps:,.0f} req/s, p50 {self.p50:.1f} ms, p99 {self.p99:.1f} ms, "
+            f"statuses {dict(self.statuses)}, errors {self.errors}"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_app(factory: str, *, port: int, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[str]:
+    """Run ``uvicorn --factory module:function`` in a child process; yields its base URL."""
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+        "--no-access-log", "--log-level", "warning", "--workers", str(workers),
+    ]
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{factory} did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _request(method: str, path: str, host: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _hammer(
+    url: str,
+    method: str,
+    path: str,
+    body: Callable[[int], bytes],
+    headers: Callable[[int], dict[str, str]],
+    concurrency: int,
+    duration: float,
+    warmup: float,
+) -> LoadResult:
+    host_port = url.split("://", 1)[1]
+    host, port = host_port.split(":")
+    counter = iter(range(1 << 62))
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    errors = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + duration
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while True:
+                now = time.perf_counter()
+                if now >= stop_at:
+                    return
+                i = next(counter)
+                writer.write(_request(method, path, host_port, body(i), headers(i)))
+                t0 = time.perf_counter()
+                try:
+                    status = await _read_response(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                    continue
+                t1 = time.perf_counter()
+                if t0 >= measure_from and t1 <= stop_at:
+                    latencies.append((t1 - t0) * 1000)
+                    statuses[status] += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return LoadResult(len(latencies), duration, latencies, statuses, errors)
+
+
+def hammer(
+    url: str,
+    method: str,
+    path: str,
+    *,
+    body: Callable[[int], bytes] = lambda i: b"",
+    headers: Callable[[int], dict[str, str]] = lambda i: {},
+    concurrency: int = 32,
+    duration: float = 5.0,
+    warmup: float = 1.0,
+) -> LoadResult:
+    """Send requests from ``concurrency`` keep-alive connections for ``warmup + duration`` seconds.
+
+    Only requests that start after the warm-up and finish before the end are counted.
+    """
+    return asyncio.run(_hammer(url, method, path, body, headers, concurrency, duration, warmup))
