@@ -59,12 +59,13 @@ async def _relay(bus: Bus, events: list[BenchEvent]) -> float:
 async def _main() -> list[Result]:
     server = nats_server()
     server.start()
+    server.provision()
     try:
         kw = server.connect_kwargs("checkin")
         servers = kw["servers"]
         bus = Bus("checkin", servers[0] if isinstance(servers, list) else servers, kw["user"], kw["password"])
         await bus.connect()
-        await bus.ensure_streams()
+        await bus.wait_for_streams()
         # Distinct subjects so the relay's per-subject ordering cut does not apply; warm up both paths.
         await _raw(bus, [BenchEvent(n=i, value=0.5) for i in range(500)])
         raw = await _raw(bus, [BenchEvent(n=i, value=0.5) for i in range(N)])

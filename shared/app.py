@@ -116,10 +116,10 @@ async def _start_bus(rt: Runtime) -> None:
             delay = min(delay * 2, 5.0)
     while True:
         try:
-            await rt.bus.ensure_streams()
+            await rt.bus.wait_for_streams()
             break
-        except Exception as exc:  # noqa: BLE001
-            log.warning("declaring streams failed", extra={"service": rt.spec.name, "error_type": type(exc).__name__})
+        except Exception as exc:  # noqa: BLE001 - not provisioned yet: keep waiting
+            log.warning("waiting for streams", extra={"service": rt.spec.name, "error_type": type(exc).__name__})
             await asyncio.sleep(1.0)
     rt.relay.start()
     if rt.gate is not None:

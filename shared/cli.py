@@ -86,7 +86,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     except NatsServerError as exc:
         print(f"kinwell up: NATS did not start: {exc}", file=sys.stderr)
         return 1
-    print(f"nats-server  {nats.url}  (JetStream, permissions from deploy/nats/auth.conf)")
+    try:
+        nats.provision()
+    except Exception as exc:  # noqa: BLE001 - say what failed and stop cleanly
+        print(f"kinwell up: provisioning streams failed: {type(exc).__name__}", file=sys.stderr)
+        nats.stop()
+        return 1
+    print(f"nats-server  {nats.url}  (JetStream, permissions from deploy/nats/auth.conf; streams provisioned)")
 
     env = service_env(platform, ports, host)
     for svc in SERVICES:
@@ -145,6 +151,24 @@ def cmd_up(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_provision(args: argparse.Namespace) -> int:
+    """Declare streams and the KV bucket on a running NATS (docker-compose / Kubernetes job)."""
+    import asyncio
+
+    from shared.bus.provision import provision_url
+
+    platform = PlatformSettings()
+    password = os.environ.get(nats_password_env("ops"))
+    if password is None and platform.mode == "embedded":
+        password = load_or_create_dev_secrets(platform.data_dir)["nats_ops_password"]
+    if not password:
+        print(f"kinwell nats provision: set {nats_password_env('ops')}", file=sys.stderr)
+        return 2
+    declared = asyncio.run(provision_url(platform.nats_url, password, platform.nats_replicas))
+    print("provisioned: " + ", ".join(declared))
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     from shared.auth import Role, dev_token
 
@@ -169,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port-offset", type=int, default=0, help="add to every service port (8001-8005)")
     up.add_argument("--ready-timeout", type=float, default=60.0)
     up.set_defaults(fn=cmd_up)
+    nats_cmd = sub.add_parser("nats", help="NATS operations")
+    nats_sub = nats_cmd.add_subparsers(dest="nats_command", required=True)
+    prov = nats_sub.add_parser("provision", help="declare streams and the consent KV bucket (as the ops user)")
+    prov.set_defaults(fn=cmd_provision)
     tok = sub.add_parser("token", help="print a dev token (embedded mode only)")
     tok.add_argument("--sub", required=True, help="employee or client id")
     tok.add_argument("--role", action="append", default=[], help="repeatable; default employee")

@@ -77,19 +77,19 @@ def service_permissions(service: str) -> Permissions:
         pub(("de-identified contributions, read only by the aggregator", [*t.STREAMS["CONTRIBUTION"].subjects]))
     declare = [f"{JS_API}.INFO"]
     for stream in t.streams_declared_by(service):
-        declare += [f"{JS_API}.STREAM.{op}.{stream.name}" for op in ("CREATE", "UPDATE", "INFO")]
-    pub(("JetStream: account info, declare own streams", declare))
+        declare.append(f"{JS_API}.STREAM.INFO.{stream.name}")
+    # No STREAM.CREATE/UPDATE: a stream config can source another stream, so only the
+    # provisioner (ops) declares streams.
+    pub(("JetStream: account info, check own streams exist", declare))
     for c in t.consumers_for(service):
         pub((f"consumer {c.name} on {c.stream} ({c.filter_subject})", _consumer_api(c)))
     if service == t.KV_WRITER:
         kv_write = [
-            f"{JS_API}.STREAM.CREATE.{t.KV_STREAM}",
-            f"{JS_API}.STREAM.UPDATE.{t.KV_STREAM}",
             f"$KV.{t.KV_BUCKET}.>",
             f"{JS_API}.DIRECT.GET.{t.KV_STREAM}.>",
             f"{JS_API}.STREAM.MSG.GET.{t.KV_STREAM}",
         ]
-        pub((f"KV bucket {t.KV_BUCKET}: create, write, read", kv_write))
+        pub((f"KV bucket {t.KV_BUCKET}: write, read", kv_write))
     if service == t.KV_WRITER or service in t.KV_WATCHERS:
         pub((f"KV bucket {t.KV_BUCKET}: watch", _kv_watch_api()))
     if service == "consent":

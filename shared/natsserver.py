@@ -183,6 +183,14 @@ class NatsServer:
             time.sleep(0.05)
         raise NatsServerError(f"nats-server not ready after {timeout}s ({last_error}): {self._log_tail()}")
 
+    def provision(self) -> list[str]:
+        """Declare every topology stream and the consent KV bucket as the ops user (idempotent)."""
+        from shared.bus.provision import provision_url
+
+        password = self.connect_kwargs(OPS_USER)["password"]
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, provision_url(self.url, password)).result()
+
     def _accepting(self) -> bool:
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5):

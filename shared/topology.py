@@ -1,9 +1,11 @@
 """The NATS topology of Kinwell: one source of truth for streams, consumers and their owners.
 
-Pure data, no I/O. Services read it to declare their streams and consumers; ``shared.natsperm``
-renders the broker's permission file from it, so the broker enforces purpose limitation: a
-service can only read the subjects of the consumers listed here and only publish under its own
-prefix.
+Pure data, no I/O. The provisioner (``kinwell nats provision``, as the ``ops`` user) declares the
+streams from it; services create their consumers from it; ``shared.natsperm`` renders the
+broker's permission file from it, so the broker enforces purpose limitation: a service can only
+read the subjects of the consumers listed here and only publish under its own prefix. Services
+may not create or update streams at all: a service that could would be able to give its own
+stream another stream as a source and so read data outside its purposes.
 
 Subjects are named ``<producer>.<purpose>.<event>.v<N>`` (e.g. ``checkin.personalization.
 submitted.v1``). The consumer filters select a *purpose*, so a new purpose is never delivered to a
@@ -27,7 +29,11 @@ from shared.settings import SERVICES
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """A JetStream stream: its subjects and the services allowed to create or update it."""
+    """A JetStream stream: its subjects and the services that publish into it.
+
+    ``declared_by`` names the services that own (publish into) the stream and check at start-up
+    that it exists; only the provisioner creates or updates it.
+    """
 
     name: str
     subjects: tuple[str, ...]
@@ -119,7 +125,7 @@ def consumers_for(service: str) -> tuple[ConsumerSpec, ...]:
 
 
 def streams_declared_by(service: str) -> tuple[StreamSpec, ...]:
-    """The streams ``service`` creates or updates at start-up (the KV stream is not included)."""
+    """The streams ``service`` publishes into and waits for at start-up (not the KV stream)."""
     return tuple(s for s in STREAMS.values() if service in s.declared_by)
 
 

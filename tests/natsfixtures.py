@@ -26,10 +26,11 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
     It runs ``deploy/nats/nats.conf`` with the committed ``auth.conf``, so tests see exactly
     the permissions production enforces. State is shared across the session: use unique
-    subjects / keys, and create streams idempotently.
+    subjects / keys. Streams and the KV bucket are provisioned, as ``kinwell up`` does.
     """
     passwords = {user: secrets.token_urlsafe(24) for user in USERS}
     with NatsServer(tmp_path_factory.mktemp("nats"), passwords=passwords) as server:
+        server.provision()
         yield server
 
 

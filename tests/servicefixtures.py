@@ -80,6 +80,7 @@ def service_nats(tmp_path: Path) -> Iterator[NatsServer]:
     """A nats-server of the test's own, so durable consumers and streams start empty."""
     passwords = {user: secrets.token_urlsafe(24) for user in USERS}
     with NatsServer(tmp_path / "nats", passwords=passwords) as server:
+        server.provision()
         yield server
 
 

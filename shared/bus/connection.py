@@ -87,12 +87,16 @@ class Bus:
         )
         self._js = self.nc.jetstream(timeout=timeout)
 
-    async def ensure_streams(self) -> None:
-        """Declare the streams this service owns (idempotent; the same config from every owner)."""
+    async def wait_for_streams(self) -> None:
+        """Check that the streams this service publishes into exist (the provisioner declares them).
+
+        Raises ``nats.js.errors.NotFoundError`` while one is missing; the caller retries.
+        """
         for spec in topology.streams_declared_by(self.service):
-            await self.ensure_stream(spec.name, list(spec.subjects))
+            await self.js.stream_info(spec.name)
 
     async def ensure_stream(self, name: str, subjects: list[str]) -> None:
+        """Declare an ad-hoc stream (tests and benches, as the ops user; services may not)."""
         config = StreamConfig(
             name=name,
             subjects=subjects,
@@ -103,7 +107,6 @@ class Bus:
         try:
             await self.js.add_stream(config)
         except BadRequestError:
-            # Exists with another configuration (e.g. subjects added by a newer release).
             await self.js.update_stream(config)
 
     async def publish(self, subject: str, payload: bytes, msg_id: str, headers: dict[str, str] | None = None) -> None:

@@ -6,6 +6,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -96,8 +97,15 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "exp": now + 600,
         "jti": "tok-1",
     }
-    base.update(overrides)
+    # Times given as Rel(seconds) are resolved now, not when the module was imported: a long
+    # suite would otherwise age a "120 s in the future" token into the leeway.
+    base.update({k: (now + v.seconds if isinstance(v, Rel) else v) for k, v in overrides.items()})
     return {k: v for k, v in base.items() if v is not DROP}
+
+
+@dataclass(frozen=True)
+class Rel:
+    seconds: int
 
 
 def forge(header: dict[str, Any], payload: dict[str, Any] | bytes, sign: Callable[[bytes], bytes] | None) -> str:
@@ -238,10 +246,10 @@ HS256_ATTACKS: dict[str, Forger] = {
     "tampered-sub": lambda s, k: with_payload(_hs()(s, k), claims(sub="emp-other")),
     "payload-not-json": lambda s, k: forge({"alg": "HS256"}, b"hello", hmac_signer(s)),
     "payload-json-array": lambda s, k: forge({"alg": "HS256"}, b"[1]", hmac_signer(s)),
-    "expired": _hs(exp=int(time.time()) - 3600),
-    "expired-beyond-leeway": _hs(exp=int(time.time()) - 45),
-    "nbf-in-future": _hs(nbf=int(time.time()) + 120),
-    "iat-in-future": _hs(iat=int(time.time()) + 120),
+    "expired": _hs(exp=Rel(-3600)),
+    "expired-beyond-leeway": _hs(exp=Rel(-45)),
+    "nbf-in-future": _hs(nbf=Rel(120)),
+    "iat-in-future": _hs(iat=Rel(120)),
     "wrong-aud": _hs(aud="some-other-api"),
     "aud-list-without-ours": _hs(aud=["a", "b"]),
     "aud-not-a-string": _hs(aud=7),
@@ -341,9 +349,9 @@ def test_valid_dev_token_is_accepted(client: TestClient, dev_settings: PlatformS
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"exp": int(time.time()) - 10},
-        {"nbf": int(time.time()) + 20},
-        {"iat": int(time.time()) + 45},
+        {"exp": Rel(-10)},
+        {"nbf": Rel(20)},
+        {"iat": Rel(45)},
         {"aud": ["other", AUDIENCE]},
         {"roles": DROP, "jti": DROP},
     ],
@@ -414,7 +422,7 @@ def test_dev_token_claims(dev_settings: PlatformSettings) -> None:
 
 
 def test_expired_token_says_expired_only_when_the_signature_is_good(client: TestClient, secret: bytes) -> None:
-    expired = claims(exp=int(time.time()) - 3600)
+    expired = claims(exp=Rel(-3600))
     good = client.get("/me", headers=bearer(forge({"alg": "HS256"}, expired, hmac_signer(secret))))
     assert good.json()["detail"] == auth._EXPIRED
     forged = client.get("/me", headers=bearer(forge({"alg": "HS256"}, expired, hmac_signer(b"x" * 40))))
@@ -494,7 +502,7 @@ RS256_ATTACKS: dict[str, Forger] = {
     "jwk-for-encryption": lambda s, k: rs256(k["rsa-foreign"], "rsa-enc"),
     "ec-jwk-with-rs256": lambda s, k: forge({"alg": "RS256", "kid": "ec-1"}, claims(), None),
     "tampered-payload": lambda s, k: with_payload(rs256(k["rsa-1"], "rsa-1"), claims(roles=["admin"])),
-    "expired": lambda s, k: rs256(k["rsa-1"], "rsa-1", exp=int(time.time()) - 120),
+    "expired": lambda s, k: rs256(k["rsa-1"], "rsa-1", exp=Rel(-120)),
     "wrong-aud": lambda s, k: rs256(k["rsa-1"], "rsa-1", aud="other"),
     "wrong-iss": lambda s, k: rs256(k["rsa-1"], "rsa-1", iss="kinwell-dev"),
 }

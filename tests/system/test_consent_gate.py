@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from nats.js.api import KeyValueConfig
-
 from shared.bus import Bus
 from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.natsserver import NatsServer
 from shared.settings import SERVICES
 from shared.topology import KV_BUCKET
 
-ALICE = "a1" * 32
-BOB = "b2" * 32
+ALICE = secrets.token_hex(32)  # the session's server is shared: keys of this module's own
+BOB = secrets.token_hex(32)
 
 
 async def _until(predicate, timeout: float = 10.0) -> None:
@@ -45,7 +43,7 @@ def test_gate_follows_grants_and_withdrawals(nats_server):
     async def body():
         consent = await _bus(nats_server, "consent")
         checkin = await _bus(nats_server, "checkin")
-        kv = await consent.js.create_key_value(KeyValueConfig(bucket=KV_BUCKET, history=1))
+        kv = await consent.js.key_value(KV_BUCKET)  # provisioned, as by `kinwell up`
         await kv.put(kv_key(ALICE, "checkin"), kv_value("granted", 1, "t"))
         revoked: list[tuple[str, str]] = []
         gate = ConsentGate()
@@ -64,9 +62,6 @@ def test_gate_follows_grants_and_withdrawals(nats_server):
         await kv.delete(kv_key(BOB, "checkin"))
         await _until(lambda: not gate.allowed(BOB, "checkin"))
         await gate.stop()
-        ops = await _bus(nats_server, "ops")  # consent itself may not delete the bucket
-        await ops.js.delete_key_value(KV_BUCKET)
-        await ops.close()
         await consent.close()
         await checkin.close()
 
@@ -77,12 +72,13 @@ def test_gate_denies_while_nats_is_down_and_resyncs_after(tmp_path):
     passwords = {svc: secrets.token_urlsafe(16) for svc in (*SERVICES, "ops")}
     server = NatsServer(store_dir=tmp_path / "js", passwords=passwords)
     server.start()
+    server.provision()
     try:
 
         async def body():
             consent = await _bus(server, "consent")
             checkin = await _bus(server, "checkin")
-            kv = await consent.js.create_key_value(KeyValueConfig(bucket=KV_BUCKET, history=1))
+            kv = await consent.js.key_value(KV_BUCKET)
             await kv.put(kv_key(ALICE, "escalation"), kv_value("granted", 1, "t"))
             gate = ConsentGate()
             await gate.start(checkin)

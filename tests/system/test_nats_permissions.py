@@ -20,7 +20,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, RePublish, StreamConfig, StreamInfo, StreamSource
-from nats.js.errors import BadRequestError
 from nats.js.kv import KeyValue
 
 from shared import natsperm
@@ -42,27 +41,17 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     """
     passwords = {user: secrets.token_urlsafe(24) for user in USERS}
     with NatsServer(tmp_path_factory.mktemp("nats-perms"), passwords=passwords) as server:
+        server.provision()
         yield server
 
 
 async def ensure_stream(js: JetStreamContext, name: str) -> StreamInfo:
-    """Create a topology stream, tolerating one another test created with a richer config."""
-    spec = t.STREAMS[name]
-    try:
-        return await js.add_stream(StreamConfig(name=spec.name, subjects=list(spec.subjects)))
-    except BadRequestError as exc:
-        if exc.err_code != STREAM_IN_USE:
-            raise
-        return await js.stream_info(name)
+    """A provisioned topology stream, as the service sees it (services cannot create streams)."""
+    return await js.stream_info(name)
 
 
 async def ensure_kv(js: JetStreamContext) -> KeyValue:
-    try:
-        return await js.create_key_value(bucket=t.KV_BUCKET)
-    except BadRequestError as exc:
-        if exc.err_code != STREAM_IN_USE:
-            raise
-        return await js.key_value(t.KV_BUCKET)
+    return await js.key_value(t.KV_BUCKET)
 
 
 async def connect_logged(nats_connect: NatsConnect, service: str) -> tuple[Client, ErrorLog]:
@@ -211,7 +200,7 @@ def test_consent_collects_exports_by_request_reply(nats_connect: NatsConnect) ->
 # --- JetStream -------------------------------------------------------------------------------
 
 
-def test_checkin_declares_its_stream_and_gets_a_puback(nats_connect: NatsConnect) -> None:
+def test_checkin_finds_its_stream_and_gets_a_puback(nats_connect: NatsConnect) -> None:
     async def body() -> None:
         nc, log = await connect_logged(nats_connect, "checkin")
         js = nc.jetstream(timeout=2)
@@ -221,6 +210,21 @@ def test_checkin_declares_its_stream_and_gets_a_puback(nats_connect: NatsConnect
         assert ack.stream == "CHECKIN" and ack.seq >= 1
         await flushed(nc)
         assert not log.errors
+
+    asyncio.run(body())
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_may_create_or_update_a_stream(nats_connect: NatsConnect, service: str) -> None:
+    async def body() -> None:
+        nc, log = await connect_logged(nats_connect, service)
+        js = nc.jetstream(timeout=0.5)
+        for stream in [*t.streams_declared_by(service), t.STREAMS["CHECKIN"]]:
+            config = StreamConfig(name=stream.name, subjects=list(stream.subjects))
+            for op in (js.add_stream, js.update_stream):
+                with pytest.raises(nats.errors.TimeoutError):
+                    await op(config)
+        await log.wait_for(f'publish to "$JS.API.STREAM.CREATE.{t.streams_declared_by(service)[0].name}"')
 
     asyncio.run(body())
 
@@ -371,12 +375,6 @@ def test_every_service_can_declare_and_read_everything_the_topology_gives_it(nat
     asyncio.run(body())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: STREAM.CREATE/UPDATE on one's own stream lets a service source any other stream "
-    "and republish it to its inbox; only a trusted provisioner declaring streams (or one account per "
-    "service) closes it",
-)
 def test_stream_create_cannot_be_used_to_copy_another_stream(tmp_path: Path) -> None:
     # Own server: this test deliberately reconfigures a stream.
     async def body(server: NatsServer) -> None:
@@ -398,17 +396,20 @@ def test_stream_create_cannot_be_used_to_copy_another_stream(tmp_path: Path) -> 
                 sources=[StreamSource(name="CHECKIN")],
                 republish=RePublish(src=">", dest="_INBOX_aggregator.leak.>"),
             )
-            try:
+            # Services may not declare streams at all (only the provisioner does), so the
+            # sourcing-and-republishing trick is refused before it starts.
+            with pytest.raises(nats.errors.TimeoutError):
                 await agg.jetstream(timeout=1).add_stream(config)
-            except (nats.errors.TimeoutError, BadRequestError):
-                return  # refused: the gap is closed
-            await asyncio.sleep(1)
+            with pytest.raises(nats.errors.TimeoutError):
+                await agg.jetstream(timeout=1).update_stream(config)
+            await asyncio.sleep(0.5)
             assert leaked == []
         finally:
             await checkin.close()
             await agg.close()
 
     with NatsServer(tmp_path / "nats") as server:
+        server.provision()
         asyncio.run(body(server))
 
 
@@ -429,6 +430,7 @@ def test_launcher_restart_keeps_jetstream_state(tmp_path: Path) -> None:
         return info.state.messages
 
     with NatsServer(tmp_path / "nats", passwords={"checkin": "-starts-with-dash"}) as server:
+        server.provision()
         asyncio.run(publish(server))
         port = server.port
         server.restart()
