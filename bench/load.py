@@ -62,8 +62,20 @@ def free_port() -> int:
 def serve_app(factory: str, *, port: int, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[str]:
     """Run ``uvicorn --factory module:function`` in a child process; yields its base URL."""
     cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-        "--no-access-log", "--log-level", "warning", "--workers", str(workers),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
     ]
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})})
     try:

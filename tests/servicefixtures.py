@@ -98,7 +98,8 @@ def start_service(
     def start(name: str, **overrides: Any) -> RunningService:
         config = importlib.import_module(f"services.{name}.config")
         cls = next(
-            v for v in vars(config).values()
+            v
+            for v in vars(config).values()
             if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings
         )
         kw = service_nats.connect_kwargs(name)
