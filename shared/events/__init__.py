@@ -34,7 +34,7 @@ def _contracts() -> list[type[Event]]:
 CONTRACTS: list[type[Event]] = _contracts()
 EVENT_TYPES: dict[str, type[Event]] = {str(c.model_fields["type"].default): c for c in CONTRACTS}
 AnyEvent = Annotated[reduce(or_, CONTRACTS), Field(discriminator="type")]  # type: ignore[valid-type]
-EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)  # type: ignore[arg-type]
 
 
 def parse_event(data: bytes | str) -> Event:
