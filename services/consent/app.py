@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from nats.js.api import KeyValueConfig, StorageType
 
 from services.consent.config import ConsentSettings
 from shared.app import Runtime, ServiceSpec, create_service_app
@@ -15,16 +14,8 @@ NAME = "consent"
 
 
 async def ensure_kv_bucket(rt: Runtime) -> None:
-    """The consent KV bucket: one value per key (current state), written only by this service."""
-    await rt.bus.js.create_key_value(
-        KeyValueConfig(
-            bucket=KV_BUCKET,
-            history=1,
-            storage=StorageType.FILE,
-            replicas=rt.bus.replicas,
-            description="Current consent per <pseudonym>.<purpose>",
-        )
-    )
+    """The consent KV bucket (declared by the provisioner) must exist before we write to it."""
+    await rt.bus.js.key_value(KV_BUCKET)
 
 
 def build_spec() -> ServiceSpec:
