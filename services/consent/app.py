@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.consent import endpoints, endpoints_policy, endpoints_rights, erasure, handlers
 from services.consent.config import ConsentSettings
+from services.consent.deps import ConsentContext
+from services.consent.problems import finish_openapi
 from shared.app import Runtime, ServiceSpec, create_service_app
+from shared.db import session_scope
 from shared.topology import KV_BUCKET
 
 NAME = "consent"
+log = logging.getLogger("kinwell.consent")
 
 
 async def ensure_kv_bucket(rt: Runtime) -> None:
@@ -18,15 +26,53 @@ async def ensure_kv_bucket(rt: Runtime) -> None:
     await rt.bus.js.key_value(KV_BUCKET)
 
 
+async def start_erasure_retries(rt: Runtime) -> None:
+    """Re-publish erasure requests that are still missing acknowledgements (state is in the
+    database, so this resumes after a restart; every replica may run it, rows are locked)."""
+    settings = rt.settings
+    assert isinstance(settings, ConsentSettings)
+
+    def resend() -> int:
+        with contextmanager(session_scope)(rt.engine) as session:
+            return erasure.resend_stale(session, settings.erasure_retry_after_seconds)
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(settings.erasure_retry_check_seconds)
+            try:
+                resent = await asyncio.to_thread(resend)
+                if resent:
+                    log.info("erasure requests re-published", extra={"count": resent})
+            except Exception as exc:  # noqa: BLE001 - try again next round
+                log.warning("erasure retry failed", extra={"error_type": type(exc).__name__})
+
+    rt.tasks.append(asyncio.create_task(loop(), name="erasure-retries"))
+
+
 def build_spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         title="Kinwell consent",
-        description="Purposes, consent records and receipts, the subject directory, data-subject requests.",
+        description=(
+            "Purposes and policy versions, consents and signed receipts, the subject directory, "
+            "and data-subject requests (export, erasure, access log) across the platform."
+        ),
         migrations=Path(__file__).parent / "migrations",
-        on_start=[ensure_kv_bucket],
+        routers=[
+            endpoints.router,
+            endpoints_rights.router,
+            endpoints_policy.public,
+            endpoints_policy.admin,
+            endpoints_policy.hr,
+        ],
+        consumers=handlers.bindings,
+        on_start=[ensure_kv_bucket, start_erasure_retries],
     )
 
 
 def create_app(settings: ConsentSettings | None = None) -> FastAPI:
-    return create_service_app(build_spec(), settings or ConsentSettings())
+    settings = settings or ConsentSettings()
+    app = create_service_app(build_spec(), settings)
+    app.state.consent = ConsentContext.from_settings(settings)
+    finish_openapi(app, secured_prefixes=("/v1/me", "/v1/admin", "/v1/stats"))
+    return app

@@ -1,0 +1,75 @@
+"""Public policy and receipt keys; admin management of policy versions; HR consent rates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from services.consent import policy, stats
+from services.consent.deps import ContextDep
+from services.consent.problems import AUTH, BODY, problems
+from services.consent.schemas import (
+    DEFAULT_LANGUAGE,
+    ConsentRates,
+    PolicyRead,
+    PolicyVersionCreate,
+    PolicyVersionPublished,
+    PolicyVersionsRead,
+)
+from shared.auth import AdminPrincipal, HRAnalystPrincipal
+from shared.db import SessionDep
+from shared.events.consent import Purpose
+
+public = APIRouter(tags=["policy"])
+admin = APIRouter(prefix="/v1/admin", tags=["admin"])
+hr = APIRouter(prefix="/v1/stats", tags=["statistics"])
+
+Lang = Annotated[str, Query(pattern=r"^[a-z]{2}$", description="Language (falls back to en).")]
+
+
+@public.get("/v1/policy", summary="Current privacy policy", responses=problems(422))
+def get_policy(session: SessionDep, ctx: ContextDep, lang: Lang = DEFAULT_LANGUAGE) -> PolicyRead:
+    """Machine-readable policy: each purpose's current version with its description, data
+    categories, recipients, retention and legal basis, in the requested language."""
+    return policy.public_policy(session, ctx, lang)
+
+
+@public.get("/v1/policy/{purpose}/versions", summary="Policy versions of a purpose", responses=problems(404, 422))
+def get_policy_versions(purpose: Purpose, session: SessionDep, lang: Lang = DEFAULT_LANGUAGE) -> PolicyVersionsRead:
+    """Every version of one purpose, oldest first, with what each changed."""
+    return policy.versions(session, purpose, lang)
+
+
+@public.get("/.well-known/jwks.json", summary="Consent receipt keys")
+def receipt_jwks(ctx: ContextDep) -> dict[str, Any]:
+    """The public keys (JWKS) that verify consent receipts."""
+    return ctx.signer.public_jwks()
+
+
+@admin.get("/purposes", summary="All purposes and versions", responses=problems(*AUTH, 422))
+def list_purposes(_: AdminPrincipal, session: SessionDep, lang: Lang = DEFAULT_LANGUAGE) -> list[PolicyVersionsRead]:
+    """Every purpose with all its policy versions."""
+    return policy.all_versions(session, lang)
+
+
+@admin.post(
+    "/purposes/{purpose}/versions",
+    summary="Publish a policy version",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*AUTH, *BODY),
+)
+def publish_policy_version(
+    purpose: Purpose, body: PolicyVersionCreate, _: AdminPrincipal, session: SessionDep, ctx: ContextDep
+) -> PolicyVersionPublished:
+    """Publish the next version of a purpose's terms (texts in at least en, es and fr). A version
+    that changes data categories, recipients, retention or legal basis, or is marked ``material``,
+    lapses every consent to the purpose: gates deny until the employee consents again."""
+    return policy.publish_version(session, ctx, purpose, body)
+
+
+@hr.get("/consent-rates", summary="Consent rates per purpose", responses=problems(*AUTH))
+def consent_rates(_: HRAnalystPrincipal, session: SessionDep, ctx: ContextDep) -> ConsentRates:
+    """Share of the tenant's subjects consenting to each purpose; every figure is null and
+    ``suppressed`` when fewer than k subjects are in the group."""
+    return stats.consent_rates(session, None, ctx.k)

@@ -1,0 +1,279 @@
+"""Every query of the consent service.
+
+Locking, so that concurrent requests cannot reorder a subject's consent events or slip a grant
+past a policy change:
+
+* a change to one subject first upserts and locks the subject's directory row;
+* a grant reads its purpose row ``FOR SHARE``; publishing a policy version first writes it, so
+  a grant of the old version either commits before the lapse (and is lapsed) or waits and then
+  sees the new version (and is refused);
+* an erasure acknowledgement first writes its request row, so the last of several concurrent
+  acknowledgements sees the others and completes the request.
+
+Every lock is taken by the transaction's first *write*: SQLite ignores ``FOR UPDATE`` but its
+first write takes the database's write lock, and reads before it would see a stale snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from services.consent.models import (
+    Consent,
+    ConsentHistory,
+    ContactDetail,
+    DirectoryEntry,
+    ErasureAck,
+    ErasureRequest,
+    PolicyVersion,
+    PurposeRow,
+)
+
+GRANTED = "granted"
+
+# --- purposes and policy versions ---------------------------------------------------------------
+
+
+def get_purpose(session: Session, name: str, *, share: bool = False) -> PurposeRow | None:
+    stmt = select(PurposeRow).where(PurposeRow.name == name)
+    if share:
+        stmt = stmt.with_for_update(read=True)
+    return session.exec(stmt).first()
+
+
+def lock_purpose(session: Session, name: str, at: datetime) -> PurposeRow | None:
+    """Lock the purpose row by writing it first (SQLite ignores FOR UPDATE; a write serialises)."""
+    session.exec(update(PurposeRow).where(col(PurposeRow.name) == name).values(updated_at=at))
+    return session.exec(select(PurposeRow).where(PurposeRow.name == name)).first()
+
+
+def _current_join() -> Any:
+    return and_(
+        col(PurposeRow.name) == col(PolicyVersion.purpose),
+        col(PurposeRow.current_version) == col(PolicyVersion.version),
+    )
+
+
+@cache
+def _current_version_stmt(share: bool) -> Any:
+    stmt = select(PurposeRow.current_version).where(PurposeRow.name == bindparam("purpose"))
+    return stmt.with_for_update(read=True) if share else stmt
+
+
+def current_version(session: Session, purpose: str, *, share: bool = False) -> int | None:
+    """The purpose's current version number; ``share`` reads it FOR SHARE (see above)."""
+    return session.exec(_current_version_stmt(share), params={"purpose": purpose}).first()
+
+
+def current_versions(session: Session) -> list[PolicyVersion]:
+    stmt = select(PolicyVersion).join(PurposeRow, _current_join()).order_by(col(PolicyVersion.purpose))
+    return list(session.exec(stmt))
+
+
+def get_version(session: Session, purpose: str, version: int) -> PolicyVersion | None:
+    return session.get(PolicyVersion, (purpose, version))
+
+
+def versions_of(session: Session, purpose: str | None = None) -> list[PolicyVersion]:
+    stmt = select(PolicyVersion).order_by(col(PolicyVersion.purpose), col(PolicyVersion.version))
+    if purpose is not None:
+        stmt = stmt.where(PolicyVersion.purpose == purpose)
+    return list(session.exec(stmt))
+
+
+def lapse_granted(session: Session, purpose: str, new_version: int, at: datetime) -> list[tuple[str, int]]:
+    """Lapse every granted consent to ``purpose``; returns (pseudonym, version consented to) of each."""
+    stmt = (
+        update(Consent)
+        .where(col(Consent.purpose) == purpose, col(Consent.state) == GRANTED)
+        .values(state="lapsed", changed_at=at, lapsed_by_version=new_version, receipt_id=None)
+        .returning(col(Consent.pseudonym), col(Consent.policy_version))
+        .execution_options(synchronize_session=False)
+    )
+    return [(row[0], row[1]) for row in session.exec(stmt)]
+
+
+# --- directory ----------------------------------------------------------------------------------
+
+
+@cache
+def _statements(dialect: str) -> dict[str, Any]:
+    """The hot path's writes, built once per dialect and executed with parameters (building a
+    statement from literal values costs more than running it)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    directory: Any = DirectoryEntry.__table__  # type: ignore[attr-defined]
+    consent: Any = Consent.__table__  # type: ignore[attr-defined]
+    history: Any = ConsentHistory.__table__  # type: ignore[attr-defined]
+    upsert = insert(consent)
+    keep = ("pseudonym", "purpose")
+    return {
+        "directory": insert(directory).on_conflict_do_nothing(index_elements=["pseudonym"]),
+        "consent": upsert.on_conflict_do_update(
+            index_elements=list(keep),
+            set_={c.name: upsert.excluded[c.name] for c in consent.columns if c.name not in keep},
+        ),
+        "history": history.insert(),
+    }
+
+
+def _run(session: Session, name: str, values: dict[str, Any]) -> None:
+    session.connection().execute(_statements(session.get_bind().dialect.name)[name], values)
+
+
+def _is_postgres(session: Session) -> bool:
+    return bool(session.get_bind().dialect.name == "postgresql")
+
+
+def lock_subject(session: Session, pseudonym: str, sealed_employee_id: bytes, key_id: str, at: datetime) -> None:
+    """Create the subject's directory entry if missing, then lock it for this transaction."""
+    _run(
+        session,
+        "directory",
+        {"pseudonym": pseudonym, "employee_id": sealed_employee_id, "key_id": key_id, "created_at": at},
+    )
+    if _is_postgres(session):  # on SQLite the insert above already holds the write lock
+        stmt = select(DirectoryEntry.pseudonym).where(DirectoryEntry.pseudonym == pseudonym).with_for_update()
+        session.exec(stmt)
+
+
+def get_directory(session: Session, pseudonym: str) -> DirectoryEntry | None:
+    return session.get(DirectoryEntry, pseudonym)
+
+
+def count_directory(session: Session, group: Collection[str] | None = None) -> int:
+    stmt = select(func.count()).select_from(DirectoryEntry)
+    if group is not None:
+        stmt = stmt.where(col(DirectoryEntry.pseudonym).in_(list(group)))
+    return int(session.exec(stmt).one())
+
+
+def delete_directory(session: Session, pseudonym: str) -> int:
+    delete_contact(session, pseudonym)
+    result = session.exec(delete(DirectoryEntry).where(col(DirectoryEntry.pseudonym) == pseudonym))
+    return int(result.rowcount or 0)
+
+
+def contact_of(session: Session, pseudonym: str) -> list[ContactDetail]:
+    stmt = select(ContactDetail).where(ContactDetail.pseudonym == pseudonym).order_by(col(ContactDetail.field))
+    return list(session.exec(stmt))
+
+
+def delete_contact(session: Session, pseudonym: str) -> int:
+    result = session.exec(delete(ContactDetail).where(col(ContactDetail.pseudonym) == pseudonym))
+    return int(result.rowcount or 0)
+
+
+# --- consents and history -----------------------------------------------------------------------
+
+
+def get_consent(session: Session, pseudonym: str, purpose: str) -> Consent | None:
+    stmt = select(Consent).where(Consent.pseudonym == pseudonym, Consent.purpose == purpose)
+    return session.exec(stmt).first()
+
+
+def save_consent(session: Session, values: dict[str, Any]) -> None:
+    """Insert or replace the subject's current consent to a purpose (every column in ``values``)."""
+    _run(session, "consent", values)
+
+
+def add_history(session: Session, values: dict[str, Any]) -> None:
+    _run(session, "history", values)
+
+
+def consents_of(session: Session, pseudonym: str) -> list[Consent]:
+    return list(session.exec(select(Consent).where(Consent.pseudonym == pseudonym)))
+
+
+def delete_consents(session: Session, pseudonym: str) -> int:
+    result = session.exec(delete(Consent).where(col(Consent.pseudonym) == pseudonym))
+    return int(result.rowcount or 0)
+
+
+def granted_counts(session: Session, group: Collection[str] | None = None) -> dict[str, int]:
+    """Granted consents per purpose among subjects in the directory (optionally one group)."""
+    stmt = (
+        select(Consent.purpose, func.count())
+        .join(DirectoryEntry, DirectoryEntry.pseudonym == Consent.pseudonym)  # type: ignore[arg-type]
+        .where(Consent.state == GRANTED)
+        .group_by(col(Consent.purpose))
+    )
+    if group is not None:
+        stmt = stmt.where(col(Consent.pseudonym).in_(list(group)))
+    return {purpose: int(n) for purpose, n in session.exec(stmt)}
+
+
+def history_of(session: Session, pseudonym: str) -> list[ConsentHistory]:
+    stmt = select(ConsentHistory).where(ConsentHistory.pseudonym == pseudonym).order_by(col(ConsentHistory.id))
+    return list(session.exec(stmt))
+
+
+def receipt_of(session: Session, pseudonym: str, receipt_id: str) -> ConsentHistory | None:
+    stmt = select(ConsentHistory).where(ConsentHistory.receipt_id == receipt_id, ConsentHistory.pseudonym == pseudonym)
+    return session.exec(stmt).first()
+
+
+def unlink_history(session: Session, pseudonym: str, erasure_request_id: str) -> int:
+    """Keep receipt ids, purposes, states and times; drop the pseudonym and the signed receipts."""
+    result = session.exec(
+        update(ConsentHistory)
+        .where(col(ConsentHistory.pseudonym) == pseudonym)
+        .values(pseudonym=None, receipt_jws=None, erasure_request_id=erasure_request_id)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
+
+
+# --- erasure requests ---------------------------------------------------------------------------
+
+
+def open_erasure_for(session: Session, owner_hash: str) -> ErasureRequest | None:
+    stmt = select(ErasureRequest).where(
+        ErasureRequest.owner_hash == owner_hash, col(ErasureRequest.completed_at).is_(None)
+    )
+    return session.exec(stmt).first()
+
+
+def erasures_of(session: Session, owner_hash: str) -> list[ErasureRequest]:
+    stmt = (
+        select(ErasureRequest).where(ErasureRequest.owner_hash == owner_hash).order_by(col(ErasureRequest.requested_at))
+    )
+    return list(session.exec(stmt))
+
+
+def get_erasure(session: Session, request_id: str) -> ErasureRequest | None:
+    return session.get(ErasureRequest, request_id)
+
+
+def lock_erasure(session: Session, request_id: str) -> ErasureRequest | None:
+    """Lock the request by writing it first, so concurrent acknowledgements see each other."""
+    session.exec(
+        update(ErasureRequest)
+        .where(col(ErasureRequest.id) == request_id)
+        .values(attempts=ErasureRequest.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    return session.exec(select(ErasureRequest).where(ErasureRequest.id == request_id)).first()
+
+
+def acks_of(session: Session, request_id: str) -> list[ErasureAck]:
+    stmt = select(ErasureAck).where(ErasureAck.request_id == request_id).order_by(col(ErasureAck.service))
+    return list(session.exec(stmt))
+
+
+def stale_erasures(session: Session, sent_before: datetime, limit: int = 100) -> Sequence[ErasureRequest]:
+    """Open requests last published before ``sent_before`` (skipping rows another replica holds)."""
+    stmt = (
+        select(ErasureRequest)
+        .where(col(ErasureRequest.completed_at).is_(None), col(ErasureRequest.last_sent_at) < sent_before)
+        .order_by(col(ErasureRequest.last_sent_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return session.exec(stmt).all()

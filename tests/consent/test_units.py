@@ -1,0 +1,97 @@
+"""The consent service's pieces on a real (migrated) database, without NATS."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from sqlmodel import Session
+
+from services.consent import stats
+from services.consent.config import ConsentSettings
+from services.consent.deps import ConsentContext, DirectoryCipher
+from services.consent.directory import release_contact
+from services.consent.schemas import REQUIRED_LANGUAGES, ConsentGrant, ContactPreferences, PolicyVersionCreate
+from services.consent.service import grant
+from shared.db import make_engine, run_migrations
+from shared.errors import Conflict, NotFound
+from shared.events.consent import Purpose
+from shared.settings import PlatformSettings
+
+PACKAGE = Path(__file__).resolve().parents[2] / "services" / "consent"
+
+
+def test_policy_seed_covers_every_purpose_in_every_required_language():
+    seed = json.loads((PACKAGE / "policy.json").read_text())["purposes"]
+    assert set(seed) == {p.value for p in Purpose}
+    for terms in seed.values():
+        body = PolicyVersionCreate.model_validate({k: v for k, v in terms.items()})
+        assert set(REQUIRED_LANGUAGES) <= set(body.texts.by_language())
+
+
+def test_directory_cipher_binds_each_value_to_its_subject_and_field():
+    cipher = DirectoryCipher(b"k" * 32, "k1")
+    sealed = cipher.seal("a" * 64, "phone", "+447700900123")
+    assert b"+447700900123" not in sealed
+    assert cipher.open("a" * 64, "phone", sealed) == "+447700900123"
+    for subject, field in (("b" * 64, "phone"), ("a" * 64, "email")):
+        with pytest.raises(InvalidTag):
+            cipher.open(subject, field, sealed)
+    with pytest.raises(InvalidTag):
+        DirectoryCipher(b"x" * 32, "k1").open("a" * 64, "phone", sealed)
+    assert cipher.seal("a" * 64, "phone", "same") != cipher.seal("a" * 64, "phone", "same")  # fresh nonces
+
+
+def test_contact_preferences_need_the_preferred_channel():
+    with pytest.raises(ValueError):
+        ContactPreferences(preferred_channel="email", phone="+447700900123")
+    with pytest.raises(ValueError):
+        ContactPreferences.model_validate({"preferred_channel": "sms", "phone": "0123", "note": "free text"})
+    assert ContactPreferences(preferred_channel="sms", phone="+447700900123").phone == "+447700900123"
+
+
+@pytest.fixture
+def ctx(tmp_path) -> ConsentContext:
+    platform = PlatformSettings(mode="embedded", data_dir=tmp_path / "data")
+    return ConsentContext.from_settings(ConsentSettings(platform=platform, database_url="sqlite://"))
+
+
+@pytest.fixture
+def session(db_url) -> Session:
+    run_migrations(db_url, PACKAGE / "migrations")
+    engine = make_engine(db_url)
+    with Session(engine) as s:
+        yield s
+    engine.dispose()
+
+
+def test_consent_rates_take_a_group_of_pseudonyms_and_suppress_below_k(session, ctx):
+    subs = [f"E{i}" for i in range(7)]
+    for i, sub in enumerate(subs):
+        grant(session, ctx, sub, Purpose.checkin, ConsentGrant(policy_version=1))
+        if i < 2:
+            grant(session, ctx, sub, Purpose.personalization, ConsentGrant(policy_version=1))
+    session.commit()
+    group = [ctx.pseudonym(s) for s in subs[:5]]
+    assert stats.consent_rates(session, group[:4], 5).suppressed is True
+    assert stats.consent_rates(session, group[:4] + ["f" * 64], 5).suppressed is True  # not in the directory
+    rates = stats.consent_rates(session, group, 5)
+    assert rates.group_size == 5 and not rates.suppressed
+    by = {r.purpose: r.rate for r in rates.purposes}
+    assert by[Purpose.checkin] == 1.0 and by[Purpose.personalization] == 0.4 and by[Purpose.escalation] == 0.0
+    assert stats.consent_rates(session, None, 5).group_size == 7
+
+
+def test_grant_of_a_stale_version_and_release_without_contact_are_refused(session, ctx):
+    with pytest.raises(Conflict):
+        grant(session, ctx, "E1", Purpose.checkin, ConsentGrant(policy_version=2))
+    session.rollback()
+    grant(session, ctx, "E1", Purpose.escalation, ConsentGrant(policy_version=1))
+    session.commit()
+    with pytest.raises(NotFound):
+        release_contact(session, ctx.pseudonym("E1"), "C1", uuid.uuid4(), ctx=ctx)
+    with pytest.raises(ValueError):
+        release_contact(session, ctx.pseudonym("E1"), "C1", "not a case id", ctx=ctx)
