@@ -20,19 +20,19 @@ def create_platform_tables() -> None:
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),
         sa.Column("headers", sa.String, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_table(
         "processed_event",
         sa.Column("consumer", sa.String(120), primary_key=True),
         sa.Column("event_id", sa.String(100), primary_key=True),
-        sa.Column("processed_at", sa.DateTime, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
         "audit_log",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(128), nullable=False),
         sa.Column("actor_role", sa.String(32), nullable=False),
         sa.Column("subject", sa.String(128), nullable=False, index=True),
@@ -46,6 +46,63 @@ def create_platform_tables() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("seq", sa.Integer, nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
+    )
+
+
+def create_webhook_tables() -> None:
+    """Outbound webhooks (schema v1): subscriptions, the delivery queue, the attempt log.
+
+    Additive: a service that sends webhooks calls it from one of its own revisions. The shape
+    mirrors :mod:`shared.webhooks.models`.
+    """
+    op.create_table(
+        "webhook_subscription",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("url", sa.String(2048), nullable=False),
+        sa.Column("event_types", sa.Text, nullable=False),
+        sa.Column("secret_ciphertext", sa.String(512), nullable=False),
+        sa.Column("description", sa.String(200), nullable=True),
+        sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("disabled_reason", sa.String(64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "webhook_delivery",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column(
+            "subscription_id",
+            sa.String(40),
+            sa.ForeignKey("webhook_subscription.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("event_type", sa.String(120), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claim_token", sa.String(40), nullable=True),
+        sa.Column("last_status_code", sa.Integer, nullable=True),
+        sa.Column("last_error", sa.String(64), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index("ix_webhook_delivery_due", "webhook_delivery", ["status", "next_attempt_at"])
+    op.create_table(
+        "webhook_attempt",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "delivery_id",
+            sa.String(40),
+            sa.ForeignKey("webhook_delivery.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status_code", sa.Integer, nullable=True),
+        sa.Column("error_type", sa.String(64), nullable=True),
+        sa.Column("duration_ms", sa.Float, nullable=False),
     )
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Column, LargeBinary, delete, func, update
+from sqlalchemy import Column, LargeBinary, Table, delete, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -42,6 +43,8 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     attempts: int = Field(default=0)
 
+
+_TABLE: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 # One relay per engine in a process; staging wakes it after commit.
 _RELAYS: dict[int, OutboxRelay] = {}
@@ -114,6 +117,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.0
         while True:
+            # Clear before looking: a commit that lands while we flush sets it again, so its
+            # wake-up is never lost (clearing after an empty flush would lose it for a poll).
+            self._wake.clear()
             try:
                 sent = await self.flush_once()
                 backoff = 0.0
@@ -125,39 +131,39 @@ class OutboxRelay:
             if self._stopping and sent == 0:
                 return
             if sent == 0 and not self._stopping:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
                 except TimeoutError:
                     pass
 
-    def _next_batch(self) -> list[OutboxMessage]:
-        with Session(self.engine) as session:
-            rows: Sequence[OutboxMessage] = session.exec(
-                select(OutboxMessage).order_by(OutboxMessage.seq).limit(self.batch_size)  # type: ignore[arg-type]
+    def _next_batch(self) -> list[Any]:
+        t = _TABLE
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa_select(t.c.seq, t.c.msg_id, t.c.subject, t.c.payload, t.c.headers)
+                .order_by(t.c.seq)
+                .limit(self.batch_size)
             ).all()
-        batch: list[OutboxMessage] = []
+        # Messages go out concurrently, so a failed one could be retried after a later one of the
+        # same KV key and overwrite it: cut the batch at the first repeated KV key. Events need no
+        # cut: one connection writes them in order, and consumers read current state from the KV.
+        batch: list[Any] = []
         seen: set[str] = set()
         for row in rows:
-            if row.subject in seen:
-                break
-            seen.add(row.subject)
+            if row.subject.startswith("$KV."):
+                if row.subject in seen:
+                    break
+                seen.add(row.subject)
             batch.append(row)
         return batch
 
     def _delete(self, seqs: list[int]) -> None:
-        with Session(self.engine) as session:
-            session.exec(delete(OutboxMessage).where(OutboxMessage.seq.in_(seqs)))  # type: ignore[call-overload,union-attr]
-            session.commit()
+        with self.engine.begin() as conn:
+            conn.execute(delete(_TABLE).where(_TABLE.c.seq.in_(seqs)))
 
     def _count_attempt(self, seqs: list[int]) -> None:
-        with Session(self.engine) as session:
-            session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage)
-                .where(OutboxMessage.seq.in_(seqs))  # type: ignore[union-attr]
-                .values(attempts=OutboxMessage.attempts + 1)
-            )
-            session.commit()
+        with self.engine.begin() as conn:
+            conn.execute(update(_TABLE).where(_TABLE.c.seq.in_(seqs)).values(attempts=_TABLE.c.attempts + 1))
 
     async def flush_once(self) -> int:
         """Publish one batch; returns how many messages JetStream acknowledged."""
