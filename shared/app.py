@@ -274,6 +274,10 @@ class _HttpTelemetry:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # A proxy until the lifespan installs the provider; resolved once, not per request
+        # (the SDK's get_tracer costs a warnings-filter round trip on every call).
+        self.tracer = tracer()
+        self._metrics: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labelled children, by route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -289,7 +293,7 @@ class _HttpTelemetry:
             await send(message)
 
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        with tracer().start_as_current_span("http", context=extract(headers), kind=trace.SpanKind.SERVER) as span:
+        with self.tracer.start_as_current_span("http", context=extract(headers), kind=trace.SpanKind.SERVER) as span:
             try:
                 await self.app(scope, receive, send_status)
             finally:
@@ -297,5 +301,13 @@ class _HttpTelemetry:
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.status_code", status)
-                HTTP_REQUESTS.labels(self.service, route, scope["method"], str(status)).inc()
-                HTTP_LATENCY.labels(self.service, route).observe(time.perf_counter() - start)
+                key = (route, scope["method"], status)
+                children = self._metrics.get(key)
+                if children is None:  # route templates, methods and statuses: a small, bounded set
+                    children = (
+                        HTTP_REQUESTS.labels(self.service, route, scope["method"], str(status)),
+                        HTTP_LATENCY.labels(self.service, route),
+                    )
+                    self._metrics[key] = children
+                children[0].inc()
+                children[1].observe(time.perf_counter() - start)

@@ -109,6 +109,9 @@ class PlatformSettings(BaseSettings):
     period_key: SecretStr | None = None
     master_key: SecretStr | None = None
     master_key_id: str = "k1"
+    # Retired master keys still needed to unwrap data keys until they are re-wrapped
+    # (KINWELL_OLD_MASTER_KEYS='{"k0": "..."}'); see shared.datakeys and `python -m services.checkin.rewrap`.
+    old_master_keys: dict[str, SecretStr] = Field(default_factory=dict)
     dev_jwt_secret: SecretStr | None = None
     # ES256 private key (PEM) that signs consent receipts; its public half is published as JWKS.
     receipt_signing_key: SecretStr | None = None

@@ -1,47 +1,127 @@
 """Assembly of the checkin service.
 
-Until its own issue lands it serves health, readiness and metrics, answers data-subject export
-and access-log requests with what it holds (nothing yet), and acknowledges erasure requests.
+HTTP: instruments, check-ins (group-committed), step-ups, own history, nudges, shared notes.
+Bus: consumes erasure requests, HRIS org-unit assignments and consent changes; publishes
+purpose-scoped derivatives through the outbox; answers export and access-log requests.
+Background: due nudges, retention, shuffled release of contributions.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
+from services.checkin import repository, subjects
+from services.checkin.auth import VerifiedTokens
 from services.checkin.config import CheckinSettings
+from services.checkin.deps import CheckinContext
+from services.checkin.endpoints import router
+from services.checkin.handlers import NAME, bindings
+from services.checkin.instruments import check_complete
+from services.checkin.relay import PipelinedOutboxRelay
+from services.checkin.schemas import CheckinCreate, component_schemas
+from services.checkin.tasks import start_tasks
+from services.checkin.writer import GroupCommitWriter
 from shared.app import Runtime, ServiceSpec, create_service_app
-from shared.service_kit import erasure_binding
-
-NAME = "checkin"
-
-
-def _erase(session: Session, pseudonym: str) -> int:
-    return 0  # holds no subject data yet
+from shared.datakeys import DataKeyStore, MasterKeys
+from shared.db import make_engine
 
 
-def _export(session: Session, pseudonym: str) -> dict[str, Any]:
-    return {}
+def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
+    async def start(rt: Runtime) -> None:
+        # Swap in the relay that pipelines same-subject events instead of one per round (relay.py).
+        await rt.relay.stop()
+        rt.relay = PipelinedOutboxRelay(rt.engine, rt.bus)
+        rt.relay.start()
+        ctx.writer.on_commit = rt.relay.notify
+        if rt.gate is not None:
+            rt.gate.on_revoked(lambda pseudonym, purpose: _revoked(rt, pseudonym, purpose))
+        rt.tasks.extend(start_tasks(rt, settings))
 
+    async def stop(rt: Runtime) -> None:
+        await ctx.writer.stop()
 
-def build_spec() -> ServiceSpec:
+    def export(session: Session, pseudonym: str) -> dict[str, Any]:
+        return subjects.export(session, ctx.keys, pseudonym)
+
     return ServiceSpec(
         name=NAME,
         title="Kinwell checkin",
         description="Validated check-ins, risk screening, encryption with crypto-shredding, nudges.",
         migrations=Path(__file__).parent / "migrations",
-        consumers=lambda rt: [erasure_binding(NAME, _erase)],
-        export=_export,
-        access_log=_export,
+        routers=[router],
+        consumers=lambda rt: bindings(ctx),
+        export=export,
+        access_log=subjects.access_log,
         uses_gate=True,
+        on_start=[start],
+        on_stop=[stop],
     )
 
 
+def _revoked(rt: Runtime, pseudonym: str, purpose: str) -> None:
+    """The gate saw ``checkin`` go: drop the reminder at once (the durable consent consumer does
+    the rest, and does this too, so a lost listener call loses nothing)."""
+    if purpose != "checkin":
+        return
+
+    def drop() -> None:
+        with Session(rt.engine) as session:
+            repository.delete_nudge(session, pseudonym)
+            session.commit()
+
+    task = asyncio.get_running_loop().create_task(asyncio.to_thread(drop))
+    rt.tasks.append(task)
+
+
 def create_app(settings: CheckinSettings | None = None) -> FastAPI:
-    return create_service_app(build_spec(), settings or CheckinSettings())
+    settings = settings or CheckinSettings()
+    check_complete()
+    assert settings.database_url is not None
+    ctx = CheckinContext(
+        settings=settings,
+        keys=DataKeyStore(MasterKeys.from_settings(settings.platform)),
+        writer=GroupCommitWriter(
+            make_engine(settings.database_url, pool_size=2),
+            trend_weeks=settings.trend_weeks,
+            max_batch=settings.writer_max_batch,
+        ),
+        tokens=VerifiedTokens(),
+    )
+    app = create_service_app(build_spec(settings, ctx), settings)
+    app.state.checkin = ctx
+    _routes_first(app, router)
+    _document_manual_bodies(app)
+    return app
+
+
+def _routes_first(app: FastAPI, ours: APIRouter) -> None:
+    """Routes are tried in order: ours (the check-in POST first, see endpoints.py) before the docs
+    and ops routes, as check-ins are most of the traffic. Paths do not overlap, so this changes
+    only how soon the hot route is found."""
+    routes = app.router.routes
+    mine = [r for r in routes if getattr(r, "original_router", None) is ours]
+    for route in mine:
+        routes.remove(route)
+    routes[:0] = mine
+
+
+def _document_manual_bodies(app: FastAPI) -> None:
+    """Add the schemas of bodies validated by ``schemas.parse_body`` to the OpenAPI components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas(CheckinCreate))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 __all__ = ["Runtime", "build_spec", "create_app"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -12,3 +13,15 @@ class CheckinSettings(ServiceSettings):
 
     service_name: str = "checkin"
     port: int = 8002
+
+    # Raw check-ins (and their trend cache) older than this are deleted by a scheduled task.
+    retention_days: int = Field(default=180, ge=1, le=3650)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    # How often due nudges are looked for; a nudge more than grace_hours late is skipped, not sent.
+    nudge_interval_seconds: float = Field(default=30.0, gt=0)
+    nudge_grace_hours: float = Field(default=12.0, gt=0)
+    # Contributions are released in shuffled batches at this interval, so that their publication
+    # time says nothing finer about when anyone checked in.
+    contribution_release_seconds: float = Field(default=3600.0, gt=0)
+    trend_weeks: int = Field(default=6, ge=1, le=8)
+    writer_max_batch: int = Field(default=128, ge=1, le=1024)

@@ -1,3 +1,132 @@
-"""Contracts published on ``checkin.*``: filled by the issue that builds the checkin flows."""
+"""Contracts published on ``checkin.*``: purpose-scoped derivatives of a check-in, and nudges.
+
+No contract here carries a raw answer, a score or free text in the clear. Each purpose-scoped
+event says which consent it flows under (:meth:`consent_current`), so that a consumer checks the
+same rule the producer checked: wrap the handler in :func:`gated` and a withdrawal that lands
+between produce and consume stops the flow at the consumer (the event is acknowledged and
+dropped, never applied).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar, Literal, Protocol
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.events.base import Event
+from shared.events.consent import PSEUDONYM_PATTERN
+
+LANG_PATTERN = r"^[a-z]{2}$"
+ISO_WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+
+Need = Literal["sleep", "stress", "anxiety", "workload", "isolation", "parenting", "low_mood", "energy"]
+RiskReason = Literal["self_harm_item", "crisis_language", "who5_very_low", "phq9_severe", "contact_requested"]
+Severity = Literal["routine", "high", "critical"]
+
+
+class ConsentView(Protocol):
+    """What a consumer needs from its consent gate (``shared.consent_gate.ConsentGate``)."""
+
+    def allowed(self, pseudonym: str, purpose: str) -> bool: ...
+
+
+class SealedText(BaseModel):
+    """Free text sealed (AES-256-GCM) under the subject's data key; erasure shreds every copy.
+
+    Only the check-in service can open it (``POST /v1/shared-notes/open``, counsellors, audited),
+    and only while the subject's data key exists.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="Id of the subject's data key.")
+    alg: Literal["A256GCM"] = "A256GCM"
+    blob: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=12_000, description="base64url(version|nonce|ct).")
+
+
+class PersonalizationSubmitted(Event):
+    """Needs derived from a check-in, for the recommender (``personalization`` consent).
+
+    Derived from scores and from the note through a per-language lexicon: never the note itself.
+    """
+
+    type: Literal["checkin.personalization.submitted.v1"] = "checkin.personalization.submitted.v1"
+    subject_template = "checkin.personalization.submitted.v1"
+    purpose: ClassVar[str] = "personalization"
+
+    pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
+    lang: str = Field(pattern=LANG_PATTERN)
+    iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
+    needs: list[Need] = Field(default_factory=list, max_length=8)
+
+    @field_validator("needs")
+    @classmethod
+    def _unique(cls, needs: list[str]) -> list[str]:
+        if len(set(needs)) != len(needs):
+            raise ValueError("needs must be unique")
+        return needs
+
+    def consent_current(self, gate: ConsentView) -> bool:
+        return gate.allowed(self.pseudonym, self.purpose)
+
+
+class EscalationFlagged(Event):
+    """Risk screening fired, or the employee asked to talk to someone (for escalation).
+
+    Flows under ``escalation`` consent, or without it when the employee asked for contact
+    (``contact_requested``): the explicit request is its own basis. ``note`` is present only if the
+    employee ticked "share my note with the counsellor", and is sealed under their data key.
+    """
+
+    type: Literal["checkin.escalation.flagged.v1"] = "checkin.escalation.flagged.v1"
+    subject_template = "checkin.escalation.flagged.v1"
+    purpose: ClassVar[str] = "escalation"
+
+    pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
+    checkin_ref: UUID = Field(description="Opaque reference: later flags for the same check-in share it.")
+    severity: Severity
+    reasons: list[RiskReason] = Field(min_length=1, max_length=5)
+    contact_requested: bool
+    lang: str = Field(pattern=LANG_PATTERN)
+    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
+    flagged_at: datetime
+    note: SealedText | None = None
+
+    def consent_current(self, gate: ConsentView) -> bool:
+        return self.contact_requested or gate.allowed(self.pseudonym, self.purpose)
+
+
+class NudgeDue(Event):
+    """An opted-in weekly check-in reminder is due now (``checkin`` consent, checked when sent)."""
+
+    type: Literal["checkin.nudge.due.v1"] = "checkin.nudge.due.v1"
+    subject_template = "checkin.nudge.due.v1"
+    purpose: ClassVar[str] = "checkin"
+
+    pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
+    lang: str = Field(pattern=LANG_PATTERN)
+    due_at: datetime
+
+    def consent_current(self, gate: ConsentView) -> bool:
+        return gate.allowed(self.pseudonym, self.purpose)
+
+
+GatedEvent = PersonalizationSubmitted | EscalationFlagged | NudgeDue
+
+
+def gated(gate: ConsentView, handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """Wrap a consumer handler so that an event whose consent is no longer current is dropped.
+
+    The consumer still records and acknowledges the event (it must not be redelivered), but the
+    handler never sees it. An unsynced gate denies, so nothing is applied while blind.
+    """
+
+    def handle(session: Any, event: GatedEvent) -> None:
+        if event.consent_current(gate):
+            handler(session, event)
+
+    return handle

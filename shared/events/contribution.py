@@ -1,3 +1,60 @@
-"""De-identified contributions to the aggregator (``contribution.<purpose>.<event>.v<N>``)."""
+"""De-identified contributions to the aggregator (``contribution.<purpose>.<event>.v<N>``).
+
+A contribution names an org unit, an ISO week, a metric and a value, plus a per-period token
+``HMAC(period key, pseudonym|week)`` so that one person counts once per week and two weeks cannot
+be linked. It never carries a subject id, free text or a time finer than the week, and producers
+publish them in shuffled batches with no trace headers so that not even the message time points
+back at a check-in.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.events.base import Event
+from shared.events.hris import ORG_UNIT_PATTERN
+
+ISO_WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
+PERIOD_TOKEN_PATTERN = r"^[0-9a-f]{64}$"  # noqa: S105 - a regex, not a secret
+
+Metric = Literal["who5_index", "mood"]
+METRIC_RANGES: dict[str, tuple[float, float]] = {"who5_index": (0, 100), "mood": (1, 5)}
+
+
+class ContributionRecorded(Event):
+    """One subject's value of one metric for one org unit and ISO week (``aggregate_insights``)."""
+
+    type: Literal["contribution.aggregate.recorded.v1"] = "contribution.aggregate.recorded.v1"
+    subject_template = "contribution.aggregate.recorded.v1"
+
+    source: Literal["checkin"]
+    org_unit: str = Field(pattern=ORG_UNIT_PATTERN)
+    iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
+    metric: Metric
+    value: float = Field(ge=0, le=100)
+    period_token: str = Field(pattern=PERIOD_TOKEN_PATTERN)
+
+    @model_validator(mode="after")
+    def _in_range(self) -> ContributionRecorded:
+        low, high = METRIC_RANGES[self.metric]
+        if not low <= self.value <= high:
+            raise ValueError("value out of range for metric")
+        return self
+
+
+class ContributionRetracted(Event):
+    """The subject behind ``period_token`` withdrew ``aggregate_insights`` during ``iso_week``.
+
+    The aggregator drops that token's contributions for the week if the week is not released yet,
+    and ignores any that arrive later: the consumer-side stop for a flow that carries no subject id.
+    """
+
+    type: Literal["contribution.aggregate.retracted.v1"] = "contribution.aggregate.retracted.v1"
+    subject_template = "contribution.aggregate.retracted.v1"
+
+    source: Literal["checkin"]
+    org_unit: str = Field(pattern=ORG_UNIT_PATTERN)
+    iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
+    period_token: str = Field(pattern=PERIOD_TOKEN_PATTERN)

@@ -1,0 +1,133 @@
+"""Purpose-scoped derivatives of a check-in, each produced only under its own consent.
+
+* ``personalization`` -> needs (never the note) for the recommender;
+* ``escalation``, or the employee's explicit request to talk -> a flag for escalation, with the
+  note only if they chose to share it, sealed under their data key;
+* ``aggregate_insights`` -> de-identified contributions (org unit, ISO week, metric, value,
+  per-period token), held back and released in shuffled batches (see ``tasks.release``).
+
+The gate is asked here, at the producer, and again by every consumer (``shared.events.checkin.
+gated``); crisis resources never depend on any of this.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from opentelemetry import trace
+
+from services.checkin import screening
+from services.checkin.scoring import Scores
+from services.checkin.writer import ContributionDraft
+from shared.bus.outbox import OutboxMessage
+from shared.crypto import period_token
+from shared.datakeys import SubjectKey
+from shared.events.base import Event
+from shared.events.checkin import EscalationFlagged, PersonalizationSubmitted, SealedText
+
+
+@dataclass
+class Derived:
+    events: list[Event]
+    contributions: list[ContributionDraft]
+    needs: list[str]
+
+
+def note_context(checkin_ref: UUID | str) -> tuple[str, str, str]:
+    return ("escalation_note", str(checkin_ref), "note")
+
+
+def seal_for_counsellor(key: SubjectKey, checkin_ref: UUID, note: str) -> SealedText:
+    blob = key.seal(note.encode("utf-8"), *note_context(checkin_ref))
+    return SealedText(key_id=key.key_id, blob=base64.urlsafe_b64encode(blob).decode("ascii").rstrip("="))
+
+
+def open_sealed(key: SubjectKey, checkin_ref: UUID, sealed: SealedText) -> str:
+    raw = base64.urlsafe_b64decode(sealed.blob + "=" * (-len(sealed.blob) % 4))
+    return key.open(raw, *note_context(checkin_ref)).decode("utf-8")
+
+
+def escalation(
+    gate: Any,
+    key: SubjectKey,
+    *,
+    checkin_ref: str,
+    reasons: list[str],
+    contact_requested: bool,
+    note: str | None,
+    share_note: bool,
+    locale: screening.Locale,
+    now: datetime,
+) -> EscalationFlagged | None:
+    """A flag when risk fired under ``escalation`` consent, or whenever the employee asked."""
+    if not contact_requested and not (reasons and gate.allowed(key.pseudonym, "escalation")):
+        return None
+    all_reasons = [*reasons, "contact_requested"] if contact_requested else list(reasons)
+    ref = UUID(checkin_ref)
+    return EscalationFlagged(
+        pseudonym=key.pseudonym,
+        checkin_ref=ref,
+        severity=screening.severity(reasons),  # type: ignore[arg-type]
+        reasons=all_reasons,  # type: ignore[arg-type]
+        contact_requested=contact_requested,
+        lang=locale.lang,
+        country=locale.country,
+        flagged_at=now,
+        note=seal_for_counsellor(key, ref, note) if share_note and note else None,
+    )
+
+
+def needs(scores: Scores, from_note: frozenset[str] = frozenset()) -> list[str]:
+    return sorted(screening.needs_from_scores(scores) | from_note)
+
+
+def personalization(
+    gate: Any, pseudonym: str, lang: str, week: str, found: list[str]
+) -> PersonalizationSubmitted | None:
+    if not gate.allowed(pseudonym, "personalization"):
+        return None
+    return PersonalizationSubmitted(pseudonym=pseudonym, lang=lang, iso_week=week, needs=found)  # type: ignore[arg-type]
+
+
+def contributions(gate: Any, period_key: bytes, pseudonym: str, week: str, scores: Scores) -> list[ContributionDraft]:
+    """WHO-5 index and mood only: step-up scores stay with the individual (taking part in a
+    step-up would itself reveal a low score to anyone who can count contributions)."""
+    if not gate.allowed(pseudonym, "aggregate_insights"):
+        return []
+    token = period_token(period_key, pseudonym, week)
+    return [
+        ContributionDraft("who5_index", float(scores.who5_index), token),
+        ContributionDraft("mood", float(scores.mood), token),
+    ]
+
+
+def trace_headers() -> str:
+    """The current W3C trace context as the outbox's JSON headers (what ``shared.telemetry.
+    inject_headers`` writes for our spans, without the propagator machinery on the hot path)."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return "{}"
+    return f'{{"traceparent":"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"}}'
+
+
+def outbox_row(event: Event, created_at: datetime, headers: str | None = None) -> dict[str, Any]:
+    """An outbox row for Core insertion (the writer) — the same shape ``shared.bus.stage`` adds."""
+    template = type(event).subject_template
+    return {
+        "msg_id": str(event.event_id),
+        # Fixed subjects need no formatting (Event.subject formats every field into the template).
+        "subject": template if template and "{" not in template else event.subject,
+        "payload": event.model_dump_json().encode(),
+        "headers": headers if headers is not None else trace_headers(),
+        "created_at": created_at,
+        "attempts": 0,
+    }
+
+
+def untraced_outbox_message(msg_id: str, subject: str, payload: bytes, created_at: datetime) -> OutboxMessage:
+    """For contributions: no trace headers, which would link them to the check-in's request."""
+    return OutboxMessage(msg_id=msg_id, subject=subject, payload=payload, headers="{}", created_at=created_at)

@@ -1,0 +1,37 @@
+"""Inbound events -> the same service functions HTTP and the responders use."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter
+from sqlmodel import Session
+
+from services.checkin import subjects
+from services.checkin.deps import CheckinContext
+from shared.app import ConsumerBinding
+from shared.events.consent import ConsentChanged
+from shared.events.hris import SubjectAssigned, SubjectLeft
+from shared.service_kit import erasure_binding
+
+NAME = "checkin"
+HrisSubjectEvent = Annotated[SubjectAssigned | SubjectLeft, Field(discriminator="type")]
+
+
+def bindings(ctx: CheckinContext) -> list[ConsumerBinding]:
+    """Erasure requests, org-unit assignments, and consent changes (withdrawal deletes data)."""
+
+    def erase(session: Session, pseudonym: str) -> int:
+        return subjects.erase(session, ctx.keys, pseudonym)
+
+    def hris(session: Session, event: Any) -> None:
+        subjects.on_hris(session, event)
+
+    def consent(session: Session, event: ConsentChanged) -> None:
+        subjects.on_consent_changed(session, ctx.period_key, event)
+
+    return [
+        erasure_binding(NAME, erase),
+        ConsumerBinding("hris.subject.>", TypeAdapter(HrisSubjectEvent), hris),
+        ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
+    ]

@@ -1,0 +1,91 @@
+"""Tables of the check-in service (created by migrations/versions/0002_checkin.py).
+
+What is in the clear is only what the service must see to operate: the pseudonym (whose row),
+the creation time and ISO week (retention, trend), the data key id (shredding). Answers, scores,
+the step-up state (which would reveal a low score) and the note are ciphertext under the
+subject's data key (``shared.datakeys``), each bound to its row and field.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.datakeys import DataKey  # noqa: F401 - the FK target lives in shared.datakeys
+
+
+def _key_fk() -> Column[str]:
+    # ON DELETE CASCADE: destroying a subject's data key deletes every row sealed under it, and a
+    # write racing an erasure fails its foreign key instead of storing unerasable ciphertext.
+    return Column(String(32), ForeignKey("data_key.key_id", ondelete="CASCADE"), nullable=False, index=True)
+
+
+class Checkin(SQLModel, table=True):
+    __tablename__ = "checkin"
+    __table_args__ = (Index("ix_checkin_pseudonym_week", "pseudonym", "iso_week"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    pseudonym: str = Field(max_length=64)
+    key_id: str = Field(sa_column=_key_fk())
+    created_at: datetime = Field(index=True)
+    iso_week: str = Field(max_length=8)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class CheckinTrend(SQLModel, table=True):
+    """Per subject, the latest WHO-5 index and mood of each recent week (a cache of ``checkin``).
+
+    Kept so that answering a check-in with its trend reads one row, however many check-ins the
+    subject has; deleted (and rebuilt on the next check-in) whenever check-ins are deleted.
+    """
+
+    __tablename__ = "checkin_trend"
+
+    pseudonym: str = Field(primary_key=True, max_length=64)
+    key_id: str = Field(sa_column=_key_fk())
+    trend: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    updated_at: datetime
+
+
+class OrgAssignment(SQLModel, table=True):
+    """From ``effective_from`` on, the subject belongs to ``org_unit`` (None: left the organisation)."""
+
+    __tablename__ = "org_assignment"
+    __table_args__ = (UniqueConstraint("pseudonym", "effective_from"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(max_length=64, index=True)
+    org_unit: str | None = Field(default=None, max_length=64)
+    effective_from: date
+
+
+class PendingContribution(SQLModel, table=True):
+    """A de-identified contribution waiting for the next shuffled batch release."""
+
+    __tablename__ = "pending_contribution"
+
+    msg_id: str = Field(primary_key=True, max_length=100)
+    period_token: str = Field(max_length=64, index=True)
+    subject: str = Field(max_length=255)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class NudgeSchedule(SQLModel, table=True):
+    """An opted-in weekly reminder; ``next_due`` (UTC) is stored so restarts lose nothing."""
+
+    __tablename__ = "nudge_schedule"
+
+    pseudonym: str = Field(primary_key=True, max_length=64)
+    weekday: int = Field(ge=0, le=6, description="0 = Monday")
+    local_time: time
+    timezone: str = Field(max_length=64)
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    snooze_until: datetime | None = None
+    lang: str = Field(max_length=2)
+    next_due: datetime = Field(index=True)
+    last_sent_at: datetime | None = None
+    updated_at: datetime

@@ -1,0 +1,172 @@
+"""Weekly check-in reminders: opt-in, at a local time, outside quiet hours, after any snooze.
+
+The rule is local (weekday, wall-clock time, IANA zone); what is stored and compared is the next
+due instant in UTC, recomputed from the rule after each one, so restarts lose nothing and DST is
+handled by ``zoneinfo``:
+
+* a wall time skipped by a spring-forward jump (02:30 on that night) is moved forward by the gap
+  (03:30), as RFC 5545 does; an ambiguous one at fall-back (01:30 twice) is the first;
+* a due time inside quiet hours moves to the end of quiet hours (which may be the next day);
+* with ``snooze_until``, the next reminder is the first regular one at or after it.
+
+Delivery is a seam (:data:`NudgeSender`): today it stages ``checkin.nudge.due.v1`` in the outbox;
+the outbound webhook sender being built in ``shared/webhooks`` can be plugged in there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from services.checkin import repository as repo
+from services.checkin.clock import aware
+from services.checkin.models import NudgeSchedule
+from services.checkin.schemas import WEEKDAYS, NudgeRead, NudgeUpdate, QuietHours
+from shared.bus.outbox import stage
+from shared.errors import NotFound
+from shared.events.checkin import NudgeDue
+
+NudgeSender = Callable[[Session, NudgeDue], None]
+
+
+def stage_nudge(session: Session, event: NudgeDue) -> None:
+    """Default sender: the event, in the same transaction that advances the schedule."""
+    stage(session, event)
+
+
+@dataclass(frozen=True)
+class NudgeRule:
+    weekday: int
+    at: time
+    tz: ZoneInfo
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    snooze_until: datetime | None = None
+
+
+def in_quiet_hours(t: time, start: time | None, end: time | None) -> bool:
+    if start is None or end is None or start == end:
+        return False
+    if start < end:
+        return start <= t < end
+    return t >= start or t < end  # quiet hours across midnight, e.g. 22:00-07:00
+
+
+def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock time (fold=0: a skipped time moves forward by the gap)."""
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+
+
+def after_quiet_hours(due: datetime, rule: NudgeRule) -> datetime:
+    """``due`` itself, or the end of the quiet hours it falls in."""
+    if rule.quiet_start is None or rule.quiet_end is None:
+        return due
+    local = due.astimezone(rule.tz)
+    if not in_quiet_hours(local.time(), rule.quiet_start, rule.quiet_end):
+        return due
+    day = local.date() if local.time() < rule.quiet_end else local.date() + timedelta(days=1)
+    return local_to_utc(day, rule.quiet_end, rule.tz)
+
+
+def next_due(rule: NudgeRule, after: datetime) -> datetime:
+    """The first reminder strictly after ``after`` (and not before ``snooze_until``), in UTC."""
+    floor = rule.snooze_until if rule.snooze_until is not None and rule.snooze_until > after else None
+    start = (floor or after).astimezone(rule.tz)
+    first_day = start.date() + timedelta(days=(rule.weekday - start.weekday()) % 7)
+    for week in range(-1, 3):
+        due = after_quiet_hours(local_to_utc(first_day + timedelta(weeks=week), rule.at, rule.tz), rule)
+        if due > after and (floor is None or due >= floor):
+            return due
+    raise AssertionError("a weekly rule always has a next occurrence")  # pragma: no cover
+
+
+def rule_of(schedule: NudgeSchedule) -> NudgeRule:
+    return NudgeRule(
+        weekday=schedule.weekday,
+        at=schedule.local_time,
+        tz=ZoneInfo(schedule.timezone),
+        quiet_start=schedule.quiet_start,
+        quiet_end=schedule.quiet_end,
+        snooze_until=aware(schedule.snooze_until) if schedule.snooze_until else None,
+    )
+
+
+def _read(schedule: NudgeSchedule) -> NudgeRead:
+    due = aware(schedule.next_due)
+    quiet = None
+    if schedule.quiet_start is not None and schedule.quiet_end is not None:
+        quiet = QuietHours(start=schedule.quiet_start, end=schedule.quiet_end)
+    return NudgeRead(
+        weekday=WEEKDAYS[schedule.weekday],  # type: ignore[arg-type]
+        time=schedule.local_time,
+        timezone=schedule.timezone,
+        quiet_hours=quiet,
+        snooze_until=aware(schedule.snooze_until) if schedule.snooze_until else None,
+        lang=schedule.lang,  # type: ignore[arg-type]
+        next_due=due,
+        next_due_local=due.astimezone(ZoneInfo(schedule.timezone)).isoformat(),
+    )
+
+
+def put(session: Session, pseudonym: str, body: NudgeUpdate, now: datetime) -> NudgeRead:
+    schedule = repo.get_nudge(session, pseudonym) or NudgeSchedule(
+        pseudonym=pseudonym, weekday=0, local_time=body.time, timezone=body.timezone, lang=body.lang,
+        next_due=now, updated_at=now,
+    )  # fmt: skip
+    schedule.weekday = WEEKDAYS.index(body.weekday)
+    schedule.local_time = body.time
+    schedule.timezone = body.timezone
+    schedule.quiet_start = body.quiet_hours.start if body.quiet_hours else None
+    schedule.quiet_end = body.quiet_hours.end if body.quiet_hours else None
+    schedule.snooze_until = body.snooze_until if body.snooze_until else None
+    schedule.lang = body.lang
+    schedule.next_due = next_due(rule_of(schedule), now)
+    schedule.updated_at = now
+    session.add(schedule)
+    return _read(schedule)
+
+
+def get(session: Session, pseudonym: str) -> NudgeRead:
+    schedule = repo.get_nudge(session, pseudonym)
+    if schedule is None:
+        raise NotFound("No reminder is set.")
+    return _read(schedule)
+
+
+def run_due(
+    session: Session,
+    gate: object,
+    now: datetime,
+    *,
+    grace: timedelta,
+    send: NudgeSender = stage_nudge,
+    limit: int = 500,
+) -> int:
+    """Send what is due (at most once, even with several replicas); returns how many were sent."""
+    allowed = getattr(gate, "allowed", None)
+    if allowed is None or not getattr(gate, "synced", False):
+        return 0  # blind: send nothing, move nothing; the next tick tries again
+    sent = 0
+    for schedule in repo.due_nudges(session, now, limit):
+        rule = rule_of(schedule)
+        due = aware(schedule.next_due)
+        following = next_due(rule, max(now, due))
+        deliver = False
+        if not allowed(schedule.pseudonym, "checkin"):
+            new_due = following  # consent gone: never sent (its withdrawal handler deletes the schedule)
+        elif in_quiet_hours(now.astimezone(rule.tz).time(), rule.quiet_start, rule.quiet_end):
+            released = after_quiet_hours(now, rule)
+            new_due = released if released - due <= grace else following
+        elif now - due > grace:
+            new_due = following  # too late to be useful (e.g. a long outage): wait for the next one
+        else:
+            new_due, deliver = following, True
+        values = {"next_due": new_due, **({"last_sent_at": now} if deliver else {})}
+        if repo.advance_nudge(session, schedule.pseudonym, schedule.next_due, values) and deliver:
+            send(session, NudgeDue(pseudonym=schedule.pseudonym, lang=schedule.lang, due_at=due))
+            sent += 1
+    return sent

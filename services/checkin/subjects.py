@@ -1,0 +1,119 @@
+"""Subject rights and upstream facts: erasure, export, access log, consent withdrawal, org units.
+
+These run in consumer and responder transactions (``shared.bus.consumer``, ``shared.app``): they
+never commit; the caller commits with its idempotency record, or rolls everything back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from sqlmodel import Session
+
+from services.checkin import repository as repo
+from services.checkin import service
+from services.checkin.clock import aware, iso_week, week_start
+from services.checkin.models import PendingContribution
+from shared import audit
+from shared.crypto import period_token
+from shared.datakeys import DataKeyStore
+from shared.events.consent import ConsentChanged, Purpose
+from shared.events.contribution import ContributionRetracted
+from shared.events.hris import SubjectAssigned, SubjectLeft
+
+
+def erase(session: Session, keys: DataKeyStore, pseudonym: str) -> int:
+    """Delete everything held about the subject and destroy their data key; returns rows deleted.
+
+    Destroying the key is what makes copies elsewhere (stream payloads such as a shared note,
+    backups of deleted rows) unreadable: crypto-shredding.
+    """
+    removed = repo.delete_checkins_of(session, pseudonym)
+    removed += repo.delete_nudge(session, pseudonym)
+    removed += repo.delete_assignments_of(session, pseudonym)
+    removed += keys.destroy(session, pseudonym)
+    return removed
+
+
+def export(session: Session, keys: DataKeyStore, pseudonym: str) -> dict[str, Any]:
+    """What the service holds about the subject, opened (the reply to consent's export request)."""
+    checkins = service.history(session, keys, pseudonym)
+    nudge = repo.get_nudge(session, pseudonym)
+    audit.append(
+        session, actor="consent", actor_role="service", subject=pseudonym, action="checkin.export", purpose="access"
+    )
+    return {
+        "checkins": [c.model_dump(mode="json") for c in checkins],
+        "nudge": None
+        if nudge is None
+        else {
+            "weekday": nudge.weekday,
+            "time": nudge.local_time.isoformat(timespec="minutes"),
+            "timezone": nudge.timezone,
+            "quiet_start": nudge.quiet_start.isoformat(timespec="minutes") if nudge.quiet_start else None,
+            "quiet_end": nudge.quiet_end.isoformat(timespec="minutes") if nudge.quiet_end else None,
+            "snooze_until": aware(nudge.snooze_until).isoformat() if nudge.snooze_until else None,
+            "next_due": aware(nudge.next_due).isoformat(),
+        },
+        "org_assignments": [
+            {"org_unit": a.org_unit, "effective_from": a.effective_from.isoformat()}
+            for a in repo.assignments_of(session, pseudonym)
+        ],
+    }
+
+
+def access_log(session: Session, pseudonym: str) -> dict[str, Any]:
+    """Who accessed the subject's data here (roles, actions, purposes, times), from the audit log."""
+    return {
+        "entries": [
+            {
+                "seq": e.seq,
+                "at": aware(e.at).isoformat(),
+                "actor_role": e.actor_role,
+                "action": e.action,
+                "purpose": e.purpose,
+            }
+            for e in audit.entries_for(session, pseudonym)
+        ]
+    }
+
+
+def on_consent_changed(session: Session, period_key: bytes, event: ConsentChanged) -> None:
+    """Withdrawal (or lapse) deletes what was held only for that purpose.
+
+    * ``checkin`` withdrawn: check-ins, their trend and the nudge schedule; lapsed (a new policy
+      version, not the employee's choice): the nudge schedule only, history waits for re-consent
+      or retention. Either way the gate has already stopped new check-ins and nudges.
+    * ``aggregate_insights``: contributions of this week not yet released are dropped, and a
+      retraction of this week's token is released, for the aggregator to drop what it holds.
+    """
+    if event.state == "granted":
+        return
+    pseudonym = event.pseudonym
+    if event.purpose == Purpose.checkin:
+        repo.delete_nudge(session, pseudonym)
+        if event.state == "withdrawn":
+            repo.delete_checkins_of(session, pseudonym)
+    elif event.purpose == Purpose.aggregate_insights:
+        day = event.changed_at.astimezone(UTC).date()
+        week = iso_week(day)
+        token = period_token(period_key, pseudonym, week)
+        repo.delete_pending_for_token(session, token)
+        org_unit = repo.org_unit_on(session, pseudonym, week_start(day))
+        if org_unit is not None:
+            retraction = ContributionRetracted(source="checkin", org_unit=org_unit, iso_week=week, period_token=token)
+            session.add(
+                PendingContribution(
+                    msg_id=str(retraction.event_id),
+                    period_token=token,
+                    subject=retraction.subject,
+                    payload=retraction.model_dump_json().encode(),
+                )
+            )
+
+
+def on_hris(session: Session, event: SubjectAssigned | SubjectLeft) -> None:
+    """Org unit history: contributions use the unit in force at the start of their week."""
+    org_unit = event.org_unit if isinstance(event, SubjectAssigned) else None
+    repo.assign_org_unit(session, event.pseudonym, org_unit, event.effective_from)

@@ -1,0 +1,108 @@
+"""Scheduled work, started by ``on_start`` once the bus and the consent gate are up.
+
+* nudges: every ``nudge_interval_seconds``, send what is due (``nudges.run_due``);
+* retention: every ``retention_interval_seconds``, delete check-ins older than ``retention_days``;
+* contributions: every ``contribution_release_seconds``, release the held-back contributions (and
+  retractions) in one shuffled batch, with no trace headers, so that neither their order nor
+  their publication time points back at anyone's check-in.
+
+Each tick is one transaction in a worker thread; a failed tick is logged (by type only) and
+retried at the next interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from services.checkin import nudges
+from services.checkin import repository as repo
+from services.checkin.clock import utcnow
+from services.checkin.config import CheckinSettings
+from services.checkin.flows import untraced_outbox_message
+from shared.db import after_commit
+
+log = logging.getLogger("kinwell.checkin.tasks")
+RELEASE_BATCH = 5000
+
+
+def release_contributions(session: Session, notify: Callable[[], None]) -> int:
+    """Move every held-back contribution to the outbox, in random order; returns how many."""
+    rows = repo.take_pending_contributions(session, RELEASE_BATCH)
+    if not rows:
+        return 0
+    secrets.SystemRandom().shuffle(rows)
+    created = utcnow()
+    for row in rows:
+        session.add(untraced_outbox_message(row.msg_id, row.subject, bytes(row.payload), created))
+    repo.delete_pending(session, [row.msg_id for row in rows])
+    after_commit(session, notify)
+    return len(rows)
+
+
+def purge_expired(session: Session, retention_days: int, now: datetime | None = None) -> int:
+    """Delete raw check-ins older than the retention period (in chunks); returns how many."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    removed = 0
+    while True:
+        chunk = repo.purge_checkins_before(session, cutoff)
+        removed += chunk
+        if chunk == 0:
+            return removed
+        session.flush()
+
+
+def _tick(engine: Engine, work: Callable[[Session], int]) -> int:
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            done = work(session)
+            session.commit()
+            return done
+        except BaseException:
+            session.rollback()
+            raise
+
+
+async def _every(name: str, seconds: float, engine: Engine, work: Callable[[Session], int]) -> None:
+    while True:
+        try:
+            count = await asyncio.to_thread(_tick, engine, work)
+            if count:
+                log.info("scheduled task ran", extra={"outcome": name, "count": count})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - keep the schedule alive; retried next interval
+            log.warning("scheduled task failed", extra={"outcome": name, "error_type": type(exc).__name__})
+        await asyncio.sleep(seconds)
+
+
+def start_tasks(rt: Any, settings: CheckinSettings) -> list[asyncio.Task[None]]:
+    """Create the three loops on the running event loop; ``rt.tasks`` cancels them at shutdown."""
+    grace = timedelta(hours=settings.nudge_grace_hours)
+
+    def due(session: Session) -> int:
+        return nudges.run_due(session, rt.gate, datetime.now(UTC), grace=grace)
+
+    def retention(session: Session) -> int:
+        return purge_expired(session, settings.retention_days)
+
+    def release(session: Session) -> int:
+        return release_contributions(session, rt.relay.notify)
+
+    return [
+        asyncio.create_task(_every("nudges", settings.nudge_interval_seconds, rt.engine, due), name="checkin-nudges"),
+        asyncio.create_task(
+            _every("retention", settings.retention_interval_seconds, rt.engine, retention), name="checkin-retention"
+        ),
+        asyncio.create_task(
+            _every("contributions", settings.contribution_release_seconds, rt.engine, release),
+            name="checkin-contributions",
+        ),
+    ]

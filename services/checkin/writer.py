@@ -1,0 +1,279 @@
+"""Group commit for check-in ingest: one writer, many requests per durable transaction.
+
+Requests do their CPU work (validation, scoring, screening, encryption, event building) on the
+event loop and hand the finished rows to this writer. One thread with one connection takes
+whatever has queued up, writes it in a single transaction (check-in rows, trend rows, outbox rows,
+pending contributions), commits, and only then resolves each request's future: a 2xx is never
+sent before its data is durable, as with ``SessionDep``.
+
+Why not a session per request: on SQLite every writer serialises on one lock, so a pool of
+sessions mostly waits (busy timeouts, p99 in seconds) and pays one fsync per request. Here the
+commit (``synchronous=FULL`` on SQLite: durable even on power loss) is shared by the batch. On
+PostgreSQL the same code runs with ``SELECT ... FOR UPDATE`` on the trend rows it rewrites.
+
+If a batch fails (e.g. a foreign-key error because an erasure destroyed a cached data key), each
+item is retried alone so that only the failing request sees the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic_core import from_json, to_json
+from sqlalchemy.engine import Connection, Engine
+
+from services.checkin import repository as repo
+from services.checkin.clock import iso_week
+from services.checkin.scoring import Scores
+from shared.datakeys import CiphertextInvalid, SubjectKey
+from shared.errors import ServiceUnavailable
+from shared.events.contribution import ContributionRecorded
+
+log = logging.getLogger("kinwell.checkin.writer")
+
+KEEP_WEEKS = 8
+
+
+@dataclass
+class ContributionDraft:
+    metric: str
+    value: float
+    period_token: str
+
+
+@dataclass
+class CheckinWrite:
+    """A check-in ready to store: every field already sealed, every event already gated."""
+
+    row: dict[str, Any]
+    key: SubjectKey
+    week: str
+    week_start: date
+    point: tuple[int, int]
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    contributions: list[ContributionDraft] = field(default_factory=list)
+
+
+@dataclass
+class WriteResult:
+    trend: list[tuple[str, int, int]]
+    contributed: bool
+
+
+def trend_context(pseudonym: str) -> tuple[str, str, str]:
+    return ("checkin_trend", pseudonym, "trend")
+
+
+def payload_context(row_id: str) -> tuple[str, str, str]:
+    return ("checkin", row_id, "payload")
+
+
+def rebuild_points(key: SubjectKey, rows: list[Any]) -> dict[str, tuple[int, int]]:
+    """Latest (WHO-5 index, mood) per week from check-in rows, oldest first."""
+    points: dict[str, tuple[int, int]] = {}
+    for row in sorted(rows, key=lambda r: r.created_at):
+        try:
+            scores = Scores.from_json(from_json(key.open(row.payload, *payload_context(row.id)))["scores"])
+        except CiphertextInvalid:
+            continue
+        points[row.iso_week] = (scores.who5_index, scores.mood)
+    return points
+
+
+def trend_window(points: dict[str, tuple[int, int]], current_start: date, weeks: int) -> list[tuple[str, int, int]]:
+    first = iso_week(current_start - timedelta(weeks=weeks - 1))
+    return [(w, p[0], p[1]) for w, p in sorted(points.items()) if w >= first]
+
+
+class GroupCommitWriter:
+    """Serialises check-in writes into batched transactions on one connection."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        trend_weeks: int = 6,
+        max_batch: int = 128,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.trend_weeks = trend_weeks
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self._queue: asyncio.Queue[tuple[CheckinWrite, asyncio.Future[WriteResult]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkin-writer")
+        self._conn: Connection | None = None  # touched only on the executor's thread
+        self.batches = 0
+        self.rows = 0
+
+    async def write(self, item: CheckinWrite) -> WriteResult:
+        """Store ``item`` durably; returns once its transaction has committed."""
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._run(), name="checkin-writer")
+        assert self._queue is not None
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping regardless
+                pass
+        if self._queue is not None:
+            while not self._queue.empty():
+                _, future = self._queue.get_nowait()
+                if not future.done():
+                    future.set_exception(ServiceUnavailable("The service is shutting down."))
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            items = [item for item, _ in batch]
+            outcomes = await loop.run_in_executor(self._executor, self._write_batch, items)
+            committed = False
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                committed = committed or not isinstance(outcome, BaseException)
+                if future.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+            if committed and self.on_commit is not None:
+                self.on_commit()
+
+    # --- executor thread -----------------------------------------------------------------------
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self.engine.connect()
+            if self.sqlite:
+                # We issue BEGIN IMMEDIATE ourselves: the write lock is taken before the trend
+                # rows are read, so their read-modify-write cannot interleave with another writer.
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+            self._conn = conn
+        return self._conn
+
+    def _write_batch(self, items: list[CheckinWrite]) -> list[WriteResult | BaseException]:
+        try:
+            results: list[WriteResult | BaseException] = list(self._transaction(items))
+            self.batches += 1
+            self.rows += len(items)
+            return results
+        except Exception as exc:  # noqa: BLE001 - isolate the failing item(s) below
+            if len(items) == 1:
+                log.warning("check-in write failed", extra={"error_type": type(exc).__name__})
+                return [exc]
+        return [self._write_batch([item])[0] for item in items]
+
+    def _transaction(self, items: list[CheckinWrite]) -> list[WriteResult]:
+        conn = self._connection()
+        try:
+            if self.sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                results = self._apply(conn, items)
+                conn.exec_driver_sql("COMMIT")
+                return results
+            with conn.begin():
+                return self._apply(conn, items)
+        except BaseException:
+            if self.sqlite:
+                try:
+                    conn.exec_driver_sql("ROLLBACK")
+                except Exception:  # noqa: BLE001 - a broken connection is replaced below
+                    self._drop_connection()
+            raise
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.invalidate()
+            self._conn = None
+
+    def _apply(self, conn: Connection, items: list[CheckinWrite]) -> list[WriteResult]:
+        keys = {item.key.pseudonym: item.key for item in items}
+        starts: dict[str, date] = {}
+        for item in items:
+            p = item.key.pseudonym
+            starts[p] = min(starts.get(p, item.week_start), item.week_start)
+        stored = repo.load_trends(conn, sorted(keys), lock=not self.sqlite)
+        points = {p: self._points(conn, key, stored.get(p), starts[p]) for p, key in keys.items()}
+        org_units: dict[tuple[str, date], str | None] = {}
+        wanting = [i for i in items if i.contributions]
+        for start in {item.week_start for item in wanting}:
+            for p, unit in repo.org_units_at(conn, [i.key.pseudonym for i in wanting if i.week_start == start], start):
+                org_units[(p, start)] = unit
+        results, pending, outbox = [], [], []
+        for item in items:
+            p = item.key.pseudonym
+            points[p][item.week] = item.point
+            org_unit = org_units.get((p, item.week_start))
+            if org_unit is not None:
+                pending += [self._contribution(item, org_unit, draft) for draft in item.contributions]
+            outbox += item.outbox
+            results.append(
+                WriteResult(trend_window(points[p], item.week_start, self.trend_weeks), org_unit is not None)
+            )
+        repo.insert_checkins(conn, [item.row for item in items])
+        now = max(item.row["created_at"] for item in items)
+        trend_rows = []
+        for p, key in keys.items():
+            keep = dict(sorted(points[p].items())[-KEEP_WEEKS:])
+            sealed = key.seal(to_json(keep), *trend_context(p))
+            trend_rows.append({"pseudonym": p, "key_id": key.key_id, "trend": sealed, "updated_at": now})
+        repo.save_trends(conn, trend_rows, existing=set(stored))
+        repo.insert_outbox(conn, outbox)
+        repo.insert_pending_contributions(conn, pending)
+        return results
+
+    def _points(
+        self, conn: Connection, key: SubjectKey, stored: tuple[str, bytes] | None, current: date
+    ) -> dict[str, tuple[int, int]]:
+        if stored is not None and stored[0] == key.key_id:
+            try:
+                raw = from_json(key.open(stored[1], *trend_context(key.pseudonym)))
+                return {week: (int(v[0]), int(v[1])) for week, v in raw.items()}
+            except (CiphertextInvalid, ValueError, KeyError, TypeError, IndexError):
+                pass  # unreadable cache: rebuild it from the check-ins themselves
+        since = iso_week(current - timedelta(weeks=KEEP_WEEKS))
+        return rebuild_points(key, repo.recent_checkins(conn, key.pseudonym, since))
+
+    @staticmethod
+    def _contribution(item: CheckinWrite, org_unit: str, draft: ContributionDraft) -> dict[str, Any]:
+        event = ContributionRecorded(
+            source="checkin",
+            org_unit=org_unit,
+            iso_week=item.week,
+            metric=draft.metric,  # type: ignore[arg-type]
+            value=draft.value,
+            period_token=draft.period_token,
+        )
+        return {
+            "msg_id": str(event.event_id),
+            "period_token": draft.period_token,
+            "subject": event.subject,
+            "payload": event.model_dump_json().encode(),
+        }

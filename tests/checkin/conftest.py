@@ -1,0 +1,231 @@
+"""Fixtures for the check-in service: the real service on uvicorn, its own nats-server and DB.
+
+The consent service is being built in parallel, so what checkin needs from it is written here
+exactly as consent will, as the ``consent`` NATS user: grants and withdrawals in the KV bucket,
+and events on its streams (``service_nats`` has provisioned every stream and the bucket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote
+
+import nats
+import pytest
+
+from services.checkin.config import CheckinSettings
+from shared.bus import Bus
+from shared.consent_gate import kv_key, kv_value
+from shared.crypto import pseudonym
+from shared.events.base import Event
+from shared.events.consent import ConsentChanged
+from shared.events.hris import SubjectAssigned
+from shared.events.subject import ErasureRequested
+from shared.natsserver import NatsServer
+from shared.settings import PlatformSettings
+from shared.topology import KV_BUCKET
+from tests.servicefixtures import RunningService, bearer
+
+FAST = {"nudge_interval_seconds": 0.2, "contribution_release_seconds": 0.2}
+WEEKLY_OK = {"who5_1": 4, "who5_2": 4, "who5_3": 3, "who5_4": 4, "who5_5": 4, "mood": 4}
+WEEKLY_LOW = {"who5_1": 2, "who5_2": 2, "who5_3": 2, "who5_4": 2, "who5_5": 2, "mood": 2}  # raw 10
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _bus(server: NatsServer, user: str) -> Bus:
+    kw = server.connect_kwargs(user)
+    bus = Bus(user, kw["servers"][0], kw["user"], kw["password"])
+    await bus.connect()
+    return bus
+
+
+@dataclass
+class Harness:
+    nats: NatsServer
+    platform: PlatformSettings
+    svc: RunningService
+    make_token: Callable[..., str]
+
+    # --- identities ----------------------------------------------------------------------------
+
+    def pseudonym(self, sub: str) -> str:
+        return pseudonym(self.platform.secret("pseudonym_key"), self.platform.tenant, sub)
+
+    def auth(self, sub: str, *roles: str) -> dict[str, str]:
+        return bearer(self.make_token(sub, *(roles or ("employee",))))
+
+    # --- consent, as the consent service writes it ---------------------------------------------
+
+    def set_consent(self, sub: str, state: str, *purposes: str, event: bool = True, wait: bool = True) -> None:
+        async def body() -> None:
+            bus = await _bus(self.nats, "consent")
+            try:
+                kv = await bus.js.key_value(KV_BUCKET)
+                now = datetime.now(UTC)
+                for purpose in purposes:
+                    await kv.put(kv_key(self.pseudonym(sub), purpose), kv_value(state, 1, now.isoformat()))
+                    if event:
+                        changed = ConsentChanged(
+                            pseudonym=self.pseudonym(sub),
+                            purpose=purpose,  # type: ignore[arg-type]
+                            state=state,  # type: ignore[arg-type]
+                            policy_version=1,
+                            changed_at=now,
+                        )
+                        await bus.publish(changed.subject, changed.model_dump_json().encode(), str(changed.event_id))
+            finally:
+                await bus.close()
+
+        run(body())
+        if not wait:
+            return
+        gate = self.svc.runtime.gate
+        want = state == "granted"
+        self.wait(lambda: all(gate.allowed(self.pseudonym(sub), p) == want for p in purposes), "gate update")
+
+    def grant(self, sub: str, *purposes: str) -> None:
+        self.set_consent(sub, "granted", *purposes)
+
+    def withdraw(self, sub: str, *purposes: str, event: bool = True, wait: bool = True) -> None:
+        self.set_consent(sub, "withdrawn", *purposes, event=event, wait=wait)
+
+    def publish_as_consent(self, event: Event) -> None:
+        async def body() -> None:
+            bus = await _bus(self.nats, "consent")
+            try:
+                await bus.publish(event.subject, event.model_dump_json().encode(), str(event.event_id))
+            finally:
+                await bus.close()
+
+        run(body())
+
+    def assign(self, sub: str, org_unit: str, effective_from: date) -> None:
+        self.publish_as_consent(
+            SubjectAssigned(pseudonym=self.pseudonym(sub), org_unit=org_unit, effective_from=effective_from)
+        )
+
+    def request_erasure(self, sub: str) -> uuid.UUID:
+        request_id = uuid.uuid4()
+        self.publish_as_consent(
+            ErasureRequested(request_id=request_id, pseudonym=self.pseudonym(sub), requested_at=datetime.now(UTC))
+        )
+        return request_id
+
+    # --- inspection ----------------------------------------------------------------------------
+
+    def stream(self, stream: str, prefix: str = "") -> list[tuple[str, bytes]]:
+        """Every message stored in ``stream`` (read as the ops user), optionally by subject prefix."""
+
+        async def body() -> list[tuple[str, bytes]]:
+            nc = await nats.connect(**self.nats.connect_kwargs("ops"))
+            try:
+                js = nc.jetstream()
+                try:
+                    info = await js.stream_info(stream)
+                except nats.js.errors.NotFoundError:
+                    return []
+                out: list[tuple[str, bytes]] = []
+                if not info.state.messages:
+                    return out
+                for seq in range(max(1, info.state.first_seq), info.state.last_seq + 1):
+                    try:
+                        msg = await js.get_msg(stream, seq)
+                    except nats.js.errors.NotFoundError:
+                        continue
+                    if msg.subject.startswith(prefix):
+                        out.append((msg.subject, msg.data or b""))
+                return out
+            finally:
+                await nc.close()
+
+        return run(body())
+
+    def wait(self, predicate: Callable[[], Any], what: str = "condition", timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    def drained(self) -> None:
+        """Every committed outbox row has been published (so absence in a stream means absence)."""
+        from shared.bus.outbox import pending_count
+
+        self.wait(lambda: pending_count(self.svc.runtime.engine) == 0, "outbox drained")
+
+    def wait_stream(self, stream: str, prefix: str, count: int = 1, timeout: float = 10.0) -> list[tuple[str, bytes]]:
+        return self.wait(lambda: (m := self.stream(stream, prefix)) and len(m) >= count and m, f"{prefix}", timeout)
+
+    # --- API -------------------------------------------------------------------------------------
+
+    def checkin(self, sub: str, answers: dict[str, int] | None = None, **extra: Any) -> Any:
+        body = {"answers": answers or WEEKLY_OK, **extra}
+        return self.svc.client.post("/v1/checkins", json=body, headers=self.auth(sub))
+
+
+def new_sub() -> str:
+    """A fresh employee id: tests share one running service and stay apart by subject."""
+    return f"E{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="package")
+def shared_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    """One check-in service for the package (stopping a gate-using service costs ~6 s of NATS
+    drain today, see docs/checkin.md), with its own nats-server and database."""
+    from shared.auth import Role, dev_token
+    from shared.natsserver import USERS, free_port
+    from tests.dbfixtures import PG_URL, _pg_admin
+
+    root = tmp_path_factory.mktemp("checkin")
+    passwords = {user: secrets.token_urlsafe(24) for user in USERS}
+    schema = f"t_checkin_{uuid.uuid4().hex[:12]}"
+    if PG_URL:
+        with _pg_admin() as conn:  # type: ignore[attr-defined]
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        sep = "&" if "?" in PG_URL else "?"
+        db_url = f"{PG_URL}{sep}options={quote('-csearch_path=' + schema)}"
+    else:
+        db_url = f"sqlite:///{root / 'checkin.db'}"
+    with NatsServer(root / "nats", passwords=passwords) as server:
+        server.provision()
+        platform = PlatformSettings(mode="embedded", data_dir=root / "data", nats_url=server.url)
+        kw = server.connect_kwargs("checkin")
+        settings = CheckinSettings(
+            port=free_port(), database_url=db_url, nats_user=kw["user"], nats_password=kw["password"],
+            platform=platform, **FAST,
+        )  # fmt: skip
+        svc = RunningService("checkin", settings).start()
+
+        def make_token(sub: str, *roles: str) -> str:
+            return dev_token(platform, sub, [Role(r) for r in (roles or ("employee",))])
+
+        try:
+            yield Harness(server, platform, svc, make_token)
+        finally:
+            svc.stop()
+    if PG_URL:
+        with _pg_admin() as conn:  # type: ignore[attr-defined]
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def harness(shared_harness: Harness) -> Harness:
+    return shared_harness
+
+
+@pytest.fixture
+def own_harness(service_nats, start_service, platform_settings, token) -> Harness:
+    """A service of the test's own (for tests that stop or restart it)."""
+    return Harness(service_nats, platform_settings, start_service("checkin", **FAST), token)

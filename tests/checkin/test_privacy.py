@@ -1,0 +1,292 @@
+"""Privacy invariants of the check-in flows, on a real nats-server with the committed permissions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import nats
+import pytest
+from nats.errors import TimeoutError as NatsTimeout
+from pydantic import TypeAdapter
+from sqlmodel import Session, SQLModel, select
+
+from services.checkin import repository as repo
+from services.checkin.clock import iso_week
+from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule, OrgAssignment
+from shared.bus import Bus, Consumer
+from shared.bus.consumer import ProcessedEvent
+from shared.consent_gate import ConsentGate
+from shared.crypto import period_token
+from shared.datakeys import DataKey, DataKeyStore, KeyDestroyed, MasterKeys
+from shared.db import make_engine
+from shared.events.checkin import EscalationFlagged, PersonalizationSubmitted, gated
+from shared.events.subject import SubjectDataReply, SubjectDataRequest
+from shared.topology import access_log_subject, consumer_name, export_subject
+from tests.checkin.conftest import WEEKLY_LOW, WEEKLY_OK, new_sub, run
+from tests.natsfixtures import ErrorLog, flushed
+
+NOTE = "zebra-marmalade-note: the deadline pressure is awful"
+
+
+def contributions(h) -> list[dict]:
+    return [json.loads(d) for _, d in h.stream("CONTRIBUTION", "contribution.")]
+
+
+def org_unit_of(h, sub: str, on: date) -> str | None:
+    with Session(h.svc.runtime.engine) as session:
+        return repo.org_unit_on(session, h.pseudonym(sub), on)
+
+
+def org_unit_known(h, sub: str, on: date) -> bool:
+    return org_unit_of(h, sub, on) is not None
+
+
+class TestAggregatorSeesOnlyDeidentifiedContributions:
+    def test_aggregator_user_reads_only_contributions_without_identifiers_or_text(self, harness, caplog):
+        subs = [new_sub() for _ in range(3)]
+        for sub in subs:
+            harness.grant(sub, "checkin", "aggregate_insights", "personalization", "escalation")
+            harness.assign(sub, "team-blue", date(2020, 1, 1))
+        for sub in subs:
+            harness.wait(lambda sub=sub: org_unit_known(harness, sub, date.today()), "org unit")
+            crisis = sub == subs[0]
+            note = NOTE + (" and I want to die" if crisis else "")
+            assert harness.checkin(sub, note=note, talk_to_someone=crisis, share_note=crisis).status_code == 201
+        week = iso_week(datetime.now(UTC).date())
+        tokens = {period_token(harness.platform.secret("period_key"), harness.pseudonym(s), week) for s in subs}
+        harness.wait(lambda: tokens <= {c["period_token"] for c in contributions(harness)}, "contributions")
+        forbidden = [*subs, *(harness.pseudonym(s) for s in subs), "zebra", "marmalade", "deadline"]
+
+        async def as_aggregator():
+            log = ErrorLog()
+            nc = await nats.connect(**harness.nats.connect_kwargs("aggregator"), error_cb=log.record)
+            try:
+                js = nc.jetstream(timeout=2)
+                sub = await js.pull_subscribe(
+                    "contribution.>", durable=consumer_name("aggregator", "contribution.>"), stream="CONTRIBUTION"
+                )
+                got = []
+                while True:
+                    try:
+                        batch = await sub.fetch(256, timeout=0.5)
+                    except NatsTimeout:
+                        break
+                    for msg in batch:
+                        got.append(msg)
+                        await msg.ack()
+                # The same user cannot read check-in subjects: not by a consumer, not directly
+                # (a denied JetStream API request gets no reply at all).
+                denied = nc.jetstream(timeout=0.5)
+                with pytest.raises((NatsTimeout, nats.js.errors.APIError, asyncio.TimeoutError)):
+                    await denied.pull_subscribe("checkin.>", durable="aggregator__checkin", stream="CHECKIN")
+                with pytest.raises((NatsTimeout, nats.js.errors.APIError, asyncio.TimeoutError)):
+                    await denied.get_msg("CHECKIN", 1)
+                await nc.subscribe("checkin.>")
+                await flushed(nc)
+                await log.wait_for('subscription to "checkin.>"', timeout=10)
+                return got
+            finally:
+                await nc.close()
+
+        msgs = run(as_aggregator())
+        assert msgs and {m.subject for m in msgs} <= {
+            "contribution.aggregate.recorded.v1",
+            "contribution.aggregate.retracted.v1",
+        }
+        for msg in msgs:
+            text = msg.data.decode()
+            assert not any(word in text for word in forbidden), text
+            assert not any(k.lower() == "traceparent" for k in (msg.headers or {}))
+            body = json.loads(text)
+            assert set(body) <= {
+                "event_id",
+                "type",
+                "source",
+                "org_unit",
+                "iso_week",
+                "metric",
+                "value",
+                "period_token",
+            }
+            assert "T" not in body["iso_week"] and body["org_unit"]
+        mine = [json.loads(m.data) for m in msgs if json.loads(m.data)["period_token"] in tokens]
+        assert sorted((c["metric"], c["org_unit"]) for c in mine) == sorted(
+            [("mood", "team-blue"), ("who5_index", "team-blue")] * 3
+        )
+        # Nothing about the note reached logs or metric labels either.
+        assert "zebra" not in caplog.text and "marmalade" not in caplog.text
+        metrics = harness.svc.client.get("/metrics").text
+        assert "zebra" not in metrics and harness.pseudonym(subs[0]) not in metrics
+
+    def test_org_unit_moves_take_effect_from_the_next_period_and_no_unit_means_no_contribution(self, harness):
+        stays, moved, unassigned = new_sub(), new_sub(), new_sub()
+        today = datetime.now(UTC).date()
+        monday = today - timedelta(days=today.weekday())
+        for sub in (stays, moved, unassigned):
+            harness.grant(sub, "checkin", "aggregate_insights")
+        harness.assign(stays, "unit-a", date(2020, 1, 1))
+        harness.assign(stays, "unit-b", today + timedelta(days=1))  # a move during this period
+        harness.assign(moved, "unit-c", date(2020, 1, 1))
+        harness.assign(moved, "unit-d", monday)  # effective at the start of this period
+        for sub in (stays, moved):
+            harness.wait(lambda sub=sub: org_unit_known(harness, sub, today), "org unit")
+        harness.wait(lambda: org_unit_of(harness, moved, today) == "unit-d", "move")
+        for sub in (stays, moved, unassigned):
+            assert harness.checkin(sub).status_code == 201
+        key = harness.platform.secret("period_key")
+        week = iso_week(today)
+        token = {s: period_token(key, harness.pseudonym(s), week) for s in (stays, moved, unassigned)}
+        got = harness.wait(
+            lambda: (
+                (c := contributions(harness)) and {token[stays], token[moved]} <= {x["period_token"] for x in c} and c
+            )
+        )
+        units = {x["period_token"]: x["org_unit"] for x in got}
+        assert units[token[stays]] == "unit-a" and units[token[moved]] == "unit-d"
+        harness.drained()
+        assert token[unassigned] not in units
+
+    def test_withdrawing_aggregate_insights_retracts_this_weeks_token(self, harness):
+        sub = new_sub()
+        harness.grant(sub, "checkin", "aggregate_insights")
+        harness.assign(sub, "unit-r", date(2020, 1, 1))
+        harness.wait(lambda: org_unit_known(harness, sub, date.today()), "org unit")
+        harness.checkin(sub)
+        token = period_token(harness.platform.secret("period_key"), harness.pseudonym(sub), iso_week(date.today()))
+        harness.wait(lambda: any(c["period_token"] == token for c in contributions(harness)), "contribution")
+        harness.withdraw(sub, "aggregate_insights")
+        retraction = harness.wait(
+            lambda: [
+                c for c in contributions(harness) if c["period_token"] == token and c["type"].endswith("retracted.v1")
+            ]
+        )
+        assert retraction[0]["org_unit"] == "unit-r"
+        assert harness.checkin(sub).status_code == 201
+        harness.drained()
+        assert len([c for c in contributions(harness) if c["period_token"] == token]) == 3  # 2 metrics + retraction
+
+
+class TestConsumerSideGate:
+    def test_withdrawal_between_produce_and_consume_stops_the_flow_at_the_consumer(self, harness, db_url):
+        withdrawn, kept = new_sub(), new_sub()
+        for sub in (withdrawn, kept):
+            harness.grant(sub, "checkin", "personalization", "escalation")
+            assert harness.checkin(sub, note="I want to die, can't sleep").status_code == 201
+        harness.drained()  # both subjects' events are in the stream, not yet consumed by anyone
+        harness.withdraw(withdrawn, "personalization", "escalation")
+        engine = make_engine(db_url)
+        SQLModel.metadata.create_all(engine, tables=[ProcessedEvent.__table__])  # type: ignore[list-item]
+        applied: dict[str, list[str]] = {"recommender": [], "escalation": []}
+
+        async def consume(user: str, filter_subject: str, contract) -> tuple[int, list[str]]:
+            kw = harness.nats.connect_kwargs(user)
+            bus = Bus(user, kw["servers"][0], kw["user"], kw["password"])
+            await bus.connect()
+            gate = ConsentGate()
+            await gate.start(bus)
+            consumer = Consumer(
+                bus, engine, stream="CHECKIN", name=consumer_name(user, filter_subject), filter_subject=filter_subject,
+                adapter=TypeAdapter(contract),
+                handler=gated(gate, lambda _session, event: applied[user].append(event.pseudonym)),
+            )  # fmt: skip
+            try:
+                deadline = asyncio.get_running_loop().time() + 10
+                while not gate.synced:
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.02)
+                consumer.start()
+                while consumer.applied < 2 and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(0.05)
+                return consumer.applied, applied[user]
+            finally:
+                await consumer.stop()
+                await gate.stop()
+                assert bus.nc is not None
+                await bus.nc.close()  # not Bus.close(): its drain waits 5 s on the stopped pull subscription
+
+        for user, filt, contract in (
+            ("recommender", "checkin.personalization.>", PersonalizationSubmitted),
+            ("escalation", "checkin.escalation.>", EscalationFlagged),
+        ):
+            delivered, handled = run(consume(user, filt, contract))
+            assert delivered >= 2, user  # both were delivered and acknowledged ...
+            assert harness.pseudonym(kept) in handled, user  # ... the consented one applied
+            assert harness.pseudonym(withdrawn) not in handled, user  # ... the withdrawn one dropped
+        engine.dispose()
+
+
+class TestErasureAndSubjectRights:
+    def test_erasure_deletes_rows_destroys_the_key_and_old_ciphertext_stays_unreadable(self, harness):
+        sub = new_sub()
+        p = harness.pseudonym(sub)
+        harness.grant(sub, "checkin", "escalation")
+        harness.assign(sub, "unit-e", date(2020, 1, 1))
+        r = harness.checkin(sub, answers=WEEKLY_LOW, note=NOTE, talk_to_someone=True, share_note=True)
+        assert r.status_code == 201
+        put = {"weekday": "monday", "time": "09:00", "timezone": "Europe/Paris"}
+        assert harness.svc.client.put("/v1/me/nudges", json=put, headers=harness.auth(sub)).status_code == 200
+        flag = harness.wait(
+            lambda: [json.loads(d) for _, d in harness.stream("CHECKIN", "checkin.escalation.") if p.encode() in d]
+        )[0]
+        engine = harness.svc.runtime.engine
+        with Session(engine) as session:
+            row = session.exec(select(Checkin).where(Checkin.pseudonym == p)).one()
+            db_copy = (row.id, bytes(row.payload), bytes(row.note))
+        note_payload = {"pseudonym": p, "checkin_ref": flag["checkin_ref"], "note": flag["note"]}
+        counsellor = harness.auth("C7", "counsellor")
+        assert (
+            harness.svc.client.post("/v1/shared-notes/open", json=note_payload, headers=counsellor).status_code == 200
+        )
+
+        request_id = harness.request_erasure(sub)
+        acks = harness.wait_stream("CHECKIN", "checkin.erasure.erased.v1")
+        ack = next(json.loads(d) for _, d in acks if str(request_id) in d.decode())
+        assert ack["service"] == "checkin" and ack["records"] >= 5  # check-in, trend, nudge, org unit, key
+
+        with Session(engine) as session:
+            for model in (Checkin, CheckinTrend, NudgeSchedule, OrgAssignment, DataKey):
+                assert session.exec(select(model).where(model.pseudonym == p)).all() == [], model
+            fresh = DataKeyStore(MasterKeys.from_settings(harness.platform))
+            with pytest.raises(KeyDestroyed):
+                fresh.require(session, p)
+        assert harness.svc.app.state.checkin.keys.cached(p) is None
+        # The stream copy of the shared note no longer opens: its key is gone.
+        gone = harness.svc.client.post("/v1/shared-notes/open", json=note_payload, headers=counsellor)
+        assert gone.status_code == 410
+        # The copied database ciphertext does not open under the subject's next key either.
+        harness.checkin(sub)  # consent still granted in this test: a new life, a new key
+        with Session(engine) as session:
+            new_key = DataKeyStore(MasterKeys.from_settings(harness.platform)).require(session, p)
+        with pytest.raises(Exception, match="does not open"):
+            new_key.open(db_copy[2], "checkin", db_copy[0], "note")
+        assert harness.svc.client.get("/v1/me/checkins", headers=harness.auth(sub)).json()["items"][0]["note"] is None
+
+    def test_export_and_access_log_answer_consents_requests(self, harness):
+        sub = new_sub()
+        p = harness.pseudonym(sub)
+        harness.grant(sub, "checkin")
+        harness.checkin(sub, answers=WEEKLY_OK, note="my own words", talk_to_someone=True, share_note=True)
+        flag = harness.wait(
+            lambda: [json.loads(d) for _, d in harness.stream("CHECKIN", "checkin.escalation.") if p.encode() in d]
+        )[0]
+        body = {"pseudonym": p, "checkin_ref": flag["checkin_ref"], "note": flag["note"]}
+        harness.svc.client.post("/v1/shared-notes/open", json=body, headers=harness.auth("C9", "counsellor"))
+
+        async def ask(subject: str) -> dict:
+            nc = await nats.connect(**harness.nats.connect_kwargs("consent"))
+            try:
+                msg = await nc.request(subject, SubjectDataRequest(pseudonym=p).model_dump_json().encode(), timeout=5)
+                return SubjectDataReply.model_validate_json(msg.data).data
+            finally:
+                await nc.close()
+
+        exported = run(ask(export_subject("checkin")))
+        assert (
+            exported["checkins"][0]["note"] == "my own words" and exported["checkins"][0]["score"]["who5_index"] == 76
+        )
+        log = run(ask(access_log_subject("checkin")))
+        actions = [(e["actor_role"], e["action"]) for e in log["entries"]]
+        assert ("counsellor", "checkin.note.read") in actions and ("service", "checkin.export") in actions
+        assert all("C9" not in json.dumps(e) for e in log["entries"])

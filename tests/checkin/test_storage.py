@@ -1,0 +1,191 @@
+"""Storage rules on a real database: group commit, key races, trend, withdrawal, retention, release."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from services.checkin import repository as repo
+from services.checkin import service, subjects
+from services.checkin.clock import iso_week, week_start
+from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule, PendingContribution
+from services.checkin.schemas import CheckinCreate
+from services.checkin.screening import Locale
+from services.checkin.tasks import purge_expired, release_contributions
+from services.checkin.writer import GroupCommitWriter
+from shared.bus.outbox import OutboxMessage
+from shared.consent_gate import ConsentGate, kv_key, kv_value
+from shared.crypto import period_token
+from shared.datakeys import DataKeyStore, MasterKeys
+from shared.db import make_engine, run_migrations
+from shared.events.consent import ConsentChanged
+from shared.events.hris import SubjectAssigned, SubjectLeft
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
+PERIOD_KEY = b"p" * 32
+ANSWERS = {"who5_1": 3, "who5_2": 3, "who5_3": 3, "who5_4": 3, "who5_5": 3, "mood": 3}
+
+
+@pytest.fixture
+def engine(db_url):
+    run_migrations(db_url, MIGRATIONS)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def keys() -> DataKeyStore:
+    return DataKeyStore(MasterKeys("k1", {"k1": b"m" * 32}))
+
+
+def gate(*pseudonyms: str, purposes=("checkin", "aggregate_insights")) -> ConsentGate:
+    g = ConsentGate()
+    g.load({kv_key(p, purpose): kv_value("granted", 1, "t") for p in pseudonyms for purpose in purposes})
+    return g
+
+
+def prepared(keys, engine, pseudonym: str, answers=ANSWERS, weeks_ago: int = 0, note: str | None = None):
+    key = keys.get_or_create(engine, pseudonym)
+    body = CheckinCreate.model_validate({"answers": answers, "note": note})
+    item = service.prepare_checkin(body, key, gate(pseudonym), Locale("en", None), PERIOD_KEY)
+    when = item.created_at - timedelta(weeks=weeks_ago)
+    item.write.row["created_at"] = when
+    item.write.row["iso_week"] = item.write.week = iso_week(when.date())
+    item.write.week_start = week_start(when.date())
+    return item
+
+
+def write_all(engine, items, **kw):
+    async def main():
+        writer = GroupCommitWriter(engine, **kw)
+        try:
+            return writer, await asyncio.gather(*(writer.write(i.write) for i in items), return_exceptions=True)
+        finally:
+            await writer.stop()
+
+    return asyncio.run(main())
+
+
+class TestGroupCommitWriter:
+    def test_concurrent_checkins_share_transactions_and_all_commit(self, engine, keys):
+        items = [prepared(keys, engine, f"{i:064x}") for i in range(150)]
+        writer, results = write_all(engine, items)
+        assert not [r for r in results if isinstance(r, BaseException)]
+        assert writer.rows == 150 and writer.batches < 150
+        with Session(engine) as session:
+            assert len(session.exec(select(Checkin)).all()) == 150
+            assert len(session.exec(select(CheckinTrend)).all()) == 150
+
+    def test_a_write_under_a_destroyed_key_fails_alone(self, engine, keys):
+        doomed, fine = "d" * 64, "f" * 64
+        items = [prepared(keys, engine, doomed), prepared(keys, engine, fine)]
+        with Session(engine) as session:
+            keys.destroy(session, doomed)  # an erasure lands after the key was cached and used
+            session.commit()
+        _, results = write_all(engine, items)
+        assert isinstance(results[0], IntegrityError) and not isinstance(results[1], BaseException)
+        with Session(engine) as session:
+            assert [r.pseudonym for r in session.exec(select(Checkin))] == [fine]
+
+    def test_trend_is_latest_per_week_oldest_first_and_rebuilt_after_a_delete(self, engine, keys):
+        p = "8" * 64
+        low = {**ANSWERS, "who5_1": 0}
+        items = [prepared(keys, engine, p, low, weeks_ago=2), prepared(keys, engine, p, weeks_ago=1)]
+        items += [prepared(keys, engine, p, low), prepared(keys, engine, p)]
+        results = [write_all(engine, [item])[1][0] for item in items]
+        weeks = [item.write.week for item in items]
+        assert results[-1].trend == [(weeks[0], 48, 3), (weeks[1], 60, 3), (weeks[3], 60, 3)]
+        with Session(engine) as session:
+            repo.forget_trend(session, p)
+            session.commit()
+        rebuilt = write_all(engine, [prepared(keys, engine, p, low)])[1][0]
+        assert rebuilt.trend == [(weeks[0], 48, 3), (weeks[1], 60, 3), (weeks[3], 48, 3)]
+
+    def test_contributions_wait_for_release_and_need_an_org_unit(self, engine, keys):
+        with_unit, without = "1" * 64, "2" * 64
+        with Session(engine) as session:
+            subjects.on_hris(
+                session, SubjectAssigned(pseudonym=with_unit, org_unit="ou-1", effective_from=date(2020, 1, 1))
+            )
+            session.commit()
+        _, results = write_all(engine, [prepared(keys, engine, with_unit), prepared(keys, engine, without)])
+        assert [r.contributed for r in results] == [True, False]
+        with Session(engine) as session:
+            pending = session.exec(select(PendingContribution)).all()
+            assert len(pending) == 2 and session.exec(select(OutboxMessage)).all() == []
+            assert release_contributions(session, lambda: None) == 2
+            session.commit()
+        with Session(engine) as session:
+            released = session.exec(select(OutboxMessage)).all()
+            assert {m.subject for m in released} == {"contribution.aggregate.recorded.v1"}
+            assert all(m.headers == "{}" for m in released)  # no trace context to link back
+            assert {json.loads(m.payload)["metric"] for m in released} == {"who5_index", "mood"}
+            assert session.exec(select(PendingContribution)).all() == []
+
+
+class TestWithdrawalAndRetention:
+    def consent(self, pseudonym: str, purpose: str, state: str) -> ConsentChanged:
+        return ConsentChanged(
+            pseudonym=pseudonym, purpose=purpose, state=state, policy_version=1, changed_at=datetime.now(UTC)
+        )
+
+    def nudge(self, session, pseudonym: str) -> None:
+        now = datetime.now(UTC)
+        session.add(NudgeSchedule(pseudonym=pseudonym, weekday=0, local_time=time(9), timezone="UTC", lang="en",
+                                  next_due=now, updated_at=now))  # fmt: skip
+
+    def test_checkin_withdrawn_deletes_history_and_nudges_lapsed_only_nudges(self, engine, keys):
+        withdrawn, lapsed = "3" * 64, "4" * 64
+        write_all(engine, [prepared(keys, engine, withdrawn), prepared(keys, engine, lapsed)])
+        with Session(engine) as session:
+            for p in (withdrawn, lapsed):
+                self.nudge(session, p)
+            session.commit()
+            subjects.on_consent_changed(session, PERIOD_KEY, self.consent(withdrawn, "checkin", "withdrawn"))
+            subjects.on_consent_changed(session, PERIOD_KEY, self.consent(lapsed, "checkin", "lapsed"))
+            session.commit()
+            assert [r.pseudonym for r in session.exec(select(Checkin))] == [lapsed]
+            assert session.exec(select(NudgeSchedule)).all() == []
+            assert [t.pseudonym for t in session.exec(select(CheckinTrend))] == [lapsed]
+
+    def test_aggregate_withdrawal_drops_unreleased_contributions_and_queues_a_retraction(self, engine, keys):
+        p = "a" * 64
+        with Session(engine) as session:
+            subjects.on_hris(session, SubjectAssigned(pseudonym=p, org_unit="ou-2", effective_from=date(2020, 1, 1)))
+            session.commit()
+        write_all(engine, [prepared(keys, engine, p)])
+        token = period_token(PERIOD_KEY, p, iso_week(datetime.now(UTC).date()))
+        with Session(engine) as session:
+            subjects.on_consent_changed(session, PERIOD_KEY, self.consent(p, "aggregate_insights", "withdrawn"))
+            session.commit()
+            pending = session.exec(select(PendingContribution)).all()
+            assert [json.loads(r.payload)["type"] for r in pending] == ["contribution.aggregate.retracted.v1"]
+            assert pending[0].period_token == token
+
+    def test_a_subject_who_left_contributes_nowhere_from_that_date(self, engine):
+        p = "5" * 64
+        with Session(engine) as session:
+            subjects.on_hris(session, SubjectAssigned(pseudonym=p, org_unit="ou-3", effective_from=date(2020, 1, 1)))
+            subjects.on_hris(session, SubjectLeft(pseudonym=p, effective_from=date(2021, 1, 1)))
+            session.commit()
+            assert repo.org_unit_on(session, p, date(2020, 6, 1)) == "ou-3"
+            assert repo.org_unit_on(session, p, date(2021, 6, 1)) is None
+
+    def test_retention_deletes_only_expired_checkins_and_their_trend(self, engine, keys):
+        old, recent = "6" * 64, "7" * 64
+        write_all(engine, [prepared(keys, engine, old, weeks_ago=30), prepared(keys, engine, recent)])
+        with Session(engine) as session:
+            assert purge_expired(session, retention_days=180) == 1
+            session.commit()
+            assert [r.pseudonym for r in session.exec(select(Checkin))] == [recent]
+            assert [t.pseudonym for t in session.exec(select(CheckinTrend))] == [recent]
+            assert purge_expired(session, 180, now=datetime.now(UTC) + timedelta(days=181)) == 1
+            session.commit()
+            assert session.exec(select(Checkin)).all() == []
