@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench.common import Result, report
 
-BENCHES = ["bench_gate", "bench_outbox", "bench_consent", "bench_checkin"]
+BENCHES = ["bench_up", "bench_gate", "bench_outbox", "bench_consent", "bench_checkin", "bench_webhooks"]
 
 
 def main(argv: list[str]) -> int:
