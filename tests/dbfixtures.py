@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,14 +25,15 @@ def _pg_admin() -> object:
     return psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
 
-@pytest.fixture
-def make_db_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """``make_db_url("consent")`` -> a URL to an empty database of its own."""
+@contextmanager
+def db_urls(folder: Path) -> Iterator[Callable[[str], str]]:
+    """``make(name)`` -> a URL to an empty database of its own: a SQLite file in ``folder``, or
+    a PostgreSQL schema when KINWELL_TEST_DATABASE_URL is set (dropped on exit)."""
     schemas: list[str] = []
 
     def make(name: str) -> str:
         if not PG_URL:
-            return f"sqlite:///{tmp_path / (name + '-' + uuid.uuid4().hex[:8] + '.db')}"
+            return f"sqlite:///{folder / (name + '-' + uuid.uuid4().hex[:8] + '.db')}"
         schema = f"t_{name}_{uuid.uuid4().hex[:12]}"
         with _pg_admin() as conn:  # type: ignore[attr-defined]
             conn.execute(f'CREATE SCHEMA "{schema}"')
@@ -39,11 +41,20 @@ def make_db_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
         sep = "&" if "?" in PG_URL else "?"
         return f"{PG_URL}{sep}options={quote('-csearch_path=' + schema)}"
 
-    yield make
-    if schemas:
-        with _pg_admin() as conn:  # type: ignore[attr-defined]
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    try:
+        yield make
+    finally:
+        if schemas:
+            with _pg_admin() as conn:  # type: ignore[attr-defined]
+                for schema in schemas:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def make_db_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make_db_url("consent")`` -> a URL to an empty database of its own."""
+    with db_urls(tmp_path) as make:
+        yield make
 
 
 @pytest.fixture

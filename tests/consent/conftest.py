@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from sqlmodel import Session
@@ -28,7 +26,7 @@ from shared.auth import Role, dev_token
 from shared.crypto import pseudonym
 from shared.natsserver import USERS, NatsServer, free_port
 from shared.settings import SERVICES, PlatformSettings, ServiceSettings
-from tests.dbfixtures import PG_URL, _pg_admin
+from tests.dbfixtures import db_urls
 from tests.servicefixtures import RunningService, bearer
 
 GATED = ("checkin", "recommender", "escalation")
@@ -113,30 +111,6 @@ class Platform:
 
 def new_sub() -> str:
     return f"E-{uuid.uuid4().hex[:12]}"
-
-
-@contextmanager
-def db_urls(folder: Path) -> Iterator[Callable[[str], str]]:
-    """SQLite files in ``folder``, or PostgreSQL schemas when KINWELL_TEST_DATABASE_URL is set."""
-    schemas: list[str] = []
-
-    def make(name: str) -> str:
-        if not PG_URL:
-            return f"sqlite:///{folder / (name + '-' + uuid.uuid4().hex[:8] + '.db')}"
-        schema = f"t_{name}_{uuid.uuid4().hex[:12]}"
-        with _pg_admin() as conn:  # type: ignore[attr-defined]
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        schemas.append(schema)
-        sep = "&" if "?" in PG_URL else "?"
-        return f"{PG_URL}{sep}options={quote('-csearch_path=' + schema)}"
-
-    try:
-        yield make
-    finally:
-        if schemas:
-            with _pg_admin() as conn:  # type: ignore[attr-defined]
-                for schema in schemas:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def stop_all(services: list[RunningService]) -> None:
