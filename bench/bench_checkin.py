@@ -17,10 +17,7 @@ import json
 import os
 import sqlite3
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ from fastapi import FastAPI
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from bench.common import Result, nats_server
-from bench.load import LoadResult, free_port, hammer, serve_app
+from bench.load import LoadResult, free_port, hammer, serve_app, serve_service
 from services.checkin.schemas import CheckinCreate
 from shared.auth import Role, dev_token
 from shared.consent_gate import kv_key, kv_value
@@ -102,25 +99,8 @@ async def _grant(server: Any, pseudonyms: list[str]) -> None:
         await nc.close()
 
 
-@contextmanager
-def _service(server: Any, data_dir: Path, db: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        "KINWELL_MODE": "embedded",
-        "KINWELL_DATA_DIR": str(data_dir),
-        "KINWELL_NATS_URL": server.url,
-        "KINWELL_LOG_LEVEL": "WARNING",
-        "KINWELL_CHECKIN_PORT": str(port),
-        "KINWELL_CHECKIN_DATABASE_URL": f"sqlite:///{db}",
-        "KINWELL_CHECKIN_NATS_PASSWORD": server.connect_kwargs("checkin")["password"],
-    }
-    with serve_app("services.checkin.app:create_app", port=port, env=env) as url:
-        deadline = time.monotonic() + 30
-        while not httpx.get(f"{url}/readyz").json().get("ready"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("checkin did not become ready")
-            time.sleep(0.1)
-        yield url
+def _service(server: Any, data_dir: Path, db: Path) -> Any:
+    return serve_service("checkin", server, data_dir, f"sqlite:///{db}")
 
 
 def _load(url: str, tokens: list[str]) -> LoadResult:

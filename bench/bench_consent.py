@@ -16,16 +16,14 @@ import os
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from sqlmodel import Session
 
 from bench.common import Result, nats_server, sqlite_url
-from bench.load import free_port, hammer, serve_app
+from bench.load import free_port, hammer, serve_app, serve_service
 from services.consent import service
 from services.consent.config import ConsentSettings
 from services.consent.deps import ConsentContext
@@ -162,25 +160,8 @@ def bare_app() -> FastAPI:
     return app
 
 
-@contextmanager
 def _consent_app(server: Any, data_dir: Path) -> Any:
-    port = free_port()
-    env = {
-        "KINWELL_MODE": "embedded",
-        "KINWELL_DATA_DIR": str(data_dir),
-        "KINWELL_NATS_URL": server.url,
-        "KINWELL_LOG_LEVEL": "WARNING",
-        "KINWELL_CONSENT_PORT": str(port),
-        "KINWELL_CONSENT_DATABASE_URL": sqlite_url("consent-api"),
-        "KINWELL_CONSENT_NATS_PASSWORD": server.connect_kwargs("consent")["password"],
-    }
-    with serve_app("services.consent.app:create_app", port=port, env=env) as url:
-        deadline = time.monotonic() + 30
-        while not httpx.get(f"{url}/readyz").json().get("ready"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("consent did not become ready")
-            time.sleep(0.1)
-        yield url
+    return serve_service("consent", server, data_dir, sqlite_url("consent-api"))
 
 
 def _throughput(server: Any, data_dir: Path) -> tuple[Any, Any]:

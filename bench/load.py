@@ -17,6 +17,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
 
 
 @dataclass
@@ -180,3 +184,26 @@ def hammer(
     Only requests that start after the warm-up and finish before the end are counted.
     """
     return asyncio.run(_hammer(url, method, path, body, headers, concurrency, duration, warmup))
+
+
+@contextmanager
+def serve_service(name: str, nats: Any, data_dir: Path, database_url: str) -> Iterator[str]:
+    """Run one Kinwell service in its own process against ``nats``; yields its URL once ready."""
+    port = free_port()
+    prefix = f"KINWELL_{name.upper()}_"
+    env = {
+        "KINWELL_MODE": "embedded",
+        "KINWELL_DATA_DIR": str(data_dir),
+        "KINWELL_NATS_URL": nats.url,
+        "KINWELL_LOG_LEVEL": "WARNING",
+        prefix + "PORT": str(port),
+        prefix + "DATABASE_URL": database_url,
+        prefix + "NATS_PASSWORD": nats.connect_kwargs(name)["password"],
+    }
+    with serve_app(f"services.{name}.app:create_app", port=port, env=env) as url:
+        deadline = time.monotonic() + 30
+        while not httpx.get(f"{url}/readyz").json().get("ready"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not become ready")
+            time.sleep(0.1)
+        yield url
