@@ -22,8 +22,9 @@ from services.checkin.deps import CheckinContext
 from services.checkin.endpoints import router
 from services.checkin.handlers import NAME, bindings
 from services.checkin.instruments import check_complete
+from services.checkin.openapi import component_schemas
 from services.checkin.relay import PipelinedOutboxRelay
-from services.checkin.schemas import CheckinCreate, component_schemas
+from services.checkin.schemas import CheckinCreate
 from services.checkin.tasks import start_tasks
 from services.checkin.writer import GroupCommitWriter
 from shared.app import Runtime, ServiceSpec, create_service_app
@@ -33,14 +34,18 @@ from shared.db import make_engine
 
 def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
     async def start(rt: Runtime) -> None:
-        # Swap in the relay that pipelines same-subject events instead of one per round (relay.py).
-        await rt.relay.stop()
-        rt.relay = PipelinedOutboxRelay(rt.engine, rt.bus)
-        rt.relay.start()
+        # Idempotent: the app factory retries a start-up hook that fails.
+        if not isinstance(rt.relay, PipelinedOutboxRelay):
+            # Swap in the relay that pipelines same-subject events instead of one per round.
+            await rt.relay.stop()
+            rt.relay = PipelinedOutboxRelay(rt.engine, rt.bus)
+            rt.relay.start()
         ctx.writer.on_commit = rt.relay.notify
-        if rt.gate is not None:
-            rt.gate.on_revoked(lambda pseudonym, purpose: _revoked(rt, pseudonym, purpose))
-        rt.tasks.extend(start_tasks(rt, settings))
+        if not ctx.started:
+            if rt.gate is not None:
+                rt.gate.on_revoked(lambda pseudonym, purpose: _revoked(rt, pseudonym, purpose))
+            rt.tasks.extend(start_tasks(rt, settings))
+            ctx.started = True
 
     async def stop(rt: Runtime) -> None:
         await ctx.writer.stop()
@@ -89,6 +94,7 @@ def create_app(settings: CheckinSettings | None = None) -> FastAPI:
             make_engine(settings.database_url, pool_size=2),
             trend_weeks=settings.trend_weeks,
             max_batch=settings.writer_max_batch,
+            linger=settings.writer_linger_ms / 1000,
         ),
         tokens=VerifiedTokens(),
     )

@@ -25,3 +25,5 @@ class CheckinSettings(ServiceSettings):
     contribution_release_seconds: float = Field(default=3600.0, gt=0)
     trend_weeks: int = Field(default=6, ge=1, le=8)
     writer_max_batch: int = Field(default=128, ge=1, le=1024)
+    # How long the check-in writer waits for more requests to join a batch (0 = no wait).
+    writer_linger_ms: float = Field(default=2.0, ge=0, le=50)

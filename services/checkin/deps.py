@@ -19,6 +19,7 @@ class CheckinContext:
     keys: DataKeyStore
     writer: GroupCommitWriter
     tokens: VerifiedTokens
+    started: bool = False  # background work of on_start is running
 
     @property
     def period_key(self) -> bytes:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from services.checkin import instruments, nudges, repository, screening, service
 from services.checkin.auth import CheckinConsented, Counsellor, Employee, consented_caller
 from services.checkin.deps import CheckinContext, Ctx
+from services.checkin.openapi import parse_body, problems, request_body
 from services.checkin.schemas import (
     CheckinCreate,
     CheckinList,
@@ -22,9 +23,6 @@ from services.checkin.schemas import (
     NudgeUpdate,
     StepCreate,
     StepResult,
-    parse_body,
-    problems,
-    request_body,
 )
 from shared import audit
 from shared.db import SessionDep

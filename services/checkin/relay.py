@@ -43,6 +43,9 @@ def _acknowledged(msg: Msg) -> bool:
 
 
 class PipelinedOutboxRelay(OutboxRelay):
+    ack_timeout = ACK_TIMEOUT_S
+    linger = LINGER_S
+
     def _rows(self) -> list[Row[Any]]:
         with self.engine.connect() as conn:
             return list(conn.execute(_BATCH, {"n": self.batch_size}))
@@ -75,7 +78,7 @@ class PipelinedOutboxRelay(OutboxRelay):
                 headers["Nats-Msg-Id"] = row.msg_id
                 await nc.publish(row.subject, bytes(row.payload), reply=f"{inbox}.{index}", headers=headers)
             try:
-                await asyncio.wait_for(complete.wait(), ACK_TIMEOUT_S)
+                await asyncio.wait_for(complete.wait(), self.ack_timeout)
             except TimeoutError:
                 pass  # unanswered rows stay in the outbox
         finally:
@@ -89,7 +92,7 @@ class PipelinedOutboxRelay(OutboxRelay):
         if not self._stopping:
             # Linger: every commit wakes the relay; a moment's wait lets a burst of commits go
             # out as one batch (one read, one delete) instead of many small ones.
-            await asyncio.sleep(LINGER_S)
+            await asyncio.sleep(self.linger)
         rows = await asyncio.to_thread(self._rows)
         if not rows:
             return 0

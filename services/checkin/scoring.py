@@ -23,6 +23,8 @@ PHQ9_ITEMS: tuple[str, ...] = tuple(f"phq9_{i}" for i in range(1, 10))
 GAD2_ITEMS: tuple[str, ...] = ("gad7_1", "gad7_2")
 PHQ2_ITEMS: tuple[str, ...] = PHQ9_ITEMS[:2]
 
+_WHO5, _PHQ2, _GAD2, _PHQ9 = (frozenset(items) for items in (WHO5_ITEMS, PHQ2_ITEMS, GAD2_ITEMS, PHQ9_ITEMS))
+
 WHO5_ITEM_MAX = 5
 PHQ_ITEM_MAX = 3
 MOOD_RANGE = (1, 5)
@@ -96,17 +98,16 @@ class Scores:
         self._derive()
 
     def _derive(self) -> None:
-        a = self.answers
-        self.who5_raw = sum(a[item] for item in WHO5_ITEMS) if all(item in a for item in WHO5_ITEMS) else 0
-        self.phq2 = self._sum(PHQ2_ITEMS)
-        self.gad2 = self._sum(GAD2_ITEMS)
-        self.phq9 = self._sum(PHQ9_ITEMS)
+        self.who5_raw = self._sum(WHO5_ITEMS, _WHO5) or 0
+        self.phq2 = self._sum(PHQ2_ITEMS, _PHQ2)
+        self.gad2 = self._sum(GAD2_ITEMS, _GAD2)
+        self.phq9 = self._sum(PHQ9_ITEMS, _PHQ9)
 
-    def _sum(self, items: tuple[str, ...]) -> int | None:
+    def _sum(self, items: tuple[str, ...], required: frozenset[str]) -> int | None:
         answers = self.answers
-        if not all(item in answers for item in items):
+        if not required <= answers.keys():
             return None
-        return sum(answers[item] for item in items)
+        return sum(map(answers.__getitem__, items))
 
     @property
     def who5_index(self) -> int:

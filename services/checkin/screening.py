@@ -70,22 +70,50 @@ def _load(name: str) -> dict[str, Any]:
     return data
 
 
+CRISIS = "__crisis__"
+
+
+def _crisis_pairs() -> list[tuple[str, str]]:
+    return [(p, CRISIS) for words in _load("crisis_lexicon.json").values() for p in words]
+
+
+def _needs_pairs() -> list[tuple[str, str]]:
+    by_lang = _load("needs_lexicon.json").values()
+    return [(p, need) for by_need in by_lang for need, words in by_need.items() for p in words]
+
+
 @cache
 def crisis_lexicon() -> Lexicon:
     """Every language's crisis phrases (a note is checked against all of them)."""
-    return Lexicon.build([(p, "crisis") for words in _load("crisis_lexicon.json").values() for p in words])
+    return Lexicon.build(_crisis_pairs())
 
 
 @cache
 def needs_lexicon() -> Lexicon:
     """Every language's need words (people mix languages)."""
-    by_lang = _load("needs_lexicon.json").values()
-    return Lexicon.build([(p, need) for by_need in by_lang for need, words in by_need.items() for p in words])
+    return Lexicon.build(_needs_pairs())
+
+
+@cache
+def note_lexicon() -> Lexicon:
+    """Both, for one pass over a note: needs by name, crisis phrases as :data:`CRISIS`."""
+    return Lexicon.build(_crisis_pairs() + _needs_pairs())
+
+
+RESOURCE_FIELDS = ("name", "phone", "sms", "url", "languages", "hours")
 
 
 @cache
 def crisis_resources_data() -> dict[str, Any]:
-    return _load("crisis_resources.json")
+    """The crisis lines, each with every field of ``CrisisResource`` (absent ones as null)."""
+    data = _load("crisis_resources.json")
+
+    def full(resource: dict[str, Any]) -> dict[str, Any]:
+        return {k: resource.get(k, [] if k == "languages" else None) for k in RESOURCE_FIELDS}
+
+    for entry in (*data["countries"].values(), data["international"]):
+        entry["resources"] = [full(r) for r in entry["resources"]]
+    return data
 
 
 def mentions_crisis(note: str | None) -> bool:
@@ -108,8 +136,10 @@ class NoteSignals:
     def of(cls, note: str | None) -> NoteSignals:
         if not note:
             return cls(False, frozenset())
-        text = normalise(note)
-        return cls(bool(crisis_lexicon().labels(text)), frozenset(needs_lexicon().labels(text)))
+        found = note_lexicon().labels(normalise(note))
+        crisis = CRISIS in found
+        found.discard(CRISIS)
+        return cls(crisis, frozenset(found))
 
 
 def needs_from_scores(scores: Scores) -> set[str]:

@@ -100,12 +100,14 @@ class GroupCommitWriter:
         *,
         trend_weeks: int = 6,
         max_batch: int = 128,
+        linger: float = 0.0,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self.trend_weeks = trend_weeks
         self.max_batch = max_batch
+        self.linger = linger
         self.on_commit = on_commit
         self._queue: asyncio.Queue[tuple[CheckinWrite, asyncio.Future[WriteResult]]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -144,6 +146,10 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            if self.linger and self._queue.qsize() < self.max_batch // 2:
+                # A moment for more requests to join: per-row cost falls with batch size (one
+                # BEGIN/COMMIT, one trend read per batch), and the writer is rarely the bottleneck.
+                await asyncio.sleep(self.linger)
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             items = [item for item, _ in batch]

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote
 
 import nats
 import pytest
@@ -186,25 +185,17 @@ def shared_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness
     drain today, see docs/checkin.md), with its own nats-server and database."""
     from shared.auth import Role, dev_token
     from shared.natsserver import USERS, free_port
-    from tests.dbfixtures import PG_URL, _pg_admin
+    from tests.dbfixtures import db_urls
 
     root = tmp_path_factory.mktemp("checkin")
     passwords = {user: secrets.token_urlsafe(24) for user in USERS}
-    schema = f"t_checkin_{uuid.uuid4().hex[:12]}"
-    if PG_URL:
-        with _pg_admin() as conn:  # type: ignore[attr-defined]
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        sep = "&" if "?" in PG_URL else "?"
-        db_url = f"{PG_URL}{sep}options={quote('-csearch_path=' + schema)}"
-    else:
-        db_url = f"sqlite:///{root / 'checkin.db'}"
-    with NatsServer(root / "nats", passwords=passwords) as server:
+    with db_urls(root) as make_db_url, NatsServer(root / "nats", passwords=passwords) as server:
         server.provision()
         platform = PlatformSettings(mode="embedded", data_dir=root / "data", nats_url=server.url)
         kw = server.connect_kwargs("checkin")
         settings = CheckinSettings(
-            port=free_port(), database_url=db_url, nats_user=kw["user"], nats_password=kw["password"],
-            platform=platform, **FAST,
+            port=free_port(), database_url=make_db_url("checkin"), nats_user=kw["user"],
+            nats_password=kw["password"], platform=platform, **FAST,
         )  # fmt: skip
         svc = RunningService("checkin", settings).start()
 
@@ -215,9 +206,6 @@ def shared_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness
             yield Harness(server, platform, svc, make_token)
         finally:
             svc.stop()
-    if PG_URL:
-        with _pg_admin() as conn:  # type: ignore[attr-defined]
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from services.checkin.schemas import CheckinResult, StepResult
 from shared.consent_gate import ConsentGate
 from tests.checkin.conftest import WEEKLY_LOW, WEEKLY_OK, new_sub
 
@@ -54,6 +55,27 @@ class TestConsentAndGate:
         responses = spec["paths"]["/v1/checkins"]["post"]["responses"]
         assert {"201", "403", "422", "503"} <= set(responses)
         assert "fails closed" in responses["503"]["description"]
+
+
+class TestContract:
+    def test_answers_match_their_documented_models(self, harness):
+        # The hot path serialises its answer itself (no per-request re-validation): hold it to the schema.
+        sub = new_sub()
+        harness.grant(sub, "checkin")
+        for kwargs in ({}, {"answers": WEEKLY_LOW}, {"note": "I want to die", "country": "FR"}):
+            body = harness.checkin(sub, **kwargs).json()
+            assert CheckinResult.model_validate(body).model_dump(mode="json") == body
+        pending = harness.checkin(sub, answers=WEEKLY_LOW).json()["next_step"]["post_to"]
+        step = harness.svc.client.post(pending, json=PHQ2_GAD2_POSITIVE, headers=harness.auth(sub)).json()
+        StepResult.model_validate(step)
+
+    def test_openapi_documents_the_manual_request_body(self, harness):
+        spec = harness.svc.client.get("/openapi.json").json()
+        body = spec["paths"]["/v1/checkins"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["additionalProperties"] is False and "answers" in body["required"]
+        ref = body["properties"]["answers"]["$ref"].rsplit("/", 1)[-1]
+        assert set(spec["components"]["schemas"][ref]["properties"]) == {f"who5_{i}" for i in range(1, 6)} | {"mood"}
+        assert spec["paths"]["/v1/checkins"]["post"]["responses"]["201"]["content"]["application/json"]["schema"]
 
 
 class TestValidation:

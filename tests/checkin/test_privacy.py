@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import nats
@@ -169,6 +170,21 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
 
 
 class TestConsumerSideGate:
+    def test_gated_handlers_apply_only_under_current_consent(self):
+        pseudonym = "ab" * 32
+        seen: list[str] = []
+        handle = gated(ConsentGate(), lambda _s, e: seen.append(e.type))  # never synced: blind
+        flag = dict(
+            pseudonym=pseudonym, checkin_ref=uuid.uuid4(), severity="critical", reasons=["crisis_language"],
+            lang="en", flagged_at=datetime.now(UTC),
+        )  # fmt: skip
+        handle(None, PersonalizationSubmitted(pseudonym=pseudonym, lang="en", iso_week="2026-W01"))
+        handle(None, EscalationFlagged(**flag, contact_requested=False))
+        assert seen == []
+        # The employee's own request to talk is its own basis: it flows without escalation consent.
+        handle(None, EscalationFlagged(**{**flag, "reasons": ["contact_requested"]}, contact_requested=True))
+        assert seen == ["checkin.escalation.flagged.v1"]
+
     def test_withdrawal_between_produce_and_consume_stops_the_flow_at_the_consumer(self, harness, db_url):
         withdrawn, kept = new_sub(), new_sub()
         for sub in (withdrawn, kept):
