@@ -217,8 +217,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
                 task.cancel()
             for hook in spec.on_stop:
                 await hook(rt)
-            for consumer in rt.consumers:
-                await consumer.stop()
+            await asyncio.gather(*(consumer.stop() for consumer in rt.consumers))
             if rt.gate is not None:
                 await rt.gate.stop()
             await rt.relay.stop()

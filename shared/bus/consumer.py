@@ -14,6 +14,7 @@ finds the record and is acked without a second effect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -78,6 +79,8 @@ class Consumer:
         self.fetch_timeout = fetch_timeout
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._fetching = False
+        self._sub: Any = None
         self.ready = False
         self.applied = 0
         self.dead_lettered = 0
@@ -100,24 +103,41 @@ class Consumer:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
 
     async def stop(self) -> None:
+        """Stop at once when idle in a fetch; otherwise let the batch in hand finish (bounded).
+
+        A message cancelled mid-fetch was never acknowledged, so JetStream redelivers it after
+        ``ack_wait`` and the idempotency record keeps that from applying twice.
+        """
         self._stopping.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=self.fetch_timeout + 5)
-            except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
+        task = self._task
+        if task is None or task.done():
+            return
+        if self._fetching:
+            task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=self.fetch_timeout + 5)
+        if not done:
+            task.cancel()
+        if self._sub is not None:
+            # Without interest in its inbox, the server drops the pull request the cancelled fetch
+            # left pending, instead of delivering into it and holding messages for ``ack_wait``.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
 
     async def _run(self) -> None:
         sub = None
         while not self._stopping.is_set():
             try:
                 if sub is None:
-                    sub = await self._subscribe()
+                    sub = self._sub = await self._subscribe()
                     self.ready = True
+                self._fetching = True
                 try:
                     msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout)
                 except (NatsTimeoutError, TimeoutError):
                     continue
+                finally:
+                    self._fetching = False
                 for msg in msgs:
                     await self.process(msg)
             except asyncio.CancelledError:

@@ -202,6 +202,42 @@ def test_consumer_killed_before_ack_is_redelivered_with_one_effect(nats_server, 
     assert _effects(engine) == [4]
 
 
+def test_idle_consumer_stops_without_waiting_out_its_fetch(nats_server, db_url):
+    """Shutdown does not wait for a long pull to expire, and what arrives afterwards is not lost."""
+    engine = _engine(db_url)
+
+    async def body():
+        bus = await _bus(nats_server, "BUSTEST")
+        consumer = Consumer(
+            bus,
+            engine,
+            stream="BUSTEST",
+            name="bustest_idle",
+            filter_subject="bustest.ping.>",
+            adapter=PING,
+            handler=_record,
+            fetch_timeout=60.0,
+        )
+        consumer.start()
+        await _until(lambda: consumer.ready)
+        await asyncio.sleep(0.2)  # parked in its 60 s fetch
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await consumer.stop()
+        assert loop.time() - started < 30  # far less than the fetch it was parked in
+        assert consumer._task is not None and consumer._task.done()
+        event = Ping(n=7)
+        await bus.publish(event.subject, event.model_dump_json().encode(), str(event.event_id))
+        again = _consumer(bus, engine, name="bustest_idle")
+        again.start()
+        await _until(lambda: again.applied == 1)
+        await again.stop()
+        await bus.close()
+
+    asyncio.run(body())
+    assert _effects(engine) == [7]
+
+
 def test_poison_message_is_dead_lettered_after_bounded_redeliveries(nats_server, db_url):
     engine = _engine(db_url)
     attempts: list[int] = []
