@@ -1,4 +1,5 @@
-"""The ``kinwell`` command: ``up`` runs the embedded platform, ``token`` mints a dev token."""
+"""The ``kinwell`` command: ``up`` runs the embedded platform, ``token`` mints a dev token,
+``hris import`` sends an HRIS snapshot to the consent service."""
 
 from __future__ import annotations
 
@@ -186,6 +187,13 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hris_import(args: argparse.Namespace) -> int:
+    """Send an HRIS snapshot to the running consent service, in bounded batches, with a progress bar."""
+    from shared.hris.client import SnapshotImporter
+
+    return SnapshotImporter.from_args(args).run()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kinwell", description="Kinwell platform commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--role", action="append", default=[], help="repeatable; default employee")
     tok.add_argument("--ttl", type=int, default=3600)
     tok.set_defaults(fn=cmd_token)
+    hris_cmd = sub.add_parser("hris", help="HRIS integration")
+    hris_sub = hris_cmd.add_subparsers(dest="hris_command", required=True)
+    imp = hris_sub.add_parser(
+        "import",
+        help="import an org/employee snapshot (.json or .jsonl) through the running consent service",
+        description="Validates the whole file first, then posts it to POST /v1/hris/import in batches. "
+        "Safe to run again: records that match what the service holds change nothing.",
+    )
+    imp.add_argument("file", help="snapshot: .jsonl/.ndjson (one event per line) or .json (see docs/integrations.md)")
+    imp.add_argument("--url", help="consent service URL (default $KINWELL_CONSENT_URL or http://127.0.0.1:8001)")
+    imp.add_argument("--token", help="admin or integration bearer token (default $KINWELL_TOKEN; embedded: minted)")
+    imp.add_argument("--batch-size", type=int, default=500, help="events per request (1-1000; default 500)")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    imp.set_defaults(fn=cmd_hris_import)
     args = parser.parse_args(argv)
     if args.command == "token" and not args.role:
         args.role = ["employee"]

@@ -72,9 +72,12 @@ def load_or_create_dev_secrets(data_dir: Path) -> dict[str, str]:
         stored["receipt_signing_key"] = _new_ec_private_key_pem()
         missing.remove("receipt_signing_key")
     missing += [f"nats_{svc}_password" for svc in (*SERVICES, "ops") if f"nats_{svc}_password" not in stored]
+    if "hris_webhook_secret" not in stored:  # the consent service's inbound HRIS webhooks (Standard Webhooks)
+        stored["hris_webhook_secret"] = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        missing.append("hris_webhook_secret")
     if missing:
         for name in missing:
-            stored[name] = _new_secret()
+            stored.setdefault(name, _new_secret())
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

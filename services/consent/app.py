@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.consent import endpoints, endpoints_policy, endpoints_rights, erasure, handlers
+from services.consent import endpoints, endpoints_policy, endpoints_rights, erasure, handlers, hris, hris_endpoints
 from services.consent.config import ConsentSettings
 from services.consent.deps import ConsentContext
 from services.consent.problems import finish_openapi
@@ -49,6 +49,28 @@ async def start_erasure_retries(rt: Runtime) -> None:
     rt.tasks.append(asyncio.create_task(loop(), name="erasure-retries"))
 
 
+async def start_hris_purge(rt: Runtime) -> None:
+    """Forget processed HRIS webhook ids past their retention, hourly (any replica may run it)."""
+    settings = rt.settings
+    assert isinstance(settings, ConsentSettings)
+
+    def purge() -> int:
+        with contextmanager(session_scope)(rt.engine) as session:
+            return hris.purge_webhook_ids(session, settings.hris_webhook_id_retention_days)
+
+    async def loop() -> None:
+        while True:
+            try:
+                purged = await asyncio.to_thread(purge)
+                if purged:
+                    log.info("hris webhook ids purged", extra={"count": purged})
+            except Exception as exc:  # noqa: BLE001 - try again next round
+                log.warning("hris webhook id purge failed", extra={"error_type": type(exc).__name__})
+            await asyncio.sleep(3600)
+
+    rt.tasks.append(asyncio.create_task(loop(), name="hris-webhook-id-purge"))
+
+
 def build_spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
@@ -64,9 +86,12 @@ def build_spec() -> ServiceSpec:
             endpoints_policy.public,
             endpoints_policy.admin,
             endpoints_policy.hr,
+            hris_endpoints.webhooks,
+            hris_endpoints.imports,
+            hris_endpoints.rates,
         ],
         consumers=handlers.bindings,
-        on_start=[ensure_kv_bucket, start_erasure_retries],
+        on_start=[ensure_kv_bucket, start_erasure_retries, start_hris_purge],
     )
 
 
@@ -74,5 +99,5 @@ def create_app(settings: ConsentSettings | None = None) -> FastAPI:
     settings = settings or ConsentSettings()
     app = create_service_app(build_spec(), settings)
     app.state.consent = ConsentContext.from_settings(settings)
-    finish_openapi(app, secured_prefixes=("/v1/me", "/v1/admin", "/v1/stats"))
+    finish_openapi(app, secured_prefixes=("/v1/me", "/v1/admin", "/v1/stats", "/v1/hris"))
     return app

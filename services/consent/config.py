@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import base64
+import binascii
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, SettingsError, load_or_create_dev_secrets
+
+# Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes.
+_WHSEC_MIN_BYTES = 24
 
 
 class ConsentSettings(ServiceSettings):
@@ -27,6 +33,31 @@ class ConsentSettings(ServiceSettings):
     erasure_retry_after_seconds: float = Field(default=300.0, gt=0)
     # ... checked this often.
     erasure_retry_check_seconds: float = Field(default=30.0, gt=0)
+
+    # Inbound HRIS webhooks: every secret that may sign (several while one is rotated), as a JSON
+    # list, e.g. KINWELL_CONSENT_HRIS_WEBHOOK_SECRETS='["whsec_new...", "whsec_old..."]'.
+    hris_webhook_secrets: list[SecretStr] = Field(default_factory=list, max_length=8)
+    # Processed webhook ids are kept this long (a retry or replay within it answers 2xx and changes nothing).
+    hris_webhook_id_retention_days: int = Field(default=30, ge=1, le=3650)
+    # Events accepted by one ``POST /v1/hris/import`` call (the CLI sends bounded batches).
+    hris_import_max_events: int = Field(default=1000, ge=1, le=10000)
+
+    @model_validator(mode="after")
+    def _hris_secrets(self) -> ConsentSettings:
+        if not self.hris_webhook_secrets:
+            if self.platform.mode == "production":
+                raise SettingsError("consent: hris_webhook_secrets is required in production")
+            stored = load_or_create_dev_secrets(self.platform.data_dir)
+            self.hris_webhook_secrets = [SecretStr(stored["hris_webhook_secret"])]
+        for secret in self.hris_webhook_secrets:
+            value = secret.get_secret_value()
+            try:
+                raw = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+            except (binascii.Error, ValueError):
+                raise SettingsError("consent: an hris_webhook_secrets entry is not whsec_<base64>") from None
+            if len(raw) < _WHSEC_MIN_BYTES:
+                raise SettingsError(f"consent: hris_webhook_secrets need at least {_WHSEC_MIN_BYTES} random bytes")
+        return self
 
     @property
     def base_url(self) -> str:

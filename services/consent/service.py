@@ -14,7 +14,7 @@ from uuid import UUID
 
 from sqlmodel import Session
 
-from services.consent import directory
+from services.consent import directory, hris_profile
 from services.consent import repository as repo
 from services.consent.deps import ConsentContext
 from services.consent.models import PolicyVersion, as_utc, utcnow
@@ -162,6 +162,7 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
     repo.save_consent(session, consent)
     if body.contact is not None:
         directory.store_contact(session, ctx, subject, body.contact)
+    hris_profile.on_granted(session, subject, purpose)  # personalization: the HRIS profile, if known
     return _view(session, ctx, purpose, consent, policy, body.language)
 
 

@@ -89,17 +89,26 @@ def _document(path: Path, total: int) -> Iterator[Any]:
         doc = json.loads(path.read_bytes())
     except (ValueError, RecursionError):
         raise SnapshotError(0, "not valid JSON") from None
+    yield from iter_document(doc)
+
+
+def iter_document(doc: Any) -> Iterator[Any]:
+    """The events of a decoded snapshot document (a list of events, ``{"events": [...]}`` or
+    ``{"org_units": [...], "employees": [...]}``); SnapshotError on the first bad record."""
     if isinstance(doc, dict) and ("org_units" in doc or "employees" in doc):
         if set(doc) - {"org_units", "employees"}:
             raise SnapshotError(0, "unknown top-level key")
         position = 0
-        for unit in doc.get("org_units") or []:
+        units, employees = doc.get("org_units") or [], doc.get("employees") or []
+        if not isinstance(units, list) or not isinstance(employees, list):
+            raise SnapshotError(0, "org_units and employees must be lists")
+        for unit in units:
             position += 1
             try:
                 yield OrgUnitCreated(type="org_unit.created", org_unit=OrgUnit.model_validate(unit))
             except ValidationError:
                 raise SnapshotError(position, "invalid org unit") from None
-        for employee in doc.get("employees") or []:
+        for employee in employees:
             position += 1
             try:
                 yield EmployeeCreated(type="employee.created", employee=Employee.model_validate(employee))

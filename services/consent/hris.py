@@ -1,0 +1,295 @@
+"""HRIS ingress rules: Kinwell HRIS events -> minimised state here and ``hris.*`` events out.
+
+Everything runs in the caller's transaction (a webhook or an import batch) and never commits.
+Each event is compared with what is stored: only a change is stored and published, so a retried
+webhook under a new id, or the same snapshot imported again, changes nothing and publishes nothing.
+
+* employee created/updated: an upsert keyed by pseudonym. A new org unit (or a new effective date
+  given explicitly) publishes ``SubjectAssigned``; a changed role family, country or language is
+  stored and, only while ``personalization`` is granted, published as ``PersonalizationProfile``.
+  An update for an employee not seen before acts as a create. The manager id is never stored.
+* employee left: every granted consent ends (``withdrawn``, reason ``left``: history, KV put and
+  ``ConsentChanged``, so every gate denies), contact details are deleted, the profile is cleared
+  and ``SubjectLeft`` is published. For an employee the platform has never seen: 422.
+* org units: parent and state only (names are not kept); a move that would make a cycle is 422.
+* triggers: published when new or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from services.consent import directory, service
+from services.consent import hris_repository as hrepo
+from services.consent import repository as repo
+from services.consent.deps import ConsentContext
+from services.consent.hris_models import HrisOrgUnit, HrisSubject, HrisTrigger
+from services.consent.hris_profile import profile_event
+from services.consent.hris_schemas import HrisImported, HrisWebhookAccepted
+from services.consent.models import utcnow
+from shared.bus.outbox import stage
+from shared.errors import NotFound, Unprocessable
+from shared.events.base import Event
+from shared.events.consent import Purpose
+from shared.events.hris import OrgUnitChanged, SubjectAssigned, SubjectLeft
+from shared.hris.adapters import VENDORS
+from shared.hris.minimise import to_platform_events
+from shared.hris.schema import (
+    EmployeeCreated,
+    EmployeeLeft,
+    EmployeeUpdated,
+    OrgUnitClosed,
+    OrgUnitCreated,
+    OrgUnitMoved,
+    OrgUnitRenamed,
+    TriggerAnnounced,
+    load_json,
+)
+from shared.hris.snapshot import SnapshotError, iter_document
+from shared.hris.verify import read_hris_webhook
+
+log = logging.getLogger("kinwell.consent.hris")
+
+LEFT_REASON = "left"
+_PROFILE = ("role_family", "country", "language")
+
+
+@dataclass
+class Applied:
+    """What a batch did: HRIS events read, platform events staged."""
+
+    events: int = 0
+    published: int = 0
+
+
+def apply_events(session: Session, ctx: ConsentContext, events: list[Any], *, today: date | None = None) -> Applied:
+    """Apply Kinwell HRIS events in order, staging the platform events they cause."""
+    day = today or datetime.now(UTC).date()
+    applied = Applied()
+    for index, event in enumerate(events):
+        out = _apply(session, ctx, event, index, day)
+        for platform_event in out:
+            stage(session, platform_event)
+        applied.events += 1
+        applied.published += len(out)
+    return applied
+
+
+def _apply(session: Session, ctx: ConsentContext, event: Any, index: int, day: date) -> list[Event]:
+    match event:
+        case EmployeeCreated() | EmployeeUpdated():
+            return _employee(session, ctx, event, day)
+        case EmployeeLeft():
+            return _left(session, ctx, event, index, day)
+        case OrgUnitCreated(org_unit=unit, effective_from=effective):
+            return _org_unit(session, unit.org_unit_id, unit.parent_id, "active", effective or day, index)
+        case OrgUnitMoved(org_unit_id=unit_id, parent_id=parent, effective_from=effective):
+            return _org_unit(session, unit_id, parent, "active", effective or day, index)
+        case OrgUnitClosed(org_unit_id=unit_id, closed_on=closed_on):
+            return _org_unit(session, unit_id, None, "closed", closed_on or day, index)
+        case OrgUnitRenamed():
+            return []  # unit names are neither kept nor published
+        case TriggerAnnounced():
+            return _trigger(session, event, day)
+    raise TypeError(f"not a Kinwell HRIS event: {type(event).__name__}")
+
+
+def _employee(
+    session: Session, ctx: ConsentContext, event: EmployeeCreated | EmployeeUpdated, day: date
+) -> list[Event]:
+    employee = event.employee
+    subject = ctx.pseudonym(employee.employee_id)
+    row = hrepo.get_subject(session, subject)
+    out: list[Event] = []
+    is_new = row is None
+    row = row or HrisSubject(pseudonym=subject, updated_at=utcnow())
+    rejoined = row.left_on is not None
+    changed = is_new or rejoined
+    row.left_on = None
+    if employee.org_unit is not None:
+        moved = rejoined or row.org_unit != employee.org_unit
+        redated = employee.effective_from is not None and row.effective_from != employee.effective_from
+        if moved or redated:
+            row.org_unit, row.effective_from = employee.org_unit, employee.effective_from or day
+            out.append(SubjectAssigned(pseudonym=subject, org_unit=row.org_unit, effective_from=row.effective_from))
+            changed = True
+    profile_changed = False
+    for name in _PROFILE:
+        value = getattr(employee, name)
+        if value is not None and getattr(row, name) != value:
+            setattr(row, name, value)
+            profile_changed = True
+    if profile_changed and _personalization_granted(session, subject):
+        profile = profile_event(row)
+        if profile is not None:
+            out.append(profile)
+    if changed or profile_changed:
+        row.updated_at = utcnow()
+        hrepo.save(session, row)
+    return out
+
+
+def _personalization_granted(session: Session, subject: str) -> bool:
+    consent = repo.get_consent(session, subject, Purpose.personalization.value)
+    return consent is not None and consent.state == repo.GRANTED
+
+
+def _left(session: Session, ctx: ConsentContext, event: EmployeeLeft, index: int, day: date) -> list[Event]:
+    subject = ctx.pseudonym(event.employee_id)
+    row = hrepo.get_subject(session, subject)
+    known_here = hrepo.in_directory(session, subject)
+    if row is None and not known_here:
+        raise Unprocessable(
+            "An employee.left event names an employee the platform does not know.",
+            code="unknown-employee",
+            errors=[{"loc": ["events", str(index)], "type": "unknown_employee"}],
+        )
+    if known_here:
+        end_consents(session, ctx, event.employee_id)
+    if row is not None and row.left_on is not None:
+        return []  # already left: consents were ended then (and again above, should any be new)
+    left_on = event.left_on or day
+    row = row or HrisSubject(pseudonym=subject, updated_at=utcnow())
+    row.org_unit, row.effective_from, row.left_on = None, left_on, left_on
+    row.role_family = row.country = row.language = None
+    row.updated_at = utcnow()
+    hrepo.save(session, row)
+    return [SubjectLeft(pseudonym=subject, effective_from=left_on)]
+
+
+def end_consents(session: Session, ctx: ConsentContext, employee_id: str) -> int:
+    """Every granted consent of a leaver ends through the same path as a withdrawal; returns how many.
+
+    History (reason ``left``, no receipt: the employee did not act), KV put and ``ConsentChanged``
+    go out in this transaction, so every gate denies once it commits. Contact details, held only
+    for escalation, are deleted. Lapsed and withdrawn consents already deny and stay as they are.
+    """
+    subject = directory.enter_subject(session, ctx, employee_id)  # locks the subject like any change
+    now = utcnow()
+    ended = 0
+    for consent in repo.consents_of(session, subject):
+        if consent.state != repo.GRANTED:
+            continue
+        purpose = Purpose(consent.purpose)
+        service.record_change(
+            session,
+            subject=subject,
+            purpose=purpose,
+            state="withdrawn",
+            policy_version=consent.policy_version,
+            at=now,
+            reason=LEFT_REASON,
+        )
+        repo.save_consent(
+            session,
+            {
+                "pseudonym": subject,
+                "purpose": purpose.value,
+                "state": "withdrawn",
+                "policy_version": consent.policy_version,
+                "changed_at": now,
+                "channel": None,
+                "language": consent.language,
+                "receipt_id": None,
+                "lapsed_by_version": None,
+            },
+        )
+        ended += 1
+    repo.delete_contact(session, subject)
+    session.expire_all()  # consent rows were written with core statements
+    return ended
+
+
+def _org_unit(
+    session: Session, unit_id: str, parent: str | None, state: str, effective: date, index: int
+) -> list[Event]:
+    row = hrepo.get_org_unit(session, unit_id)
+    if row is not None and state == "closed":
+        parent = row.parent  # the tree stays as it was; the unit is simply closed
+    if row is not None and row.parent == parent and row.state == state:
+        return []
+    if state == "active" and parent is not None and _makes_cycle(session, unit_id, parent):
+        raise Unprocessable(
+            "The org unit move would make the org tree a cycle.",
+            code="org-cycle",
+            errors=[{"loc": ["events", str(index)], "type": "org_cycle"}],
+        )
+    row = row or HrisOrgUnit(org_unit=unit_id, state=state, effective_from=effective, updated_at=utcnow())
+    row.parent, row.state, row.effective_from, row.updated_at = parent, state, effective, utcnow()
+    hrepo.save(session, row)
+    published_parent = parent if state == "active" else None
+    return [OrgUnitChanged(org_unit=unit_id, parent=published_parent, state=state, effective_from=effective)]  # type: ignore[arg-type]
+
+
+def _makes_cycle(session: Session, unit_id: str, parent: str) -> bool:
+    seen = {unit_id}
+    current: str | None = parent
+    while current is not None:
+        if current in seen:
+            return True
+        seen.add(current)
+        row = hrepo.get_org_unit(session, current)
+        current = row.parent if row is not None else None
+    return False
+
+
+def _trigger(session: Session, event: TriggerAnnounced, day: date) -> list[Event]:
+    published = to_platform_events(event, lambda _: "", lambda _: False, today=day)
+    digest = hashlib.sha256(published[0].model_dump_json(exclude={"event_id"}).encode()).hexdigest()
+    row = hrepo.get_trigger(session, event.trigger_id)
+    if row is not None and row.digest == digest:
+        return []
+    row = row or HrisTrigger(trigger_id=event.trigger_id, digest=digest, updated_at=utcnow())
+    row.digest, row.updated_at = digest, utcnow()
+    hrepo.save(session, row)
+    return published
+
+
+# --- entry points: a signed webhook, an import batch ----------------------------------------------
+
+
+def receive_webhook(
+    session: Session, ctx: ConsentContext, vendor: str, headers: Mapping[str, str], body: bytes
+) -> HrisWebhookAccepted:
+    """Verify (401/413), adapt (400/404/422), then apply once per webhook id, in this transaction."""
+    if vendor not in VENDORS:
+        raise NotFound("Unknown HRIS vendor.", code="unknown-vendor")
+    secrets = [s.get_secret_value() for s in ctx.settings.hris_webhook_secrets]
+    webhook = read_hris_webhook(headers, body, secrets, vendor)
+    accepted = {"webhook_id": webhook.webhook_id, "vendor": vendor, "events": len(webhook.events)}
+    if not hrepo.record_webhook(session, webhook.webhook_id, vendor, len(webhook.events), utcnow()):
+        log.info("hris webhook replayed", extra={"vendor": vendor, "outcome": "replay"})
+        return HrisWebhookAccepted(**accepted, published=0, replayed=True)
+    applied = apply_events(session, ctx, webhook.events)
+    log.info("hris webhook applied", extra={"vendor": vendor, "events": applied.events, "published": applied.published})
+    return HrisWebhookAccepted(**accepted, published=applied.published, replayed=False)
+
+
+def import_batch(session: Session, ctx: ConsentContext, body: bytes) -> HrisImported:
+    """One bounded batch of a snapshot document (the CLI sends a file as many of these)."""
+    try:
+        events = list(iter_document(load_json(body)))
+    except SnapshotError as exc:
+        raise Unprocessable(
+            "A snapshot record is not valid.",
+            code="invalid-snapshot-record",
+            errors=[{"loc": ["record", str(exc.position)], "type": exc.reason}],
+        ) from None
+    limit = ctx.settings.hris_import_max_events
+    if not events or len(events) > limit:
+        raise Unprocessable(f"A batch holds 1 to {limit} events; send a larger snapshot in batches.", code="batch-size")
+    applied = apply_events(session, ctx, events)
+    log.info("hris import batch applied", extra={"events": applied.events, "published": applied.published})
+    return HrisImported(events=applied.events, published=applied.published)
+
+
+def purge_webhook_ids(session: Session, days: int) -> int:
+    """Forget processed webhook ids older than ``days`` (the service runs this hourly)."""
+    return hrepo.purge_webhooks(session, utcnow() - timedelta(days=days))

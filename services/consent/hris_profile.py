@@ -1,0 +1,40 @@
+"""The recommender's view of a subject's HRIS profile, published only with ``personalization`` consent.
+
+Kept apart from ``hris.py`` so that the consent write path (``service.grant``) can call it without
+importing the ingress (which itself uses ``service.record_change``).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from services.consent import hris_repository as repo
+from services.consent.hris_models import HrisSubject
+from shared.bus.outbox import stage
+from shared.events.consent import Purpose
+from shared.events.hris import PersonalizationProfile
+
+
+def profile_event(row: HrisSubject | None) -> PersonalizationProfile | None:
+    """The subject's known profile as an event; None when nothing is known or they left."""
+    if row is None or row.left_on is not None:
+        return None
+    if row.role_family is None and row.country is None and row.language is None:
+        return None
+    return PersonalizationProfile(
+        pseudonym=row.pseudonym, role_family=row.role_family, country=row.country, language=row.language
+    )
+
+
+def on_granted(session: Session, subject: str, purpose: Purpose) -> None:
+    """After a grant in the same transaction: a ``personalization`` grant publishes the known profile."""
+    if purpose is not Purpose.personalization:
+        return
+    event = profile_event(repo.get_subject(session, subject))
+    if event is not None:
+        stage(session, event)
+
+
+def forget(session: Session, subject: str) -> int:
+    """Erasure: what the HRIS told us about the subject goes too (a later HRIS message re-creates it)."""
+    return repo.delete_subject(session, subject)

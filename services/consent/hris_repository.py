@@ -1,0 +1,96 @@
+"""Every query of the consent service's HRIS ingress (tables in ``hris_models.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from services.consent.hris_models import HrisOrgUnit, HrisSubject, HrisTrigger, HrisWebhookReceipt
+from services.consent.models import Consent, DirectoryEntry
+
+GRANTED = "granted"
+
+
+@cache
+def _receipt_insert(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table: Any = HrisWebhookReceipt.__table__  # type: ignore[attr-defined]
+    # RETURNING tells a new row from a conflict on both backends (rowcount does not, on psycopg).
+    return insert(table).on_conflict_do_nothing(index_elements=["webhook_id"]).returning(table.c.webhook_id)
+
+
+def record_webhook(session: Session, webhook_id: str, vendor: str, events: int, at: datetime) -> bool:
+    """Record a processed webhook id; False when it was already recorded (a replay or a retry).
+
+    The transaction's first write: on PostgreSQL a concurrent delivery of the same id waits here
+    for the first to commit, then finds it; on SQLite the write lock serialises them.
+    """
+    stmt = _receipt_insert(session.get_bind().dialect.name)
+    values = {"webhook_id": webhook_id, "vendor": vendor, "events": events, "received_at": at}
+    return session.connection().execute(stmt, values).first() is not None
+
+
+def purge_webhooks(session: Session, before: datetime) -> int:
+    result = session.exec(delete(HrisWebhookReceipt).where(col(HrisWebhookReceipt.received_at) < before))
+    return int(result.rowcount or 0)
+
+
+def get_subject(session: Session, pseudonym: str) -> HrisSubject | None:
+    return session.get(HrisSubject, pseudonym)
+
+
+def get_org_unit(session: Session, org_unit: str) -> HrisOrgUnit | None:
+    return session.get(HrisOrgUnit, org_unit)
+
+
+def get_trigger(session: Session, trigger_id: str) -> HrisTrigger | None:
+    return session.get(HrisTrigger, trigger_id)
+
+
+def save(session: Session, row: HrisSubject | HrisOrgUnit | HrisTrigger) -> None:
+    session.add(row)
+    session.flush()  # later events of the same batch read it back through the identity map
+
+
+def in_directory(session: Session, pseudonym: str) -> bool:
+    stmt = select(DirectoryEntry.pseudonym).where(DirectoryEntry.pseudonym == pseudonym)
+    return session.exec(stmt).first() is not None
+
+
+def delete_subject(session: Session, pseudonym: str) -> int:
+    result = session.exec(delete(HrisSubject).where(col(HrisSubject.pseudonym) == pseudonym))
+    return int(result.rowcount or 0)
+
+
+def org_units(session: Session) -> list[HrisOrgUnit]:
+    return list(session.exec(select(HrisOrgUnit)))
+
+
+def members_per_unit(session: Session) -> dict[str, int]:
+    """Current (not left) subjects directly assigned to each org unit."""
+    stmt = (
+        select(HrisSubject.org_unit, func.count())
+        .where(col(HrisSubject.org_unit).is_not(None), col(HrisSubject.left_on).is_(None))
+        .group_by(col(HrisSubject.org_unit))
+    )
+    return {str(unit): int(n) for unit, n in session.exec(stmt)}
+
+
+def granted_per_unit(session: Session) -> dict[tuple[str, str], int]:
+    """Granted consents per (org unit, purpose) among current subjects directly in each unit."""
+    stmt = (
+        select(HrisSubject.org_unit, Consent.purpose, func.count())
+        .join(Consent, col(Consent.pseudonym) == col(HrisSubject.pseudonym))
+        .where(
+            col(HrisSubject.org_unit).is_not(None),
+            col(HrisSubject.left_on).is_(None),
+            col(Consent.state) == GRANTED,
+        )
+        .group_by(col(HrisSubject.org_unit), col(Consent.purpose))
+    )
+    return {(str(unit), str(purpose)): int(n) for unit, purpose, n in session.exec(stmt)}
