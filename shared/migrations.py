@@ -78,6 +78,7 @@ def create_webhook_tables() -> None:
         ),
         sa.Column("event_type", sa.String(120), nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("subject", sa.String(128), nullable=True, index=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+from shared.webhooks import WebhookSettings
 
 
 class AggregatorSettings(ServiceSettings):
@@ -12,3 +14,5 @@ class AggregatorSettings(ServiceSettings):
 
     service_name: str = "aggregator"
     port: int = 8004
+    # Outbound webhooks: KINWELL_WEBHOOK_* (shared by every sending service), read at start-up.
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

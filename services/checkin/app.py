@@ -3,7 +3,8 @@
 HTTP: instruments, check-ins (group-committed), step-ups, own history, nudges, shared notes.
 Bus: consumes erasure requests, HRIS org-unit assignments and consent changes; publishes
 purpose-scoped derivatives through the outbox; answers export and access-log requests.
-Background: due nudges, retention, shuffled release of contributions.
+Background: due nudges (as signed webhooks), retention, shuffled release of contributions.
+Admin: ``/v1/subscriptions`` for the outbound webhooks (``checkin.nudge.due``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from services.checkin.deps import CheckinContext
 from services.checkin.endpoints import router
 from services.checkin.handlers import NAME, bindings
 from services.checkin.instruments import check_complete
+from services.checkin.nudges import EVENT_TYPES, handle_router
 from services.checkin.openapi import component_schemas
 from services.checkin.relay import PipelinedOutboxRelay
 from services.checkin.schemas import CheckinCreate
@@ -30,9 +32,12 @@ from services.checkin.writer import GroupCommitWriter
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.db import make_engine
+from shared.webhooks import service_webhooks
 
 
 def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
+    webhooks = service_webhooks(EVENT_TYPES, settings.webhooks)  # nudges to chat apps
+
     async def start(rt: Runtime) -> None:
         # Idempotent: the app factory retries a start-up hook that fails.
         if not isinstance(rt.relay, PipelinedOutboxRelay):
@@ -58,13 +63,13 @@ def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
         title="Kinwell checkin",
         description="Validated check-ins, risk screening, encryption with crypto-shredding, nudges.",
         migrations=Path(__file__).parent / "migrations",
-        routers=[router],
+        routers=[router, handle_router, webhooks.router],
         consumers=lambda rt: bindings(ctx),
         export=export,
         access_log=subjects.access_log,
         uses_gate=True,
-        on_start=[start],
-        on_stop=[stop],
+        on_start=[start, webhooks.hooks.on_start],
+        on_stop=[stop, webhooks.hooks.on_stop],
     )
 
 

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+from shared.webhooks import WebhookSettings
 
 
 class CheckinSettings(ServiceSettings):
@@ -27,3 +28,5 @@ class CheckinSettings(ServiceSettings):
     writer_max_batch: int = Field(default=128, ge=1, le=1024)
     # How long the check-in writer waits for more requests to join a batch (0 = no wait).
     writer_linger_ms: float = Field(default=2.0, ge=0, le=50)
+    # Outbound webhooks (nudges): KINWELL_WEBHOOK_* (shared by every sending service), read at start-up.
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

@@ -9,33 +9,99 @@ handled by ``zoneinfo``:
 * a due time inside quiet hours moves to the end of quiet hours (which may be the next day);
 * with ``snooze_until``, the next reminder is the first regular one at or after it.
 
-Delivery is a seam (:data:`NudgeSender`): today it stages ``checkin.nudge.due.v1`` in the outbox;
-the outbound webhook sender being built in ``shared/webhooks`` can be plugged in there.
+Delivery is a seam (:data:`NudgeSender`). The service plugs in :func:`webhook_sender`: a signed
+``checkin.nudge.due`` webhook to the subscriptions that name that type (a Slack or Teams bridge),
+carrying the employee's *nudge handle*, not their pseudonym, plus ``checkin.nudge.due.v1`` in the
+service's own stream as before. The handle is a keyed hash of the pseudonym that only this purpose
+uses; the employee reads it at ``GET /v1/me/nudges/handle`` and links it in the chat app, so the
+employer's bridge can address only those who linked themselves (docs/checkin.md, "Nudges").
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from services.checkin import repository as repo
+from services.checkin.auth import Employee
 from services.checkin.clock import aware
 from services.checkin.models import NudgeSchedule
 from services.checkin.schemas import WEEKDAYS, NudgeRead, NudgeUpdate, QuietHours
 from shared.bus.outbox import stage
 from shared.errors import NotFound
 from shared.events.checkin import NudgeDue
+from shared.settings import PlatformSettings
+from shared.webhooks import enqueue
 
 NudgeSender = Callable[[Session, NudgeDue], None]
 
+NUDGE_DUE = "checkin.nudge.due"  # the webhook event type; the only one check-in sends
+EVENT_TYPES = frozenset({NUDGE_DUE})
+HANDLE_PATTERN = r"^nh_[0-9a-f]{32}$"
+_HANDLE_INFO = b"kinwell nudge handle v1"
+
 
 def stage_nudge(session: Session, event: NudgeDue) -> None:
-    """Default sender: the event, in the same transaction that advances the schedule."""
+    """The bus event, in the same transaction that advances the schedule."""
     stage(session, event)
+
+
+def handle_key(platform: PlatformSettings) -> bytes:
+    """The key of nudge handles, derived from the pseudonym key for this one purpose."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HANDLE_INFO)
+    return hkdf.derive(platform.secret("pseudonym_key"))
+
+
+def nudge_handle(key: bytes, pseudonym: str) -> str:
+    """What a nudge webhook names its recipient by: stable per employee, unlinkable to the pseudonym."""
+    return "nh_" + hmac.new(key, pseudonym.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def webhook_sender(key: bytes) -> NudgeSender:
+    """Stage the bus event and queue the webhook, both in the transaction that advances the schedule.
+
+    The webhook goes only to subscriptions that list ``checkin.nudge.due`` by name (not ``*``). It
+    is queued with the pseudonym as its subject, so opting out, withdrawal and erasure delete it
+    while it waits (``repository.delete_nudge``); the pseudonym itself is never sent.
+    """
+
+    def send(session: Session, event: NudgeDue) -> None:
+        stage_nudge(session, event)
+        due = event.due_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        payload = {"handle": nudge_handle(key, event.pseudonym), "lang": event.lang, "due_at": due}
+        enqueue(session, NUDGE_DUE, payload, subject=event.pseudonym)
+
+    return send
+
+
+class NudgeHandle(BaseModel):
+    """Your nudge handle: give it to your employer's chat app to get your reminders there."""
+
+    handle: str = Field(pattern=HANDLE_PATTERN, examples=["nh_3f0c9e2a7b1d4c5e8f6a0b2c4d6e8f01"])
+
+
+handle_router = APIRouter()
+
+
+@handle_router.get("/v1/me/nudges/handle", tags=["nudges"], summary="Your nudge handle")
+def get_handle(caller: Employee, request: Request, response: Response) -> NudgeHandle:
+    """The id your reminders carry when they are sent to a chat app (Slack, Teams): link it there.
+
+    It names you only to an app you give it to: it is not your employee id nor the platform's
+    pseudonym, and reminders carry nothing else about you than your language and the due time.
+    """
+    response.headers["Cache-Control"] = "no-store"
+    return NudgeHandle(handle=nudge_handle(handle_key(request.app.state.settings.platform), caller.pseudonym))
 
 
 @dataclass(frozen=True)

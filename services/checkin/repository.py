@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
 from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule, OrgAssignment, PendingContribution
+from shared.webhooks import forget_subject
 
 CHECKIN = Checkin.__table__  # type: ignore[attr-defined]
 TREND = CheckinTrend.__table__  # type: ignore[attr-defined]
@@ -217,7 +218,9 @@ def get_nudge(session: Session, pseudonym: str) -> NudgeSchedule | None:
 
 
 def delete_nudge(session: Session, pseudonym: str) -> int:
-    return _count(session.exec(delete(NUDGE).where(NUDGE.c.pseudonym == pseudonym)))
+    """The schedule and every reminder still queued as a webhook (opt-out, withdrawal, erasure)."""
+    removed = _count(session.exec(delete(NUDGE).where(NUDGE.c.pseudonym == pseudonym)))
+    return removed + forget_subject(session, pseudonym)
 
 
 def due_nudges(session: Session, now: datetime, limit: int) -> list[NudgeSchedule]:

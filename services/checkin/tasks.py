@@ -1,6 +1,6 @@
 """Scheduled work, started by ``on_start`` once the bus and the consent gate are up.
 
-* nudges: every ``nudge_interval_seconds``, send what is due (``nudges.run_due``);
+* nudges: every ``nudge_interval_seconds``, send what is due (``nudges.run_due``) as webhooks;
 * retention: every ``retention_interval_seconds``, delete check-ins older than ``retention_days``;
 * contributions: every ``contribution_release_seconds``, release the held-back contributions (and
   retractions) in one shuffled batch, with no trace headers, so that neither their order nor
@@ -86,9 +86,10 @@ async def _every(name: str, seconds: float, engine: Engine, work: Callable[[Sess
 def start_tasks(rt: Any, settings: CheckinSettings) -> list[asyncio.Task[None]]:
     """Create the three loops on the running event loop; ``rt.tasks`` cancels them at shutdown."""
     grace = timedelta(hours=settings.nudge_grace_hours)
+    send = nudges.webhook_sender(nudges.handle_key(settings.platform))
 
     def due(session: Session) -> int:
-        return nudges.run_due(session, rt.gate, datetime.now(UTC), grace=grace)
+        return nudges.run_due(session, rt.gate, datetime.now(UTC), grace=grace, send=send)
 
     def retention(session: Session) -> int:
         return purge_expired(session, settings.retention_days)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+from shared.webhooks import WebhookSettings
 
 
 class EscalationSettings(ServiceSettings):
@@ -12,3 +14,5 @@ class EscalationSettings(ServiceSettings):
 
     service_name: str = "escalation"
     port: int = 8005
+    # Outbound webhooks: KINWELL_WEBHOOK_* (shared by every sending service), read at start-up.
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

@@ -47,6 +47,8 @@ class WebhookSettings(BaseSettings):
     max_retry_after_seconds: float = Field(default=86400.0, ge=0)
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     user_agent: str = "Kinwell-Webhooks/1"
+    retention_days: float = Field(default=7.0, gt=0, description="Delivered rows (and their log) are kept this long.")
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
     @field_validator("retry_schedule")
     @classmethod

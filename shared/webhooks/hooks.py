@@ -1,12 +1,25 @@
-"""Start and stop a :class:`WebhookSender` with a service (``ServiceSpec.on_start`` / ``on_stop``)."""
+"""Mount outbound webhooks in a service: the admin router, and a sender started and stopped with it.
+
+``service_webhooks(event_types)`` gives everything a :class:`shared.app.ServiceSpec` needs: its
+``router`` (admin API), and ``on_start`` / ``on_stop`` hooks that run a :class:`WebhookSender` on the
+service's engine (kept in ``rt.extras["webhook_sender"]``) and purge delivered rows past retention.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from fastapi import APIRouter
+from sqlmodel import Session
+
 from shared.webhooks.config import WebhookSettings
+from shared.webhooks.repository import purge_settled
+from shared.webhooks.router import webhooks_router
 from shared.webhooks.secrets import SecretBox
 from shared.webhooks.sender import WebhookSender
 from shared.webhooks.ssrf import Resolver
@@ -14,7 +27,10 @@ from shared.webhooks.ssrf import Resolver
 if TYPE_CHECKING:
     from shared.app import Runtime
 
+log = logging.getLogger("kinwell.webhooks")
+
 SENDER_KEY = "webhook_sender"
+PURGE_KEY = "webhook_purge"
 
 
 @dataclass(frozen=True)
@@ -25,8 +41,28 @@ class WebhookHooks:
     on_stop: Callable[[Runtime], Awaitable[None]]
 
 
+def _purge_once(rt: Runtime, keep: timedelta) -> int:
+    with Session(rt.engine) as session:
+        removed = purge_settled(session, keep)
+        session.commit()
+    return removed
+
+
+async def _purge_loop(rt: Runtime, settings: WebhookSettings) -> None:
+    keep = timedelta(days=settings.retention_days)
+    while True:
+        try:
+            removed = await asyncio.to_thread(_purge_once, rt, keep)
+            if removed:
+                log.info("delivered webhooks purged", extra={"count": removed})
+        except Exception as exc:  # noqa: BLE001 - retried at the next interval
+            log.warning("webhook purge failed", extra={"error_type": type(exc).__name__})
+        await asyncio.sleep(settings.purge_interval_seconds)
+
+
 def webhook_sender_hooks(settings: WebhookSettings | None = None, *, resolver: Resolver | None = None) -> WebhookHooks:
-    """Hooks that run a sender on the service's engine; it is kept in ``rt.extras["webhook_sender"]``."""
+    """Hooks that run a sender (and the retention purge) on the service's engine."""
+    settings = settings or WebhookSettings()
 
     async def on_start(rt: Runtime) -> None:
         if SENDER_KEY in rt.extras:  # idempotent: two senders in one process would only compete
@@ -34,10 +70,37 @@ def webhook_sender_hooks(settings: WebhookSettings | None = None, *, resolver: R
         sender = WebhookSender(rt.engine, SecretBox.from_platform(rt.settings.platform), settings, resolver=resolver)
         sender.start()
         rt.extras[SENDER_KEY] = sender
+        rt.extras[PURGE_KEY] = asyncio.create_task(_purge_loop(rt, settings), name="webhook-purge")
 
     async def on_stop(rt: Runtime) -> None:
+        purge: asyncio.Task[None] | None = rt.extras.pop(PURGE_KEY, None)
+        if purge is not None:
+            purge.cancel()
         sender: WebhookSender | None = rt.extras.pop(SENDER_KEY, None)
         if sender is not None:
             await sender.stop()
 
     return WebhookHooks(on_start, on_stop)
+
+
+@dataclass(frozen=True)
+class ServiceWebhooks:
+    """One service's outbound webhooks: the event types it sends, its admin router, its sender hooks."""
+
+    event_types: frozenset[str]
+    settings: WebhookSettings
+    router: APIRouter
+    hooks: WebhookHooks
+
+
+def service_webhooks(
+    event_types: Collection[str], settings: WebhookSettings | None = None, *, resolver: Resolver | None = None
+) -> ServiceWebhooks:
+    """Build the router and hooks with one set of settings, so create-time and send-time SSRF checks agree.
+
+    ``settings`` defaults to ``WebhookSettings()``: the ``KINWELL_WEBHOOK_*`` environment, read now.
+    """
+    settings = settings or WebhookSettings()
+    types = frozenset(event_types)
+    router = webhooks_router(settings=settings, event_types=types, resolver=resolver)
+    return ServiceWebhooks(types, settings, router, webhook_sender_hooks(settings, resolver=resolver))

@@ -73,6 +73,9 @@ class WebhookDelivery(SQLModel, table=True):
     )
     event_type: str = Field(max_length=120)
     payload: str = Field(sa_column=Column(Text, nullable=False))
+    # The data subject (pseudonym) a delivery concerns, if any: withdrawal or erasure deletes its
+    # deliveries (``repository.forget_subject``). Never sent; the payload carries its own handle.
+    subject: str | None = Field(default=None, max_length=128, index=True)
     attempts: int = 0
     status: str = Field(default=DeliveryStatus.pending.value, max_length=16)
     next_attempt_at: datetime = Field(default_factory=utcnow)

@@ -65,12 +65,17 @@ def enqueue(
     event_type: str,
     payload: dict[str, Any],
     *,
+    subject: str | None = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> list[str]:
     """Queue ``payload`` for every enabled subscription to ``event_type``, in the caller's transaction.
 
     Returns the message ids (one per subscription). Nothing is sent unless the session commits.
     ValueError for a malformed event type, a payload that is not JSON, or one over the size limit.
+
+    ``subject`` (a pseudonym) marks a delivery about one person: it is stored beside the delivery,
+    never sent, so that withdrawal or erasure can delete it (``repository.forget_subject``); and such
+    a delivery goes only to subscriptions that name ``event_type`` explicitly, never to ``*``.
     """
     if len(event_type) > 120 or not _EVENT_TYPE.fullmatch(event_type):
         raise ValueError("event_type must be dotted lower-case words")
@@ -84,8 +89,10 @@ def enqueue(
     subscriptions = session.exec(select(WebhookSubscription).where(col(WebhookSubscription.enabled).is_(True))).all()
     ids = []
     for sub in subscriptions:
-        if sub.wants(event_type):
-            delivery = WebhookDelivery(subscription_id=sub.id, event_type=event_type, payload=body, next_attempt_at=now)
+        if sub.wants(event_type) if subject is None else event_type in sub.event_types:
+            delivery = WebhookDelivery(
+                subscription_id=sub.id, event_type=event_type, payload=body, subject=subject, next_attempt_at=now
+            )
             session.add(delivery)
             ids.append(delivery.id)
     if ids:

@@ -16,10 +16,11 @@ from shared.webhooks.models import (
     WebhookSubscription,
     utcnow,
 )
-from shared.webhooks.queue import _wake_after_commit
+from shared.webhooks.queue import _wake_after_commit, envelope
 from shared.webhooks.secrets import SecretBox, generate_secret
 
 REPLAYABLE = (DeliveryStatus.dead.value, DeliveryStatus.failed.value)
+TEST_EVENT = "webhook.test"
 
 
 def create_subscription(
@@ -117,6 +118,31 @@ def purge_settled(session: Session, older_than: timedelta) -> int:
         col(WebhookDelivery.status) == DeliveryStatus.delivered.value, col(WebhookDelivery.delivered_at) < cutoff
     )
     ids = list(session.exec(old).all())
+    if ids:
+        session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids)))  # type: ignore[call-overload]
+        session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(ids)))  # type: ignore[call-overload]
+    return len(ids)
+
+
+def enqueue_test(session: Session, sub: WebhookSubscription) -> WebhookDelivery:
+    """A signed ``webhook.test`` ping to one subscription, whatever event types it wants."""
+    now = utcnow()
+    body = envelope(TEST_EVENT, {"subscription_id": sub.id}, now)
+    delivery = WebhookDelivery(subscription_id=sub.id, event_type=TEST_EVENT, payload=body, next_attempt_at=now)
+    session.add(delivery)
+    session.flush()
+    _wake_after_commit(session)
+    return delivery
+
+
+def forget_subject(session: Session, subject: str) -> int:
+    """Delete every delivery about ``subject`` (any status) and its log; returns how many.
+
+    For withdrawal and erasure: what is still queued is never sent, and dead letters about the
+    person cannot be replayed. An attempt already on the wire cannot be recalled; its outcome is
+    dropped (it no longer owns a row).
+    """
+    ids = list(session.exec(select(WebhookDelivery.id).where(col(WebhookDelivery.subject) == subject)).all())
     if ids:
         session.exec(delete(WebhookAttempt).where(col(WebhookAttempt.delivery_id).in_(ids)))  # type: ignore[call-overload]
         session.exec(delete(WebhookDelivery).where(col(WebhookDelivery.id).in_(ids)))  # type: ignore[call-overload]

@@ -130,6 +130,20 @@ def webhooks_router(
             raise NotFound("No such subscription.")
         return Response(status_code=204)
 
+    @router.post(prefix + "/{subscription_id}/test", status_code=202, summary="Send a test ping")
+    def test_subscription(subscription_id: str, session: SessionDep, _: AdminPrincipal) -> DeliveryRead:
+        """Queue a signed ``webhook.test`` message (``{"subscription_id"}``) to this receiver only.
+
+        It goes through the same queue, retries and delivery log as real events, so the log shows
+        whether the receiver is reachable and verifies signatures.
+        """
+        sub = repo.get_subscription(session, subscription_id)
+        if sub is None:
+            raise NotFound("No such subscription.")
+        if not sub.enabled:
+            raise Conflict("The subscription is disabled; create a new one.", code="subscription-disabled")
+        return _delivery(repo.enqueue_test(session, sub))
+
     @router.get(prefix + "/{subscription_id}/deliveries", summary="Delivery log of a subscription")
     def list_deliveries(
         subscription_id: str,
