@@ -38,7 +38,15 @@ from shared.db import make_engine, run_migrations
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.settings import ServiceSettings
-from shared.telemetry import HTTP_LATENCY, HTTP_REQUESTS, REGISTRY, setup_logging, setup_tracing, tracer
+from shared.telemetry import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    REGISTRY,
+    setup_logging,
+    setup_tracing,
+    tracer,
+    tracing_enabled,
+)
 from shared.topology import ConsumerSpec, access_log_subject, consumers_for, export_subject
 
 log = logging.getLogger("kinwell.app")
@@ -291,22 +299,33 @@ class _HttpTelemetry:
                 status = message["status"]
             await send(message)
 
+        if not tracing_enabled():  # no exporter: metrics only (see setup_tracing)
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                self._count(scope, status, start)
+            return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
         with self.tracer.start_as_current_span("http", context=extract(headers), kind=trace.SpanKind.SERVER) as span:
             try:
                 await self.app(scope, receive, send_status)
             finally:
-                route = getattr(scope.get("route"), "path", "unmatched")
+                route = self._count(scope, status, start)
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.status_code", status)
-                key = (route, scope["method"], status)
-                children = self._metrics.get(key)
-                if children is None:  # route templates, methods and statuses: a small, bounded set
-                    children = (
-                        HTTP_REQUESTS.labels(self.service, route, scope["method"], str(status)),
-                        HTTP_LATENCY.labels(self.service, route),
-                    )
-                    self._metrics[key] = children
-                children[0].inc()
-                children[1].observe(time.perf_counter() - start)
+
+    def _count(self, scope: Scope, status: int, start: float) -> str:
+        """Count the request and its latency under its route template; returns the template."""
+        route = getattr(scope.get("route"), "path", "unmatched")
+        key = (route, scope["method"], status)
+        children = self._metrics.get(key)
+        if children is None:  # route templates, methods and statuses: a small, bounded set
+            children = (
+                HTTP_REQUESTS.labels(self.service, route, scope["method"], str(status)),
+                HTTP_LATENCY.labels(self.service, route),
+            )
+            self._metrics[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - start)
+        return str(route)
