@@ -78,6 +78,7 @@ class SnapshotImporter:
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         try:
             with httpx.Client(base_url=self.url, headers=headers, timeout=60.0) as client:
+                self._reachable(client)
                 for body, count in self._requests():
                     published += self._post(client, body, first=sent + 1, last=sent + count)
                     sent += count
@@ -94,7 +95,8 @@ class SnapshotImporter:
         if bar is not None and not sent:
             bar(Progress(0, 0, 0))
         self.out.write(
-            f"imported {sent:,} records in {requests:,} requests; {published:,} platform events published "
+            f"imported {sent:,} records in {requests:,} request{'' if requests == 1 else 's'}; "
+            f"{published:,} platform events published "
             "(records that changed nothing publish nothing)\n"
         )
         return 0
@@ -113,6 +115,16 @@ class SnapshotImporter:
                 size += len(item) + 1
         if items:
             yield b'{"events":[' + b",".join(items) + b"]}", len(items)
+
+    def _reachable(self, client: httpx.Client) -> None:
+        """Fail fast, before any batch, when nothing answers at the URL."""
+        try:
+            client.get("/healthz", timeout=5.0)
+        except httpx.TransportError as exc:
+            raise ImportFailed(
+                f"cannot reach the consent service at {self.url} ({type(exc).__name__}); "
+                "is it running? (--url or KINWELL_CONSENT_URL)"
+            ) from None
 
     def _post(self, client: httpx.Client, body: bytes, *, first: int, last: int) -> int:
         for attempt in range(RETRIES + 1):

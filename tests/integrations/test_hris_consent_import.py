@@ -202,3 +202,44 @@ def test_only_hr_analysts_read_rates_by_org_unit(consent, token):
     for role in ("employee", "admin", "manager"):
         r = consent.client.get("/v1/stats/consent-rates/org-units", headers=bearer(token("x", role)))
         assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
+
+
+def test_the_cli_says_at_once_when_nothing_answers(tmp_path, capsys):
+    from shared.natsserver import free_port
+
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"type": "org_unit.created", "org_unit": {"org_unit_id": "a"}}) + "\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    assert kinwell(["hris", "import", str(path), "--url", url, "--token", "t", "--no-progress"]) == 1
+    assert "cannot reach the consent service" in capsys.readouterr().err
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+
+def test_production_refuses_to_start_without_an_hris_webhook_secret(tmp_path):
+    from services.consent.config import ConsentSettings
+    from shared.settings import PlatformSettings
+
+    key = "k" * 40
+    platform = PlatformSettings(
+        mode="production",
+        data_dir=tmp_path,
+        pseudonym_key=key,
+        period_key=key + "p",
+        master_key=key + "m",
+        receipt_signing_key="-----BEGIN PRIVATE KEY-----",
+        dev_token_issuer=False,
+        jwt_algorithms=["RS256"],
+        jwks_json='{"keys": []}',
+    )
+    common = {"platform": platform, "database_url": "postgresql://db/consent", "nats_password": key}
+    with pytest.raises(ValueError, match="hris_webhook_secrets is required in production"):
+        ConsentSettings(**common)
+    with pytest.raises(ValueError, match="whsec_"):
+        ConsentSettings(**common, hris_webhook_secrets=["not base64!"])
+    with pytest.raises(ValueError, match="at least 24"):
+        ConsentSettings(**common, hris_webhook_secrets=["whsec_c2hvcnQ="])
+    ok = ConsentSettings(**common, hris_webhook_secrets=["whsec_" + "QUFB" * 11])
+    assert len(ok.hris_webhook_secrets) == 1
+    assert not (tmp_path / "dev-secrets.json").exists()  # nothing generated in production
