@@ -264,6 +264,7 @@ def receive_webhook(
     secrets = [s.get_secret_value() for s in ctx.settings.hris_webhook_secrets]
     webhook = read_hris_webhook(headers, body, secrets, vendor)
     accepted = {"webhook_id": webhook.webhook_id, "vendor": vendor, "events": len(webhook.events)}
+    _serialise(session, ctx)
     if not hrepo.record_webhook(session, webhook.webhook_id, vendor, len(webhook.events), utcnow()):
         log.info("hris webhook replayed", extra={"vendor": vendor, "outcome": "replay"})
         return HrisWebhookAccepted(**accepted, published=0, replayed=True)
@@ -285,9 +286,21 @@ def import_batch(session: Session, ctx: ConsentContext, body: bytes) -> HrisImpo
     limit = ctx.settings.hris_import_max_events
     if not events or len(events) > limit:
         raise Unprocessable(f"A batch holds 1 to {limit} events; send a larger snapshot in batches.", code="batch-size")
+    _serialise(session, ctx)
     applied = apply_events(session, ctx, events)
     log.info("hris import batch applied", extra={"events": applied.events, "published": applied.published})
     return HrisImported(events=applied.events, published=applied.published)
+
+
+def _serialise(session: Session, ctx: ConsentContext) -> None:
+    """Before the first read or write: the consent write lock (SQLite), then the HRIS lock.
+
+    Taken in this order, like every consent write path (``directory.enter_subject``): a leaver's
+    consent changes need the write lock, and taking it only after this transaction already holds
+    SQLite's database lock would deadlock with a consent writer waiting for that database lock.
+    """
+    ctx.hold_write_lock(session)
+    hrepo.lock_hris(session)
 
 
 def purge_webhook_ids(session: Session, days: int) -> int:

@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -14,6 +14,19 @@ from services.consent.hris_models import HrisOrgUnit, HrisSubject, HrisTrigger, 
 from services.consent.models import Consent, DirectoryEntry
 
 GRANTED = "granted"
+# pg_advisory_xact_lock key serialising HRIS writes (any fixed 64-bit number; "HRIS" in ASCII).
+_HRIS_LOCK = 0x48524953
+
+
+def lock_hris(session: Session) -> None:
+    """Serialise HRIS ingress transactions on PostgreSQL (SQLite serialises every writer anyway).
+
+    HRIS traffic is small; serialising it makes every read-compare-write below race-free (two
+    deliveries about one new employee, a move and its cycle check) without row locks on rows that
+    may not exist yet.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _HRIS_LOCK})
 
 
 @cache

@@ -421,3 +421,27 @@ def leaf_strings(value: Any) -> set[str]:
     if isinstance(value, list):
         return set().union(*(leaf_strings(v) for v in value))
     return {str(value)}
+
+
+def test_concurrent_deliveries_apply_once(hris):
+    from concurrent.futures import ThreadPoolExecutor
+
+    unit, emp = fresh("conc"), fresh("E")
+    body = json.dumps({"events": [org(unit), employee(emp, unit, country="IT")]}).encode()
+    same_id = hris.headers(body)
+    # Four retries of one message and four other deliveries of the same facts, all at once.
+    attempts = [same_id] * 4 + [hris.headers(body) for _ in range(4)]
+
+    def post(headers: dict[str, str]) -> dict[str, Any]:
+        with httpx.Client(base_url=hris.consent.url, timeout=30) as client:
+            r = client.post(HOOK, content=body, headers=headers)
+            assert r.status_code == 200, r.text
+            return r.json()  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(post, attempts))
+    assert sum(1 for r in results[:4] if not r["replayed"]) == 1
+    assert sum(r["published"] for r in results) == 2  # the unit and the assignment, once
+    wait_until(lambda: hris.assignments(emp))
+    subjects = [json.loads(m["data"]) for m in hris.hris_stream() if m["subject"] == "hris.subject.assigned.v1"]
+    assert [s["org_unit"] for s in subjects if s["pseudonym"] == hris.pseudonym(emp)] == [unit]
