@@ -71,42 +71,95 @@ class Applied:
 
 def apply_events(session: Session, ctx: ConsentContext, events: list[Any], *, today: date | None = None) -> Applied:
     """Apply Kinwell HRIS events in order, staging the platform events they cause."""
-    day = today or datetime.now(UTC).date()
+    batch = _Batch.load(session, ctx, events, today or datetime.now(UTC).date())
     applied = Applied()
     for index, event in enumerate(events):
-        out = _apply(session, ctx, event, index, day)
+        out = batch.apply(event, index)
         for platform_event in out:
             stage(session, platform_event)
         applied.events += 1
         applied.published += len(out)
+    session.flush()
     return applied
 
 
-def _apply(session: Session, ctx: ConsentContext, event: Any, index: int, day: date) -> list[Event]:
-    match event:
-        case EmployeeCreated() | EmployeeUpdated():
-            return _employee(session, ctx, event, day)
-        case EmployeeLeft():
-            return _left(session, ctx, event, index, day)
-        case OrgUnitCreated(org_unit=unit, effective_from=effective):
-            return _org_unit(session, unit.org_unit_id, unit.parent_id, "active", effective or day, index)
-        case OrgUnitMoved(org_unit_id=unit_id, parent_id=parent, effective_from=effective):
-            return _org_unit(session, unit_id, parent, "active", effective or day, index)
-        case OrgUnitClosed(org_unit_id=unit_id, closed_on=closed_on):
-            return _org_unit(session, unit_id, None, "closed", closed_on or day, index)
-        case OrgUnitRenamed():
-            return []  # unit names are neither kept nor published
-        case TriggerAnnounced():
-            return _trigger(session, event, day)
-    raise TypeError(f"not a Kinwell HRIS event: {type(event).__name__}")
+@dataclass
+class _Batch:
+    """One batch's view of the stored state, read in a few queries up front (not per event)."""
+
+    session: Session
+    ctx: ConsentContext
+    day: date
+    subjects: dict[str, HrisSubject | None]
+    units: dict[str, HrisOrgUnit | None]
+    personalization: set[str]
+
+    @classmethod
+    def load(cls, session: Session, ctx: ConsentContext, events: list[Any], day: date) -> _Batch:
+        people: set[str] = set()
+        units: set[str] = set()
+        for event in events:
+            match event:
+                case EmployeeCreated(employee=e) | EmployeeUpdated(employee=e):
+                    people.add(ctx.pseudonym(e.employee_id))
+                case EmployeeLeft(employee_id=employee_id):
+                    people.add(ctx.pseudonym(employee_id))
+                case OrgUnitCreated(org_unit=u):
+                    units.update(x for x in (u.org_unit_id, u.parent_id) if x)
+                case OrgUnitMoved() | OrgUnitClosed():
+                    units.add(event.org_unit_id)
+        stored = hrepo.subjects_in(session, people)
+        stored_units = hrepo.org_units_in(session, units)
+        return cls(
+            session,
+            ctx,
+            day,
+            subjects={p: stored.get(p) for p in people},
+            units={u: stored_units.get(u) for u in units},
+            personalization=hrepo.granted_among(session, people, Purpose.personalization.value),
+        )
+
+    def subject(self, pseudonym: str) -> HrisSubject | None:
+        if pseudonym not in self.subjects:
+            self.subjects[pseudonym] = hrepo.get_subject(self.session, pseudonym)
+        return self.subjects[pseudonym]
+
+    def unit(self, org_unit: str) -> HrisOrgUnit | None:
+        if org_unit not in self.units:
+            self.units[org_unit] = hrepo.get_org_unit(self.session, org_unit)
+        return self.units[org_unit]
+
+    def save(self, row: HrisSubject | HrisOrgUnit) -> None:
+        if isinstance(row, HrisSubject):
+            self.subjects[row.pseudonym] = row
+        else:
+            self.units[row.org_unit] = row
+        hrepo.save(self.session, row)
+
+    def apply(self, event: Any, index: int) -> list[Event]:
+        session, day = self.session, self.day
+        match event:
+            case EmployeeCreated() | EmployeeUpdated():
+                return _employee(self, event)
+            case EmployeeLeft():
+                return _left(self, event, index)
+            case OrgUnitCreated(org_unit=unit, effective_from=effective):
+                return _org_unit(self, unit.org_unit_id, unit.parent_id, "active", effective or day, index)
+            case OrgUnitMoved(org_unit_id=unit_id, parent_id=parent, effective_from=effective):
+                return _org_unit(self, unit_id, parent, "active", effective or day, index)
+            case OrgUnitClosed(org_unit_id=unit_id, closed_on=closed_on):
+                return _org_unit(self, unit_id, None, "closed", closed_on or day, index)
+            case OrgUnitRenamed():
+                return []  # unit names are neither kept nor published
+            case TriggerAnnounced():
+                return _trigger(session, event, day)
+        raise TypeError(f"not a Kinwell HRIS event: {type(event).__name__}")
 
 
-def _employee(
-    session: Session, ctx: ConsentContext, event: EmployeeCreated | EmployeeUpdated, day: date
-) -> list[Event]:
+def _employee(batch: _Batch, event: EmployeeCreated | EmployeeUpdated) -> list[Event]:
     employee = event.employee
-    subject = ctx.pseudonym(employee.employee_id)
-    row = hrepo.get_subject(session, subject)
+    subject = batch.ctx.pseudonym(employee.employee_id)
+    row = batch.subject(subject)
     out: list[Event] = []
     is_new = row is None
     row = row or HrisSubject(pseudonym=subject, updated_at=utcnow())
@@ -117,7 +170,7 @@ def _employee(
         moved = rejoined or row.org_unit != employee.org_unit
         redated = employee.effective_from is not None and row.effective_from != employee.effective_from
         if moved or redated:
-            row.org_unit, row.effective_from = employee.org_unit, employee.effective_from or day
+            row.org_unit, row.effective_from = employee.org_unit, employee.effective_from or batch.day
             out.append(SubjectAssigned(pseudonym=subject, org_unit=row.org_unit, effective_from=row.effective_from))
             changed = True
     profile_changed = False
@@ -126,24 +179,20 @@ def _employee(
         if value is not None and getattr(row, name) != value:
             setattr(row, name, value)
             profile_changed = True
-    if profile_changed and _personalization_granted(session, subject):
+    if profile_changed and subject in batch.personalization:
         profile = profile_event(row)
         if profile is not None:
             out.append(profile)
     if changed or profile_changed:
         row.updated_at = utcnow()
-        hrepo.save(session, row)
+        batch.save(row)
     return out
 
 
-def _personalization_granted(session: Session, subject: str) -> bool:
-    consent = repo.get_consent(session, subject, Purpose.personalization.value)
-    return consent is not None and consent.state == repo.GRANTED
-
-
-def _left(session: Session, ctx: ConsentContext, event: EmployeeLeft, index: int, day: date) -> list[Event]:
-    subject = ctx.pseudonym(event.employee_id)
-    row = hrepo.get_subject(session, subject)
+def _left(batch: _Batch, event: EmployeeLeft, index: int) -> list[Event]:
+    session = batch.session
+    subject = batch.ctx.pseudonym(event.employee_id)
+    row = batch.subject(subject)
     known_here = hrepo.in_directory(session, subject)
     if row is None and not known_here:
         raise Unprocessable(
@@ -152,15 +201,16 @@ def _left(session: Session, ctx: ConsentContext, event: EmployeeLeft, index: int
             errors=[{"loc": ["events", str(index)], "type": "unknown_employee"}],
         )
     if known_here:
-        end_consents(session, ctx, event.employee_id)
+        end_consents(session, batch.ctx, event.employee_id)
+        batch.personalization.discard(subject)
     if row is not None and row.left_on is not None:
         return []  # already left: consents were ended then (and again above, should any be new)
-    left_on = event.left_on or day
+    left_on = event.left_on or batch.day
     row = row or HrisSubject(pseudonym=subject, updated_at=utcnow())
     row.org_unit, row.effective_from, row.left_on = None, left_on, left_on
     row.role_family = row.country = row.language = None
     row.updated_at = utcnow()
-    hrepo.save(session, row)
+    batch.save(row)
     return [SubjectLeft(pseudonym=subject, effective_from=left_on)]
 
 
@@ -207,15 +257,13 @@ def end_consents(session: Session, ctx: ConsentContext, employee_id: str) -> int
     return ended
 
 
-def _org_unit(
-    session: Session, unit_id: str, parent: str | None, state: str, effective: date, index: int
-) -> list[Event]:
-    row = hrepo.get_org_unit(session, unit_id)
+def _org_unit(batch: _Batch, unit_id: str, parent: str | None, state: str, effective: date, index: int) -> list[Event]:
+    row = batch.unit(unit_id)
     if row is not None and state == "closed":
         parent = row.parent  # the tree stays as it was; the unit is simply closed
     if row is not None and row.parent == parent and row.state == state:
         return []
-    if state == "active" and parent is not None and _makes_cycle(session, unit_id, parent):
+    if state == "active" and parent is not None and _makes_cycle(batch, unit_id, parent):
         raise Unprocessable(
             "The org unit move would make the org tree a cycle.",
             code="org-cycle",
@@ -223,19 +271,19 @@ def _org_unit(
         )
     row = row or HrisOrgUnit(org_unit=unit_id, state=state, effective_from=effective, updated_at=utcnow())
     row.parent, row.state, row.effective_from, row.updated_at = parent, state, effective, utcnow()
-    hrepo.save(session, row)
+    batch.save(row)
     published_parent = parent if state == "active" else None
     return [OrgUnitChanged(org_unit=unit_id, parent=published_parent, state=state, effective_from=effective)]  # type: ignore[arg-type]
 
 
-def _makes_cycle(session: Session, unit_id: str, parent: str) -> bool:
+def _makes_cycle(batch: _Batch, unit_id: str, parent: str) -> bool:
     seen = {unit_id}
     current: str | None = parent
     while current is not None:
         if current in seen:
             return True
         seen.add(current)
-        row = hrepo.get_org_unit(session, current)
+        row = batch.unit(current)
         current = row.parent if row is not None else None
     return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -57,6 +58,31 @@ def get_subject(session: Session, pseudonym: str) -> HrisSubject | None:
     return session.get(HrisSubject, pseudonym)
 
 
+def subjects_in(session: Session, pseudonyms: Collection[str]) -> dict[str, HrisSubject]:
+    """The stored rows of a batch's subjects, in one query."""
+    if not pseudonyms:
+        return {}
+    stmt = select(HrisSubject).where(col(HrisSubject.pseudonym).in_(list(pseudonyms)))
+    return {row.pseudonym: row for row in session.exec(stmt)}
+
+
+def org_units_in(session: Session, units: Collection[str]) -> dict[str, HrisOrgUnit]:
+    if not units:
+        return {}
+    stmt = select(HrisOrgUnit).where(col(HrisOrgUnit.org_unit).in_(list(units)))
+    return {row.org_unit: row for row in session.exec(stmt)}
+
+
+def granted_among(session: Session, pseudonyms: Collection[str], purpose: str) -> set[str]:
+    """Which of ``pseudonyms`` currently grant ``purpose``, in one query."""
+    if not pseudonyms:
+        return set()
+    stmt = select(Consent.pseudonym).where(
+        col(Consent.pseudonym).in_(list(pseudonyms)), Consent.purpose == purpose, Consent.state == GRANTED
+    )
+    return set(session.exec(stmt))
+
+
 def get_org_unit(session: Session, org_unit: str) -> HrisOrgUnit | None:
     return session.get(HrisOrgUnit, org_unit)
 
@@ -66,8 +92,7 @@ def get_trigger(session: Session, trigger_id: str) -> HrisTrigger | None:
 
 
 def save(session: Session, row: HrisSubject | HrisOrgUnit | HrisTrigger) -> None:
-    session.add(row)
-    session.flush()  # later events of the same batch read it back through the identity map
+    session.add(row)  # flushed with the batch (or by the next query's autoflush)
 
 
 def in_directory(session: Session, pseudonym: str) -> bool:

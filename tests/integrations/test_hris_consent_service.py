@@ -355,7 +355,7 @@ def recommender_feed(hris: Hris) -> list[dict[str, Any]]:
             while True:
                 try:
                     msgs = await sub.fetch(100, timeout=1)
-                except nats.errors.TimeoutError:
+                except (TimeoutError, nats.errors.TimeoutError):  # nats-py raises either, by code path
                     return out
                 for msg in msgs:
                     out.append(json.loads(msg.data))
