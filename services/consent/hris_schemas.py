@@ -11,13 +11,13 @@ class HrisWebhookAccepted(BaseModel):
     webhook_id: str
     vendor: str
     events: int = Field(description="HRIS events in the message (after the vendor adapter).")
-    published: int = Field(description="Platform events staged; 0 for a replay or when nothing changed.")
+    published: int = Field(description="hris.* events staged; 0 for a replay or when nothing changed.")
     replayed: bool = Field(description="The webhook id was already processed: nothing was changed.")
 
 
 class HrisImported(BaseModel):
     events: int = Field(description="HRIS events read from the batch.")
-    published: int = Field(description="Platform events staged; 0 when the batch changed nothing.")
+    published: int = Field(description="hris.* events staged; 0 when the batch changed nothing.")
 
 
 class OrgUnitRates(BaseModel):

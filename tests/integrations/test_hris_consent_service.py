@@ -445,3 +445,16 @@ def test_concurrent_deliveries_apply_once(hris):
     wait_until(lambda: hris.assignments(emp))
     subjects = [json.loads(m["data"]) for m in hris.hris_stream() if m["subject"] == "hris.subject.assigned.v1"]
     assert [s["org_unit"] for s in subjects if s["pseudonym"] == hris.pseudonym(emp)] == [unit]
+
+
+def test_erasure_also_deletes_what_the_hris_told_us(hris):
+    emp, unit = fresh("E"), fresh("fin")
+    assert (
+        hris.send({"events": [org(unit), employee(emp, unit, country="NL", role_family="finance")]}).status_code == 200
+    )
+    hris.grant(emp, "checkin")
+    with hris.consent_db() as s:
+        assert s.get(HrisSubject, hris.pseudonym(emp)) is not None
+    assert hris.consent.client.delete("/v1/me", headers=hris.auth(emp)).status_code == 202
+    with hris.consent_db() as s:
+        assert s.get(HrisSubject, hris.pseudonym(emp)) is None
