@@ -8,7 +8,15 @@ from pathlib import Path
 
 from bench.common import Result, report
 
-BENCHES = ["bench_up", "bench_gate", "bench_outbox", "bench_consent", "bench_checkin", "bench_webhooks"]
+BENCHES = [
+    "bench_up",
+    "bench_gate",
+    "bench_outbox",
+    "bench_consent",
+    "bench_checkin",
+    "bench_webhooks",
+    "bench_signals",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
-from services.checkin import repository, subjects
+from services.checkin import repository, signals_repository, subjects
 from services.checkin.auth import VerifiedTokens
 from services.checkin.config import CheckinSettings
 from services.checkin.deps import CheckinContext
@@ -27,6 +27,9 @@ from services.checkin.nudges import EVENT_TYPES, handle_router
 from services.checkin.openapi import component_schemas
 from services.checkin.relay import PipelinedOutboxRelay
 from services.checkin.schemas import CheckinCreate
+from services.checkin.signals import SignalBatch
+from services.checkin.signals_endpoints import SignalsState, widen_body_limit
+from services.checkin.signals_endpoints import router as signals_router
 from services.checkin.tasks import start_tasks
 from services.checkin.writer import GroupCommitWriter
 from shared.app import Runtime, ServiceSpec, create_service_app
@@ -74,14 +77,18 @@ def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
 
 
 def _revoked(rt: Runtime, pseudonym: str, purpose: str) -> None:
-    """The gate saw ``checkin`` go: drop the reminder at once (the durable consent consumer does
-    the rest, and does this too, so a lost listener call loses nothing)."""
-    if purpose != "checkin":
+    """The gate saw ``checkin`` go: drop the reminder at once; ``work_patterns``: the stored signal
+    days (the durable consent consumer does the rest, and does this too, so a lost listener call
+    loses nothing)."""
+    if purpose not in ("checkin", "work_patterns"):
         return
 
     def drop() -> None:
         with Session(rt.engine) as session:
-            repository.delete_nudge(session, pseudonym)
+            if purpose == "checkin":
+                repository.delete_nudge(session, pseudonym)
+            else:
+                signals_repository.delete_of(session, pseudonym)
             session.commit()
 
     task = asyncio.get_running_loop().create_task(asyncio.to_thread(drop))
@@ -103,8 +110,14 @@ def create_app(settings: CheckinSettings | None = None) -> FastAPI:
         ),
         tokens=VerifiedTokens(),
     )
-    app = create_service_app(build_spec(settings, ctx), settings)
+    signals = SignalsState.create(settings)
+    spec = build_spec(settings, ctx)
+    spec.routers.append(signals_router)
+    spec.on_stop.append(signals.stop)
+    app = create_service_app(spec, settings)
     app.state.checkin = ctx
+    app.state.signals = signals
+    widen_body_limit(app, settings)
     _routes_first(app, router)
     _document_manual_bodies(app)
     return app
@@ -128,7 +141,8 @@ def _document_manual_bodies(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas(CheckinCreate))
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(component_schemas(CheckinCreate, SignalBatch))
             app.openapi_schema = schema
         return app.openapi_schema
 

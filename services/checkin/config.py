@@ -28,5 +28,9 @@ class CheckinSettings(ServiceSettings):
     writer_max_batch: int = Field(default=128, ge=1, le=1024)
     # How long the check-in writer waits for more requests to join a batch (0 = no wait).
     writer_linger_ms: float = Field(default=2.0, ge=0, le=50)
+    # Work-pattern signals: an ISO week closes (is reduced to contributions, and later records for
+    # it are dropped) this many hours after it ends (Monday 00:00 UTC), for late daily uploads.
+    signals_close_hours: float = Field(default=36.0, ge=0, le=168)
+    signals_max_body_bytes: int = Field(default=512 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Outbound webhooks (nudges): KINWELL_WEBHOOK_* (shared by every sending service), read at start-up.
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

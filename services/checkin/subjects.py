@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from services.checkin import repository as repo
 from services.checkin import service
+from services.checkin import signals_repository as signals_repo
 from services.checkin.clock import aware, iso_week, week_start
 from services.checkin.models import PendingContribution
 from shared import audit
@@ -32,6 +33,7 @@ def erase(session: Session, keys: DataKeyStore, pseudonym: str) -> int:
     removed = repo.delete_checkins_of(session, pseudonym)
     removed += repo.delete_nudge(session, pseudonym)
     removed += repo.delete_assignments_of(session, pseudonym)
+    removed += signals_repo.delete_of(session, pseudonym)
     removed += keys.destroy(session, pseudonym)
     return removed
 
@@ -60,6 +62,10 @@ def export(session: Session, keys: DataKeyStore, pseudonym: str) -> dict[str, An
             {"org_unit": a.org_unit, "effective_from": a.effective_from.isoformat()}
             for a in repo.assignments_of(session, pseudonym)
         ],
+        "work_pattern_signals": [
+            {"date": d.day.isoformat(), **{f: getattr(d, f) for f in signals_repo.FEATURES}}
+            for d in signals_repo.days_of(session, pseudonym)
+        ],
     }
 
 
@@ -87,6 +93,8 @@ def on_consent_changed(session: Session, period_key: bytes, event: ConsentChange
       or retention. Either way the gate has already stopped new check-ins and nudges.
     * ``aggregate_insights``: contributions of this week not yet released are dropped, and a
       retraction of this week's token is released, for the aggregator to drop what it holds.
+    * ``work_patterns`` withdrawn or lapsed: the stored signal days (held for that purpose only);
+      the gate already drops new records at the door and keeps the subject out of weekly closing.
     """
     if event.state == "granted":
         return
@@ -95,6 +103,8 @@ def on_consent_changed(session: Session, period_key: bytes, event: ConsentChange
         repo.delete_nudge(session, pseudonym)
         if event.state == "withdrawn":
             repo.delete_checkins_of(session, pseudonym)
+    elif event.purpose == Purpose.work_patterns:
+        signals_repo.delete_of(session, pseudonym)
     elif event.purpose == Purpose.aggregate_insights:
         day = event.changed_at.astimezone(UTC).date()
         week = iso_week(day)

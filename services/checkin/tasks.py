@@ -4,7 +4,8 @@
 * retention: every ``retention_interval_seconds``, delete check-ins older than ``retention_days``;
 * contributions: every ``contribution_release_seconds``, release the held-back contributions (and
   retractions) in one shuffled batch, with no trace headers, so that neither their order nor
-  their publication time points back at anyone's check-in.
+  their publication time points back at anyone's check-in; and, first, close every ISO week of
+  work-pattern signals whose time has come (``signals_weekly.close_weeks``).
 
 Each tick is one transaction in a worker thread; a failed tick is logged (by type only) and
 retried at the next interval.
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from services.checkin import nudges
+from services.checkin import nudges, signals_weekly
 from services.checkin import repository as repo
 from services.checkin.clock import utcnow
 from services.checkin.config import CheckinSettings
@@ -95,7 +96,9 @@ def start_tasks(rt: Any, settings: CheckinSettings) -> list[asyncio.Task[None]]:
         return purge_expired(session, settings.retention_days)
 
     def release(session: Session) -> int:
-        return release_contributions(session, rt.relay.notify)
+        period_key, close_hours = settings.platform.secret("period_key"), settings.signals_close_hours
+        closed = signals_weekly.close_weeks(session, rt.gate, period_key, close_hours, utcnow(), rt.relay.notify)
+        return closed + release_contributions(session, rt.relay.notify)
 
     return [
         asyncio.create_task(_every("nudges", settings.nudge_interval_seconds, rt.engine, due), name="checkin-nudges"),

@@ -19,12 +19,26 @@ from shared.events.hris import ORG_UNIT_PATTERN
 ISO_WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
 PERIOD_TOKEN_PATTERN = r"^[0-9a-f]{64}$"  # noqa: S105 - a regex, not a secret
 
-Metric = Literal["who5_index", "mood"]
-METRIC_RANGES: dict[str, tuple[float, float]] = {"who5_index": (0, 100), "mood": (1, 5)}
+# Check-in metrics, then weekly work-pattern features (``POST /v1/signals``, ``work_patterns``
+# consent): days worked, mean meeting and focus hours per worked day, share of messages sent
+# outside working hours (percent). Added to v1 as new values: every producer and consumer shares
+# this one contract, and no existing value changed meaning.
+Metric = Literal[
+    "who5_index", "mood", "days_worked", "meeting_hours_per_day", "focus_hours_per_day", "after_hours_message_share"
+]
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "who5_index": (0, 100),
+    "mood": (1, 5),
+    "days_worked": (0, 7),
+    "meeting_hours_per_day": (0, 24),
+    "focus_hours_per_day": (0, 24),
+    "after_hours_message_share": (0, 100),
+}
 
 
 class ContributionRecorded(Event):
-    """One subject's value of one metric for one org unit and ISO week (``aggregate_insights``)."""
+    """One subject's value of one metric for one org unit and ISO week (check-in metrics under
+    ``aggregate_insights``, work-pattern features under ``work_patterns``)."""
 
     type: Literal["contribution.aggregate.recorded.v1"] = "contribution.aggregate.recorded.v1"
     subject_template = "contribution.aggregate.recorded.v1"
