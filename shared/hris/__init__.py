@@ -1,8 +1,9 @@
 """Inbound HRIS integration: signed webhooks, the Kinwell HRIS format, vendor adapters,
 the minimiser that turns HRIS facts into pseudonymised ``hris.*`` events, and snapshot import.
 
-The consent service hosts the endpoint (:func:`hris_webhook_router`) and the
-``kinwell hris import FILE`` command (:func:`import_snapshot`, :class:`ProgressBar`).
+The consent service hosts the endpoints (``services/consent/hris_endpoints.py``, with
+:func:`read_hris_webhook` and :func:`iter_document`); ``kinwell hris import FILE``
+(:mod:`shared.hris.client`) posts a snapshot file to it in batches with a :class:`ProgressBar`.
 """
 
 from shared.hris.adapters import VENDORS, BambooHrOptions, MergeOptions, adapt
@@ -24,7 +25,15 @@ from shared.hris.schema import (
     TriggerAnnounced,
     parse_hris,
 )
-from shared.hris.snapshot import ImportResult, Progress, ProgressBar, SnapshotError, import_snapshot, iter_snapshot
+from shared.hris.snapshot import (
+    ImportResult,
+    Progress,
+    ProgressBar,
+    SnapshotError,
+    import_snapshot,
+    iter_document,
+    iter_snapshot,
+)
 from shared.hris.verify import HrisWebhook, hris_webhook_router, read_hris_webhook, verify_hris_webhook
 
 __all__ = [
@@ -53,6 +62,7 @@ __all__ = [
     "adapt",
     "hris_webhook_router",
     "import_snapshot",
+    "iter_document",
     "iter_snapshot",
     "parse_hris",
     "read_hris_webhook",
