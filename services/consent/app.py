@@ -13,6 +13,7 @@ from services.consent import endpoints, endpoints_policy, endpoints_rights, eras
 from services.consent.config import ConsentSettings
 from services.consent.deps import ConsentContext
 from services.consent.problems import finish_openapi
+from services.consent.writer import stop_writer
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.db import session_scope
 from shared.topology import KV_BUCKET
@@ -92,6 +93,7 @@ def build_spec() -> ServiceSpec:
         ],
         consumers=handlers.bindings,
         on_start=[ensure_kv_bucket, start_erasure_retries, start_hris_purge],
+        on_stop=[stop_writer],
     )
 
 

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -14,6 +16,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Request
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
@@ -25,6 +28,8 @@ from shared.crypto import pseudonym
 
 NONCE_BYTES = 12
 _LOCK_HELD = "consent_write_lock_held"
+# Set on a session whose transaction holds the write lock from its first read (the writer's).
+SERIALISED = "consent_serialised"
 
 
 class DirectoryCipher:
@@ -106,6 +111,20 @@ class ConsentContext:
                 self.write_lock.release()
 
         event.listen(session, "after_transaction_end", release)
+
+    @contextmanager
+    def write_locked(self, engine: Engine) -> Iterator[None]:
+        """Hold :attr:`write_lock` (on SQLite) for the block: the consent writer's batches."""
+        if engine.dialect.name != "sqlite":
+            yield
+            return
+        with self.write_lock:
+            yield
+
+    @staticmethod
+    def mark_write_lock_held(session: Session) -> None:
+        """``session`` runs under :meth:`write_locked`: :meth:`hold_write_lock` must not take it again."""
+        session.info[_LOCK_HELD] = True
 
     def url(self, path: str) -> str:
         return self.settings.base_url.rstrip("/") + path

@@ -1,6 +1,7 @@
 """Employee routes: one's own consents, their history and receipts.
 
-Every route derives the subject from the bearer token; no route takes a subject id.
+Every route derives the subject from the bearer token; no route takes a subject id. Grants and
+withdrawals go through the group-commit writer (``writer.py``); reads use their own session.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from services.consent.schemas import (
     HistoryRead,
     ReceiptRead,
 )
+from services.consent.writer import WriterDep
 from shared.auth import EmployeePrincipal
 from shared.db import SessionDep
 from shared.events.consent import Purpose
@@ -42,28 +44,28 @@ def list_consents(
 
 
 @router.put("/consents/{purpose}", summary="Give consent", responses=problems(*AUTH, *BODY, 409))
-def grant_consent(
-    purpose: Purpose, body: ConsentGrant, principal: EmployeePrincipal, session: SessionDep, ctx: ContextDep
+async def grant_consent(
+    purpose: Purpose, body: ConsentGrant, principal: EmployeePrincipal, ctx: ContextDep, writer: WriterDep
 ) -> ConsentRead:
     """Consent to ``purpose`` under the policy version I was shown (409 unless it is the current
     one), recording when, through which channel and in which language. With ``escalation`` I may
     give contact preferences, stored encrypted and released only to a counsellor on a confirmed
     case. Returns the new state with the id of its signed receipt."""
-    return service.grant(session, ctx, principal.sub, purpose, body)
+    return await writer.run(lambda session: service.grant(session, ctx, principal.sub, purpose, body))
 
 
 @router.delete("/consents/{purpose}", summary="Withdraw consent", responses=problems(*AUTH, 409, 422))
-def withdraw_consent(
+async def withdraw_consent(
     purpose: Purpose,
     principal: EmployeePrincipal,
-    session: SessionDep,
     ctx: ContextDep,
+    writer: WriterDep,
     channel: Channel = Channel.web,
     lang: Annotated[str | None, Query(pattern=r"^[a-z]{2}$")] = None,
 ) -> ConsentRead:
     """Withdraw consent to ``purpose``: as easy as giving it, effective at once in every service
     (409 when there is no current consent). Withdrawing ``escalation`` deletes my contact details."""
-    return service.withdraw(session, ctx, principal.sub, purpose, channel, lang)
+    return await writer.run(lambda session: service.withdraw(session, ctx, principal.sub, purpose, channel, lang))
 
 
 @router.get("/consents/history", summary="My consent history", responses=problems(*AUTH))

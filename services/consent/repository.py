@@ -69,7 +69,9 @@ def _current_version_stmt(share: bool) -> Any:
 
 def current_version(session: Session, purpose: str, *, share: bool = False) -> int | None:
     """The purpose's current version number; ``share`` reads it FOR SHARE (see above)."""
-    return session.exec(_current_version_stmt(share), params={"purpose": purpose}).first()
+    # Core, not the ORM: this runs in every consent change.
+    row = session.connection().execute(_current_version_stmt(share), {"purpose": purpose}).first()
+    return None if row is None else int(row[0])
 
 
 def current_versions(session: Session) -> list[PolicyVersion]:
@@ -176,6 +178,19 @@ def delete_contact(session: Session, pseudonym: str) -> int:
 def get_consent(session: Session, pseudonym: str, purpose: str) -> Consent | None:
     stmt = select(Consent).where(Consent.pseudonym == pseudonym, Consent.purpose == purpose)
     return session.exec(stmt).first()
+
+
+@cache
+def _consent_state_stmt() -> Any:
+    return select(Consent.state, Consent.policy_version, Consent.language).where(
+        Consent.pseudonym == bindparam("pseudonym"), Consent.purpose == bindparam("purpose")
+    )
+
+
+def consent_state(session: Session, pseudonym: str, purpose: str) -> tuple[str, int, str | None] | None:
+    """(state, policy version, language) of the subject's consent to ``purpose`` (Core: hot path)."""
+    row = session.connection().execute(_consent_state_stmt(), {"pseudonym": pseudonym, "purpose": purpose}).first()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def save_consent(session: Session, values: dict[str, Any]) -> None:

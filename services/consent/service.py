@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from services.consent import directory, hris_profile
 from services.consent import repository as repo
-from services.consent.deps import ConsentContext
+from services.consent.deps import SERIALISED, ConsentContext
 from services.consent.models import PolicyVersion, as_utc, utcnow
 from services.consent.receipts import sign_receipt
 from services.consent.schemas import (
@@ -134,9 +134,11 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
         language=body.language,
     )
     subject = directory.enter_subject(session, ctx, employee_id)
-    # Under the write lock now: a version published since the read above must be refused here
-    # (PostgreSQL's FOR SHARE already guarantees it; SQLite reads took no lock).
-    _require_current(body.policy_version, repo.current_version(session, purpose.value) or 0)
+    if not session.info.get(SERIALISED):
+        # Under the write lock now: a version published since the read above must be refused here
+        # (PostgreSQL's FOR SHARE already guarantees it; SQLite reads took no lock, unless the
+        # transaction began IMMEDIATE, as the consent writer's do).
+        _require_current(body.policy_version, repo.current_version(session, purpose.value) or 0)
     record_change(
         session,
         subject=subject,
@@ -179,11 +181,12 @@ def withdraw(
     session: Session, ctx: ConsentContext, employee_id: str, purpose: Purpose, channel: Channel, lang: str | None
 ) -> ConsentRead:
     subject = directory.enter_subject(session, ctx, employee_id)
-    current = repo.get_consent(session, subject, purpose.value)
-    if current is None or current.state != repo.GRANTED:
+    current = repo.consent_state(session, subject, purpose.value)
+    if current is None or current[0] != repo.GRANTED:
         raise Conflict("There is no current consent to withdraw.", code="not-granted")
-    policy = policy_version(session, ctx, purpose.value, current.policy_version)
-    language = lang or current.language or DEFAULT_LANGUAGE
+    _, consented_version, consented_language = current
+    policy = policy_version(session, ctx, purpose.value, consented_version)
+    language = lang or consented_language or DEFAULT_LANGUAGE
     now = utcnow()
     receipt = None
     if policy is not None:
@@ -195,7 +198,7 @@ def withdraw(
         subject=subject,
         purpose=purpose,
         state="withdrawn",
-        policy_version=current.policy_version,
+        policy_version=consented_version,
         at=now,
         receipt=receipt,
         channel=channel,
@@ -205,7 +208,7 @@ def withdraw(
         "pseudonym": subject,
         "purpose": purpose.value,
         "state": "withdrawn",
-        "policy_version": current.policy_version,
+        "policy_version": consented_version,
         "changed_at": now,
         "channel": channel.value,
         "language": language,

@@ -1,0 +1,216 @@
+"""The consent write path: group commit, and the outbox relay's fast path for its rows.
+
+Real SQLite / PostgreSQL (``db_url``) and, for the relay, the session's real nats-server with the
+provisioned consent KV bucket, connected as the consent user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import nats
+from sqlalchemy import event
+from sqlmodel import Session, select
+
+from services.consent import service
+from services.consent.config import ConsentSettings
+from services.consent.deps import ConsentContext
+from services.consent.models import Consent, DirectoryEntry
+from services.consent.schemas import Channel, ConsentGrant
+from services.consent.writer import ConsentWriter
+from shared.bus import Bus, OutboxRelay, stage_raw
+from shared.bus.outbox import OutboxMessage, Pending, handoff_session, insert_handed
+from shared.db import make_engine, run_migrations
+from shared.errors import Conflict
+from shared.events.consent import Purpose
+from shared.settings import PlatformSettings
+from shared.topology import KV_BUCKET
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "consent" / "migrations"
+
+
+def _setup(db_url: str, tmp_path: Path) -> tuple[ConsentContext, object]:
+    run_migrations(db_url, MIGRATIONS)
+    platform = PlatformSettings(mode="embedded", data_dir=tmp_path / "data")
+    ctx = ConsentContext.from_settings(ConsentSettings(platform=platform, database_url=db_url))
+    return ctx, make_engine(db_url)
+
+
+def test_a_failing_unit_changes_nothing_and_the_rest_of_its_batch_commits(db_url, tmp_path):
+    ctx, engine = _setup(db_url, tmp_path)
+    subs = [f"W-{uuid.uuid4().hex[:10]}" for _ in range(3)]
+    handed: list[Pending] = []
+
+    async def body() -> list[object]:
+        writer = ConsentWriter(engine, ctx, on_commit=handed.extend)  # type: ignore[arg-type]
+        grant = ConsentGrant(policy_version=1)
+        try:
+            results = await asyncio.gather(
+                writer.run(lambda s: service.grant(s, ctx, subs[0], Purpose.checkin, grant)),
+                # Never granted: the withdrawal enters the subject in the directory, then refuses.
+                writer.run(lambda s: service.withdraw(s, ctx, subs[1], Purpose.checkin, Channel.web, None)),
+                writer.run(lambda s: service.grant(s, ctx, subs[2], Purpose.checkin, grant)),
+                return_exceptions=True,
+            )
+            assert writer.batches == 1  # one transaction for the three
+            return results
+        finally:
+            await writer.stop()
+
+    results = asyncio.run(body())
+    assert isinstance(results[1], Conflict)
+    assert [r.state for r in (results[0], results[2])] == ["granted", "granted"]  # type: ignore[union-attr]
+    granted, refused = {ctx.pseudonym(subs[0]), ctx.pseudonym(subs[2])}, ctx.pseudonym(subs[1])
+    with Session(engine) as session:  # type: ignore[arg-type]
+        assert {d.pseudonym for d in session.exec(select(DirectoryEntry))} == granted
+        assert {c.pseudonym for c in session.exec(select(Consent))} == granted
+        rows = session.exec(select(OutboxMessage).order_by(OutboxMessage.seq)).all()  # type: ignore[arg-type]
+    # Exactly the committed units' messages are in the table and were handed over, in order.
+    assert [r.msg_id for r in rows] == [p.msg_id for p in handed]
+    assert len(handed) == 4 and not any(refused in p.subject or refused.encode() in p.payload for p in handed)
+    assert [p.subject.startswith("$KV.") for p in handed] == [True, False, True, False]  # KV put before event
+    engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_a_late_delete_never_removes_a_newer_row(db_url, tmp_path):
+    """The relay may publish a row twice (a table read racing its delayed delete); the second
+    delete must not hit a newer row, which on SQLite can reuse a deleted row's seq."""
+    ctx, engine = _setup(db_url, tmp_path)
+
+    def commit(msg_id: str) -> None:
+        with Session(engine) as session:  # type: ignore[arg-type]
+            staged = handoff_session(session)
+            stage_raw(session, "consent.checkin.changed.v1", b"{}", msg_id)
+            insert_handed(session, staged)
+            session.commit()
+
+    async def body() -> None:
+        writer = ConsentWriter(engine, ctx)  # type: ignore[arg-type]
+        try:
+            commit("old")
+            await writer.delete_outbox(["old"])
+            commit("new")
+            await writer.delete_outbox(["old"])  # the duplicate delete, after "new" took the seq
+        finally:
+            await writer.stop()
+
+    asyncio.run(body())
+    with Session(engine) as session:  # type: ignore[arg-type]
+        assert [m.msg_id for m in session.exec(select(OutboxMessage))] == ["new"]
+    engine.dispose()  # type: ignore[attr-defined]
+
+
+def _put(engine: object, subject: str, value: str, msg_id: str, *, hand_over: bool) -> list[Pending]:
+    with Session(engine) as session:  # type: ignore[call-overload]
+        staged = handoff_session(session) if hand_over else None
+        stage_raw(session, subject, json.dumps({"state": value}).encode(), msg_id)
+        rows = insert_handed(session, staged) if staged is not None else []
+        session.commit()
+    return rows
+
+
+def test_the_fast_path_never_lets_an_older_put_of_a_key_overtake(nats_server, db_url, tmp_path):
+    _, engine = _setup(db_url, tmp_path)
+    key = f"{uuid.uuid4().hex}{uuid.uuid4().hex}.checkin"
+    subject = f"$KV.{KV_BUCKET}.{key}"
+    run = uuid.uuid4().hex
+
+    async def body() -> None:
+        kw = nats_server.connect_kwargs("consent")
+        bus = Bus("consent", kw["servers"][0], kw["user"], kw["password"])
+        await bus.connect()
+        ops = await nats.connect(**nats_server.connect_kwargs("ops"))
+        kv = await ops.jetstream().key_value(KV_BUCKET)
+
+        async def value() -> str:
+            return str(json.loads((await kv.get(key)).value or b"{}")["state"])
+
+        relay = OutboxRelay(engine, bus)  # type: ignore[arg-type]
+        try:
+            # An older put committed the ordinary way, a newer one handed over: the relay has not
+            # read the table yet, so it reads it first and publishes both in order.
+            _put(engine, subject, "v1", f"{run}-1", hand_over=False)
+            relay.handoff(_put(engine, subject, "v2", f"{run}-2", hand_over=True))
+            assert await relay.flush_once() == 2
+            assert await relay.flush_once() == 0  # the table is empty: caught up
+            assert relay.fast_published == 0 and await value() == "v2"
+            # Caught up: handed rows go straight out, no table read.
+            relay.handoff(_put(engine, subject, "v3", f"{run}-3", hand_over=True))
+            assert await relay.flush_once() == 1
+            assert relay.fast_published == 1 and await value() == "v3"
+
+            # Another transaction that staged a put of the key is committing (held just before its
+            # commit): a newer put handed over meanwhile must wait for the table path.
+            relay.start()
+            flushed, release = threading.Event(), threading.Event()
+
+            def foreign() -> None:
+                with Session(engine) as session:  # type: ignore[call-overload]
+                    stage_raw(session, subject, json.dumps({"state": "v4"}).encode(), f"{run}-4")
+
+                    @event.listens_for(session, "after_flush_postexec")
+                    def hold(*_: object) -> None:
+                        flushed.set()
+                        release.wait(10)
+
+                    session.commit()
+
+            thread = threading.Thread(target=foreign)
+            thread.start()
+            await asyncio.to_thread(flushed.wait, 10)
+            relay.handoff([Pending(f"{run}-5", subject, json.dumps({"state": "v5"}).encode(), "{}")])
+            await asyncio.sleep(0.3)
+            assert await value() == "v3"  # v5 was not fast-published ahead of v4
+            release.set()
+            await asyncio.to_thread(thread.join, 10)
+            for _ in range(100):
+                if await value() == "v4":
+                    break
+                await asyncio.sleep(0.05)
+            assert await value() == "v4"
+        finally:
+            release.set()
+            await relay.stop()
+            await ops.close()
+            await bus.close()
+
+    asyncio.run(body())
+    engine.dispose()  # type: ignore[attr-defined]
+
+
+def test_stop_finishes_queued_work_and_a_new_relay_publishes_what_was_committed(nats_server, db_url, tmp_path):
+    """A restart loses nothing: the writer commits what was queued before it stops, and a relay
+    that never saw the hand-over (a new process) publishes those rows from the table."""
+    ctx, engine = _setup(db_url, tmp_path)
+    subs = [f"S-{uuid.uuid4().hex[:10]}" for _ in range(5)]
+
+    async def body() -> int:
+        writer = ConsentWriter(engine, ctx)  # type: ignore[arg-type]
+        grant = ConsentGrant(policy_version=1)
+        runs = [
+            asyncio.ensure_future(writer.run(lambda s, sub=sub: service.grant(s, ctx, sub, Purpose.checkin, grant)))
+            for sub in subs
+        ]
+        await asyncio.sleep(0)  # queued, not yet written
+        await writer.stop()
+        assert [r.result().state for r in runs] == ["granted"] * 5
+        kw = nats_server.connect_kwargs("consent")
+        bus = Bus("consent", kw["servers"][0], kw["user"], kw["password"])
+        await bus.connect()
+        relay = OutboxRelay(engine, bus)  # type: ignore[arg-type]
+        try:
+            published = 0
+            while sent := await relay.flush_once():
+                published += sent
+            return published
+        finally:
+            await bus.close()
+
+    assert asyncio.run(body()) == 10  # a KV put and an event per grant
+    with Session(engine) as session:  # type: ignore[arg-type]
+        assert session.exec(select(OutboxMessage)).all() == []
+    engine.dispose()  # type: ignore[attr-defined]
