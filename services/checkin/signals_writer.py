@@ -1,8 +1,9 @@
 """Group commit for signal batches: one thread, one connection, many batches per transaction.
 
 Each ``POST /v1/signals`` hands its prepared rows here and waits: the writer takes every batch
-queued meanwhile, upserts all their rows with one driver ``executemany``, commits (SQLite: ``BEGIN
-IMMEDIATE`` and ``synchronous=FULL``, one fsync shared by the group), and only then resolves each
+queued meanwhile, upserts their rows in bulk (``signals_repository.upsert_days``: multi-row
+statements on SQLite, one ``executemany`` on PostgreSQL), commits (SQLite: ``BEGIN IMMEDIATE`` and
+``synchronous=FULL``, one fsync shared by the group), and only then resolves each
 request, so a 200 is never sent before its rows are durable. A failing group is retried batch by
 batch so that only the failing request sees the error. The same design as the check-in writer
 (``writer.py``), for rows that need no read-modify-write.
@@ -103,7 +104,7 @@ class SignalWriter:
 
     def _write_group(self, group: list[Rows]) -> list[BaseException | None]:
         try:
-            self._transaction([row for rows in group for row in rows])
+            self._transaction(group)
             self.groups += 1
             self.rows += sum(len(rows) for rows in group)
             return [None] * len(group)
@@ -113,12 +114,12 @@ class SignalWriter:
                 return [exc]
         return [self._write_group([rows])[0] for rows in group]
 
-    def _transaction(self, rows: Rows) -> None:
+    def _transaction(self, group: list[Rows]) -> None:
         conn = self._connection()
         if not self.sqlite:
             try:
                 with conn.begin():
-                    repo.upsert_days(conn, rows)
+                    repo.upsert_days(conn, group)
             except BaseException:
                 if conn.invalidated:  # the server went away: reconnect on next use
                     self._conn = None
@@ -126,7 +127,7 @@ class SignalWriter:
             return
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-            repo.upsert_days(conn, rows)
+            repo.upsert_days(conn, group)
             conn.exec_driver_sql("COMMIT")
         except BaseException:
             try:
