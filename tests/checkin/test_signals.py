@@ -7,6 +7,7 @@ leave only as weekly de-identified contributions, read here as the aggregator's 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -91,6 +92,18 @@ class TestConsentAtTheDoor:
         assert again.json()["accepted"] == 1
         rows = stored(harness, sub)
         assert [(r.day, r.meeting_hours, r.worked) for r in rows] == [(TODAY, 6.5, False)]
+
+    def test_the_same_batch_posted_concurrently_is_stored_once(self, harness):
+        # Concurrent requests are written in one group; the same employee-days in two of them
+        # must still end as one row each.
+        subs = [new_sub() for _ in range(20)]
+        grant_signals(harness, *subs)
+        records = [record(s, messages_sent=n + 1, messages_after_hours=0) for n, s in enumerate(subs)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: post(harness, records).json(), range(16)))
+        assert all(a == {"accepted": 20, "dropped_no_consent": 0, "dropped_closed_week": 0} for a in answers)
+        rows = [row for s in subs for row in stored(harness, s)]
+        assert sorted(r.messages_sent for r in rows) == list(range(1, 21))
 
     def test_a_closed_week_is_dropped_and_counted(self, harness):
         sub = new_sub()
