@@ -1,6 +1,6 @@
 """Outbound webhooks of the check-in service (nudges): subscriptions, delivery queue, attempt log.
 
-Revision ID: checkin_0004
+Revision ID: checkin_0003
 Revises: checkin_0002
 """
 
@@ -8,9 +8,7 @@ from alembic import op
 
 from shared.migrations import create_webhook_tables
 
-revision = "checkin_0004"
-# checkin_0003 (signals) is being written beside this one; whichever lands second chains after
-# the other so that there is one head.
+revision = "checkin_0003"
 down_revision = "checkin_0002"
 branch_labels = None
 depends_on = None

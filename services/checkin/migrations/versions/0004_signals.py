@@ -1,15 +1,14 @@
 """Work-pattern signals: per-subject daily metadata until its week closes, and closed weeks.
 
-Revision ID: checkin_0003
-Revises: checkin_0004
+Revision ID: checkin_0004
+Revises: checkin_0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "checkin_0003"
-# Chained after checkin_0004 (webhooks, written at the same time) so that there is one head.
-down_revision = "checkin_0004"
+revision = "checkin_0004"
+down_revision = "checkin_0003"
 branch_labels = None
 depends_on = None
 
