@@ -181,8 +181,8 @@ def new_sub() -> str:
 
 @pytest.fixture(scope="package")
 def shared_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    """One check-in service for the package (stopping a gate-using service costs ~6 s of NATS
-    drain today, see docs/checkin.md), with its own nats-server and database."""
+    """One check-in service for the package (starting one costs a few seconds of migrations and
+    NATS set-up), with its own nats-server and database."""
     from shared.auth import Role, dev_token
     from shared.natsserver import USERS, free_port
     from tests.dbfixtures import db_urls
