@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import audit
 from shared.auth import TokenVerifier
 from shared.bus.connection import Bus
 from shared.bus.consumer import Consumer, Handler
@@ -47,7 +48,13 @@ from shared.telemetry import (
     tracer,
     tracing_enabled,
 )
-from shared.topology import ConsumerSpec, access_log_subject, consumers_for, export_subject
+from shared.topology import (
+    SUBJECT_REQUEST_RESPONDERS,
+    ConsumerSpec,
+    access_log_subject,
+    consumers_for,
+    export_subject,
+)
 
 log = logging.getLogger("kinwell.app")
 
@@ -73,6 +80,7 @@ class ServiceSpec:
     routers: list[APIRouter] = field(default_factory=list)
     consumers: Callable[[Runtime], list[ConsumerBinding]] | None = None
     export: SubjectDataFn | None = None
+    # Default for services that answer data-subject requests: their platform audit log's entries.
     access_log: SubjectDataFn | None = None
     uses_gate: bool = False
     on_start: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
@@ -149,9 +157,10 @@ async def _start_bus(rt: Runtime) -> None:
         )
         rt.consumers.append(consumer)
         consumer.start()
+    responder = rt.spec.name in SUBJECT_REQUEST_RESPONDERS
     for subject, fn in (
         (export_subject(rt.spec.name), rt.spec.export),
-        (access_log_subject(rt.spec.name), rt.spec.access_log),
+        (access_log_subject(rt.spec.name), rt.spec.access_log or (audit.access_log if responder else None)),
     ):
         if fn is not None:
             await _serve_subject_data(rt, subject, fn)

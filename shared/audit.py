@@ -15,7 +15,10 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlmodel import Field, Session, SQLModel, select
 
 GENESIS = "0" * 64
@@ -113,3 +116,30 @@ def verify(session: Session) -> Verification:
 def entries_for(session: Session, subject: str) -> list[AuditEntry]:
     """What the subject may read: every access to their data."""
     return list(session.exec(select(AuditEntry).where(AuditEntry.subject == subject).order_by(AuditEntry.seq)))  # type: ignore[arg-type]
+
+
+class AccessLogEntry(BaseModel):
+    """One access to a subject's data as every service reports it (the consent service's
+    ``GET /v1/me/access-log`` gathers these over request/reply)."""
+
+    at: datetime
+    actor: str = PydanticField(description="A pseudonym or a service name, never an employee id.")
+    actor_role: str
+    action: str
+    purpose: str
+
+
+def access_log(session: Session, subject: str) -> dict[str, Any]:
+    """The reply every service gives to an access-log request: its entries about ``subject``."""
+    return {
+        "entries": [
+            AccessLogEntry(
+                at=e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC),  # SQLite returns naive UTC
+                actor=e.actor,
+                actor_role=e.actor_role,
+                action=e.action,
+                purpose=e.purpose,
+            ).model_dump(mode="json")
+            for e in entries_for(session, subject)
+        ]
+    }

@@ -40,7 +40,6 @@ def build_spec(webhook_settings: WebhookSettings | None = None) -> ServiceSpec:
         routers=[webhooks.router],
         consumers=lambda rt: [erasure_binding(NAME, _erase)],
         export=_export,
-        access_log=_export,
         on_start=[webhooks.hooks.on_start],
         on_stop=[webhooks.hooks.on_stop],
         uses_gate=False,

@@ -69,7 +69,6 @@ def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
         routers=[router, handle_router, webhooks.router],
         consumers=lambda rt: bindings(ctx),
         export=export,
-        access_log=subjects.access_log,
         uses_gate=True,
         on_start=[start, webhooks.hooks.on_start],
         on_stop=[stop, webhooks.hooks.on_stop],

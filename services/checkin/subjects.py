@@ -69,22 +69,6 @@ def export(session: Session, keys: DataKeyStore, pseudonym: str) -> dict[str, An
     }
 
 
-def access_log(session: Session, pseudonym: str) -> dict[str, Any]:
-    """Who accessed the subject's data here (roles, actions, purposes, times), from the audit log."""
-    return {
-        "entries": [
-            {
-                "seq": e.seq,
-                "at": aware(e.at).isoformat(),
-                "actor_role": e.actor_role,
-                "action": e.action,
-                "purpose": e.purpose,
-            }
-            for e in audit.entries_for(session, pseudonym)
-        ]
-    }
-
-
 def on_consent_changed(session: Session, period_key: bytes, event: ConsentChanged) -> None:
     """Withdrawal (or lapse) deletes what was held only for that purpose.
 

@@ -35,7 +35,6 @@ def build_spec() -> ServiceSpec:
         migrations=Path(__file__).parent / "migrations",
         consumers=lambda rt: [erasure_binding(NAME, _erase)],
         export=_export,
-        access_log=_export,
         uses_gate=True,
     )
 

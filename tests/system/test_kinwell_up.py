@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,7 @@ def test_up_starts_everything_ready_and_stops_cleanly_on_sigterm(tmp_path):
             check=True,
         ).stdout.strip()
         assert token.count(".") == 2
+        _employee_journey(offset, token)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
@@ -82,6 +84,64 @@ def test_up_starts_everything_ready_and_stops_cleanly_on_sigterm(tmp_path):
     assert _free(nats_port)
     # Data is kept for the next start.
     assert (tmp_path / "data" / "consent.db").exists() and (tmp_path / "data" / "nats").is_dir()
+
+
+def _employee_journey(offset: int, token: str) -> None:
+    """The README's walkthrough, through the running platform: consent, check-in, step-up,
+    history and trend, a crisis check-in, withdrawal."""
+    consent = httpx.Client(base_url=f"http://127.0.0.1:{DEFAULT_PORTS['consent'] + offset}", timeout=10)
+    checkin = httpx.Client(base_url=f"http://127.0.0.1:{DEFAULT_PORTS['checkin'] + offset}", timeout=10)
+    auth = {"Authorization": f"Bearer {token}"}
+    weekly = {"answers": {"who5_1": 2, "who5_2": 2, "who5_3": 2, "who5_4": 1, "who5_5": 2, "mood": 2}, "lang": "en"}
+    with consent, checkin:
+        refused = checkin.post("/v1/checkins", json=weekly, headers=auth)
+        assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+        version = next(c for c in consent.get("/v1/me/consents", headers=auth).json()["consents"]
+                       if c["purpose"] == "checkin")["current_policy_version"]  # fmt: skip
+        granted = consent.put("/v1/me/consents/checkin", json={"policy_version": version}, headers=auth)
+        assert granted.status_code == 200 and granted.json()["state"] == "granted", granted.text
+
+        first = _eventually(lambda: checkin.post("/v1/checkins", json=weekly, headers=auth), 201)
+        body = first.json()
+        assert body["score"]["who5_raw"] == 9 and body["score"]["who5_index"] == 36
+        assert body["next_step"]["form"] == "phq2_gad2" and body["crisis"] is None
+        step = checkin.post(
+            body["next_step"]["post_to"],
+            json={"instrument": "phq2_gad2", "answers": {"phq9_1": 2, "phq9_2": 1, "gad7_1": 2, "gad7_2": 2}},
+            headers=auth,
+        )
+        assert step.status_code == 200 and step.json()["next_step"]["form"] == "phq9", step.text
+        phq9 = {"phq9_3": 1, "phq9_4": 1, "phq9_5": 1, "phq9_6": 1, "phq9_7": 1, "phq9_8": 0, "phq9_9": 1}
+        crisis = checkin.post(step.json()["next_step"]["post_to"], json={"instrument": "phq9", "answers": phq9},
+                              headers=auth)  # fmt: skip
+        assert crisis.status_code == 200 and crisis.json()["crisis"]["resources"], crisis.text
+
+        history = checkin.get("/v1/me/checkins", headers=auth).json()["items"]
+        assert [item["id"] for item in history] == [body["id"]] and history[0]["complete"]
+        again = checkin.post("/v1/checkins", json=weekly, headers=auth).json()
+        assert [point["who5_index"] for point in again["trend"]] == [36]  # latest per week
+
+        # Data-subject rights gather from every service: the export is itself logged as an access.
+        exported = consent.get("/v1/me/export", headers=auth).json()
+        assert exported["complete"] and body["id"] in {c["id"] for c in exported["services"]["checkin"]["checkins"]}
+        log = consent.get("/v1/me/access-log", headers=auth).json()
+        assert log["complete"] and log["unavailable"] == [], log
+        assert ("checkin", "checkin.export") in {(e["service"], e["action"]) for e in log["entries"]}
+
+        withdrawn = consent.delete("/v1/me/consents/checkin", headers=auth)
+        assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "withdrawn"
+        _eventually(lambda: checkin.post("/v1/checkins", json=weekly, headers=auth), 403)
+
+
+def _eventually(call, status: int, timeout: float = 15.0) -> httpx.Response:
+    """Repeat ``call`` until it answers ``status`` (consent reaches check-in's gate asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = call()
+        if response.status_code == status or time.monotonic() > deadline:
+            assert response.status_code == status, response.text
+            return response
+        time.sleep(0.05)
 
 
 def test_up_says_which_port_is_taken(tmp_path):
