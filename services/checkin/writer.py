@@ -4,7 +4,8 @@ Requests do their CPU work (validation, scoring, screening, encryption, event bu
 event loop and hand the finished rows to this writer. One thread with one connection takes
 whatever has queued up, writes it in a single transaction (check-in rows, trend rows, outbox rows,
 pending contributions), commits, and only then resolves each request's future: a 2xx is never
-sent before its data is durable, as with ``SessionDep``.
+sent before its data is durable, as with ``SessionDep``. The queue, thread, connection,
+transaction and retry machinery is ``shared.db_writer.BatchWriter``; this module is ``_apply``.
 
 Why not a session per request: on SQLite every writer serialises on one lock, so a pool of
 sessions mostly waits (busy timeouts, p99 in seconds) and pays one fsync per request. Here the
@@ -17,10 +18,8 @@ item is retried alone so that only the failing request sees the error.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -32,10 +31,8 @@ from services.checkin import repository as repo
 from services.checkin.clock import iso_week
 from services.checkin.scoring import Scores
 from shared.datakeys import CiphertextInvalid, SubjectKey
-from shared.errors import ServiceUnavailable
+from shared.db_writer import BatchWriter
 from shared.events.contribution import ContributionRecorded
-
-log = logging.getLogger("kinwell.checkin.writer")
 
 KEEP_WEEKS = 8
 
@@ -91,8 +88,10 @@ def trend_window(points: dict[str, tuple[int, int]], current_start: date, weeks:
     return [(w, p[0], p[1]) for w, p in sorted(points.items()) if w >= first]
 
 
-class GroupCommitWriter:
+class GroupCommitWriter(BatchWriter[CheckinWrite, WriteResult]):
     """Serialises check-in writes into batched transactions on one connection."""
+
+    log = logging.getLogger("kinwell.checkin.writer")
 
     def __init__(
         self,
@@ -103,121 +102,10 @@ class GroupCommitWriter:
         linger: float = 0.0,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
-        self.engine = engine
-        self.sqlite = engine.dialect.name == "sqlite"
+        super().__init__(engine, name="checkin-writer", max_batch=max_batch, linger=linger, on_commit=on_commit)
         self.trend_weeks = trend_weeks
-        self.max_batch = max_batch
-        self.linger = linger
-        self.on_commit = on_commit
-        self._queue: asyncio.Queue[tuple[CheckinWrite, asyncio.Future[WriteResult]]] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkin-writer")
-        self._conn: Connection | None = None  # touched only on the executor's thread
-        self.batches = 0
-        self.rows = 0
-
-    async def write(self, item: CheckinWrite) -> WriteResult:
-        """Store ``item`` durably; returns once its transaction has committed."""
-        if self._task is None or self._task.done():
-            self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._run(), name="checkin-writer")
-        assert self._queue is not None
-        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, future))
-        return await future
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping regardless
-                pass
-        if self._queue is not None:
-            while not self._queue.empty():
-                _, future = self._queue.get_nowait()
-                if not future.done():
-                    future.set_exception(ServiceUnavailable("The service is shutting down."))
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=False)
-
-    async def _run(self) -> None:
-        assert self._queue is not None
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            if self.linger and self._queue.qsize() < self.max_batch // 2:
-                # A moment for more requests to join: per-row cost falls with batch size (one
-                # BEGIN/COMMIT, one trend read per batch), and the writer is rarely the bottleneck.
-                await asyncio.sleep(self.linger)
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            items = [item for item, _ in batch]
-            outcomes = await loop.run_in_executor(self._executor, self._write_batch, items)
-            committed = False
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                committed = committed or not isinstance(outcome, BaseException)
-                if future.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-            if committed and self.on_commit is not None:
-                self.on_commit()
 
     # --- executor thread -----------------------------------------------------------------------
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            conn = self.engine.connect()
-            if self.sqlite:
-                # We issue BEGIN IMMEDIATE ourselves: the write lock is taken before the trend
-                # rows are read, so their read-modify-write cannot interleave with another writer.
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql("PRAGMA synchronous=FULL")
-            self._conn = conn
-        return self._conn
-
-    def _write_batch(self, items: list[CheckinWrite]) -> list[WriteResult | BaseException]:
-        try:
-            results: list[WriteResult | BaseException] = list(self._transaction(items))
-            self.batches += 1
-            self.rows += len(items)
-            return results
-        except Exception as exc:  # noqa: BLE001 - isolate the failing item(s) below
-            if len(items) == 1:
-                log.warning("check-in write failed", extra={"error_type": type(exc).__name__})
-                return [exc]
-        return [self._write_batch([item])[0] for item in items]
-
-    def _transaction(self, items: list[CheckinWrite]) -> list[WriteResult]:
-        conn = self._connection()
-        try:
-            if self.sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                results = self._apply(conn, items)
-                conn.exec_driver_sql("COMMIT")
-                return results
-            with conn.begin():
-                return self._apply(conn, items)
-        except BaseException:
-            if self.sqlite:
-                try:
-                    conn.exec_driver_sql("ROLLBACK")
-                except Exception:  # noqa: BLE001 - a broken connection is replaced below
-                    self._drop_connection()
-            raise
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.invalidate()
-            self._conn = None
 
     def _apply(self, conn: Connection, items: list[CheckinWrite]) -> list[WriteResult]:
         keys = {item.key.pseudonym: item.key for item in items}

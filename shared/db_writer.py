@@ -1,0 +1,197 @@
+"""Group commit: one writer thread, one connection, many requests per durable transaction.
+
+Requests do their CPU work on the event loop and hand finished items to a ``BatchWriter``. Its
+task takes whatever has queued up (up to ``max_batch``, measured by ``_size``), and its one
+thread writes the batch in a single transaction on its own connection (``_apply``), commits,
+and only then resolves each request's future: a 2xx is never sent before its data is durable, as
+with ``SessionDep``.
+
+* SQLite: the connection runs in AUTOCOMMIT with ``PRAGMA synchronous=FULL`` (durable even on
+  power loss) and we issue ``BEGIN IMMEDIATE``/``COMMIT``/``ROLLBACK`` ourselves: the write lock
+  is taken before ``_apply``'s first read, so a read-modify-write cannot interleave with another
+  writer, and the batch shares one fsync. PostgreSQL: ``conn.begin()``; row locks are
+  ``_apply``'s business.
+* A failing batch is retried item by item, so only the failing request sees the error.
+* ``stop()`` fails what is still queued with ``ServiceUnavailable`` (503).
+
+Subclasses implement ``_apply(conn, items) -> list[result]`` (one result per item, in order) and
+may override ``_size(item)`` (default 1). Used by check-in ingest (``services.checkin.writer``)
+and the signals route (``services.checkin.signals_writer``). The consent writer is a different
+shape (sessions, savepoints, outbox hand-over) and does not use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar, Generic, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+from shared.errors import ServiceUnavailable
+
+I = TypeVar("I")  # noqa: E741 - the item type
+R = TypeVar("R")
+
+
+class BatchWriter(Generic[I, R]):
+    """Serialises writes of ``I`` items into batched transactions on one connection."""
+
+    log: ClassVar[logging.Logger] = logging.getLogger("kinwell.db_writer")  # subclasses name their own
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        name: str,
+        max_batch: int,
+        linger: float = 0.0,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        self.name = name
+        self.max_batch = max_batch
+        self.linger = linger
+        self.on_commit = on_commit  # called on the event loop after a batch in which something committed
+        self._queue: asyncio.Queue[tuple[I, asyncio.Future[R]]] | None = None
+        self._queued = 0  # the total _size of what is in _queue
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._conn: Connection | None = None  # touched only on the executor's thread
+        self.batches = 0  # committed transactions
+        self.rows = 0  # the total _size of committed items
+
+    # --- hooks -----------------------------------------------------------------------------------
+
+    def _apply(self, conn: Connection, items: list[I]) -> list[R]:
+        """Write ``items`` inside the open transaction; one result per item, in order."""
+        raise NotImplementedError
+
+    def _size(self, item: I) -> int:
+        """How much of ``max_batch`` the item takes."""
+        return 1
+
+    # --- event loop ------------------------------------------------------------------------------
+
+    async def write(self, item: I) -> R:
+        """Store ``item`` durably; returns once its transaction has committed."""
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._queued = 0
+            self._task = asyncio.create_task(self._run(), name=self.name)
+        assert self._queue is not None
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        self._queued += self._size(item)
+        return await future
+
+    async def stop(self) -> None:
+        """Stop the writer; what is still queued fails with ``ServiceUnavailable``."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping regardless
+                pass
+        if self._queue is not None:
+            while not self._queue.empty():
+                _, future = self._queue.get_nowait()
+                if not future.done():
+                    future.set_exception(ServiceUnavailable("The service is shutting down."))
+            self._queued = 0
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)
+
+    def _take(self) -> tuple[I, asyncio.Future[R]]:
+        assert self._queue is not None
+        entry = self._queue.get_nowait()
+        self._queued -= self._size(entry[0])
+        return entry
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await self._queue.get()
+            self._queued -= self._size(first[0])
+            batch = [first]
+            if self.linger and self._queued < self.max_batch // 2:
+                # A moment for more requests to join: per-item cost falls with batch size (one
+                # BEGIN/COMMIT per batch), and the writer is rarely the bottleneck.
+                await asyncio.sleep(self.linger)
+            size = self._size(first[0])
+            while size < self.max_batch and not self._queue.empty():
+                batch.append(self._take())
+                size += self._size(batch[-1][0])
+            items = [item for item, _ in batch]
+            outcomes = await loop.run_in_executor(self._executor, self._write_batch, items)
+            committed = False
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                committed = committed or not isinstance(outcome, BaseException)
+                if future.done():
+                    continue  # the request was cancelled (client gone); its item committed anyway
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+            if committed and self.on_commit is not None:
+                self.on_commit()
+
+    # --- executor thread -------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self.engine.connect()
+            if self.sqlite:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+            self._conn = conn
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        """Forget a broken connection; the next batch opens a new one."""
+        if self._conn is not None:
+            self._conn.invalidate()
+            self._conn = None
+
+    def _write_batch(self, items: list[I]) -> list[R | BaseException]:
+        try:
+            results: list[R | BaseException] = list(self._transaction(items))
+            self.batches += 1
+            self.rows += sum(self._size(item) for item in items)
+            return results
+        except Exception as exc:  # noqa: BLE001 - isolate the failing item(s) below
+            if len(items) == 1:
+                self.log.warning("write failed", extra={"writer": self.name, "error_type": type(exc).__name__})
+                return [exc]
+        return [self._write_batch([item])[0] for item in items]
+
+    def _transaction(self, items: list[I]) -> list[R]:
+        conn = self._connection()
+        if not self.sqlite:
+            try:
+                with conn.begin():
+                    return self._apply(conn, items)
+            except BaseException:
+                if conn.invalidated:  # the server went away: reconnect on next use
+                    self._conn = None
+                raise
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            results = self._apply(conn, items)
+            conn.exec_driver_sql("COMMIT")
+            return results
+        except BaseException:
+            try:
+                conn.exec_driver_sql("ROLLBACK")
+            except Exception:  # noqa: BLE001 - a broken connection is replaced on next use
+                self._drop_connection()
+            raise

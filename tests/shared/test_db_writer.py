@@ -1,0 +1,134 @@
+"""The group-commit base (``shared.db_writer.BatchWriter``) on real SQLite / PostgreSQL (``db_url``).
+
+A minimal writer stores ``(id, value)`` items in a table whose ``value`` is NOT NULL, so an item
+with no value fails in the database itself, as a real write would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from shared.db import make_engine
+from shared.db_writer import BatchWriter
+from shared.errors import ServiceUnavailable
+
+Item = tuple[int, str | None]
+
+
+class ItemWriter(BatchWriter[Item, int]):
+    """Writes each item as one row; records the batches it was asked to apply."""
+
+    def __init__(self, engine: Engine, **kw: object) -> None:
+        super().__init__(engine, name="test-writer", **kw)  # type: ignore[arg-type]
+        self.applied: list[list[int]] = []
+        self.hold: threading.Event | None = None  # when set: _apply waits, its rows written, before COMMIT
+        self.holding = threading.Event()
+
+    def _apply(self, conn: Connection, items: list[Item]) -> list[int]:
+        self.applied.append([i for i, _ in items])
+        rows = [{"id": i, "value": v} for i, v in items]
+        conn.execute(text("INSERT INTO item (id, value) VALUES (:id, :value)"), rows)
+        if self.hold is not None:
+            self.holding.set()
+            assert self.hold.wait(10)
+        return [i for i, _ in items]
+
+
+@pytest.fixture
+def engine(db_url: str):
+    engine = make_engine(db_url, pool_size=2)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, value VARCHAR(20) NOT NULL)"))
+    yield engine
+    engine.dispose()
+
+
+def stored(engine: Engine) -> list[int]:
+    """What another connection sees: committed rows only."""
+    with engine.connect() as conn:
+        return [row[0] for row in conn.execute(text("SELECT id FROM item ORDER BY id"))]
+
+
+class TestBatchWriter:
+    def test_a_failing_item_fails_alone_and_the_others_commit(self, engine):
+        async def main():
+            writer = ItemWriter(engine, max_batch=64)
+            try:
+                items = [(1, "a"), (2, "b"), (3, None), (4, "d")]
+                return writer, await asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
+            finally:
+                await writer.stop()
+
+        writer, results = asyncio.run(main())
+        assert results[:2] == [1, 2] and results[3] == 4
+        assert isinstance(results[2], IntegrityError)
+        assert writer.applied[0] == [1, 2, 3, 4]  # tried together first, then one by one
+        assert writer.applied[1:] == [[1], [2], [3], [4]]
+        assert writer.batches == 3 and writer.rows == 3
+        assert stored(engine) == [1, 2, 4]
+
+    def test_futures_resolve_only_after_commit(self, engine):
+        async def main():
+            commits: list[list[int]] = []
+            writer = ItemWriter(engine, max_batch=64)
+            writer.on_commit = lambda: commits.append(stored(engine))
+            writer.hold = threading.Event()
+            try:
+                pending = asyncio.ensure_future(writer.write((7, "x")))
+                assert await asyncio.to_thread(writer.holding.wait, 10)  # written, not yet committed
+                await asyncio.sleep(0.05)
+                assert not pending.done()
+                assert await asyncio.to_thread(stored, engine) == []
+                writer.hold.set()
+                assert await pending == 7
+                assert stored(engine) == [7]  # committed when the caller got its answer
+                assert commits == [[7]]
+            finally:
+                writer.hold.set()
+                await writer.stop()
+
+        asyncio.run(main())
+
+    def test_stop_fails_queued_work_with_503(self, engine):
+        async def main():
+            writer = ItemWriter(engine, max_batch=64)
+            writer.hold = threading.Event()
+            first = asyncio.ensure_future(writer.write((1, "a")))
+            assert await asyncio.to_thread(writer.holding.wait, 10)  # the first batch is in the thread
+            queued = [asyncio.ensure_future(writer.write((i, "q"))) for i in (2, 3)]
+            await asyncio.sleep(0)
+            stopping = asyncio.ensure_future(writer.stop())
+            results = await asyncio.gather(*queued, return_exceptions=True)
+            writer.hold.set()
+            await stopping
+            first.cancel()
+            return writer, results
+
+        writer, results = asyncio.run(main())
+        assert all(isinstance(r, ServiceUnavailable) and r.status == 503 for r in results)
+        assert writer.applied == [[1]]  # the queued items never reached the database
+        assert 2 not in stored(engine) and 3 not in stored(engine)
+
+    def test_a_batch_holds_at_most_max_batch_by_size(self, engine):
+        class Sized(ItemWriter):
+            def _size(self, item: Item) -> int:
+                return 2
+
+        async def main():
+            writer = Sized(engine, max_batch=4)
+            try:
+                await asyncio.gather(*(writer.write((i, "v")) for i in range(5)))
+                return writer
+            finally:
+                await writer.stop()
+
+        writer = asyncio.run(main())
+        assert writer.applied == [[0, 1], [2, 3], [4]]
+        assert writer.batches == 3 and writer.rows == 10
+        assert stored(engine) == [0, 1, 2, 3, 4]
