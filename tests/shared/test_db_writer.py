@@ -61,7 +61,8 @@ class TestBatchWriter:
             writer = ItemWriter(engine, max_batch=64)
             try:
                 items = [(1, "a"), (2, "b"), (3, None), (4, "d")]
-                return writer, await asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
+                writes = asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
+                return writer, await asyncio.wait_for(writes, 20)
             finally:
                 await writer.stop()
 
@@ -86,7 +87,7 @@ class TestBatchWriter:
                 assert not pending.done()
                 assert await asyncio.to_thread(stored, engine) == []
                 writer.hold.set()
-                assert await pending == 7
+                assert await asyncio.wait_for(pending, 20) == 7
                 assert stored(engine) == [7]  # committed when the caller got its answer
                 assert commits == [[7]]
             finally:
@@ -104,7 +105,7 @@ class TestBatchWriter:
             queued = [asyncio.ensure_future(writer.write((i, "q"))) for i in (2, 3)]
             await asyncio.sleep(0)
             stopping = asyncio.ensure_future(writer.stop())
-            results = await asyncio.gather(*queued, return_exceptions=True)
+            results = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 10)
             writer.hold.set()
             await stopping
             first.cancel()
@@ -123,7 +124,7 @@ class TestBatchWriter:
         async def main():
             writer = Sized(engine, max_batch=4)
             try:
-                await asyncio.gather(*(writer.write((i, "v")) for i in range(5)))
+                await asyncio.wait_for(asyncio.gather(*(writer.write((i, "v")) for i in range(5))), 20)
                 return writer
             finally:
                 await writer.stop()
