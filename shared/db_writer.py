@@ -89,21 +89,26 @@ class BatchWriter(Generic[I, R]):
         return await future
 
     async def stop(self) -> None:
-        """Stop the writer; what is still queued fails with ``ServiceUnavailable``."""
+        """Stop the writer: what is still queued fails with ``ServiceUnavailable`` at once; a batch
+        being written finishes and is answered with how it ended."""
+        self._refuse_queued()
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping regardless
                 pass
+        self._refuse_queued()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)
+
+    def _refuse_queued(self) -> None:
         if self._queue is not None:
             while not self._queue.empty():
                 _, future = self._queue.get_nowait()
                 if not future.done():
                     future.set_exception(ServiceUnavailable("The service is shutting down."))
             self._queued = 0
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=False)
 
     def _take(self) -> tuple[I, asyncio.Future[R]]:
         assert self._queue is not None
@@ -121,24 +126,39 @@ class BatchWriter(Generic[I, R]):
             if self.linger and self._queued < self.max_batch // 2:
                 # A moment for more requests to join: per-item cost falls with batch size (one
                 # BEGIN/COMMIT per batch), and the writer is rarely the bottleneck.
-                await asyncio.sleep(self.linger)
+                try:
+                    await asyncio.sleep(self.linger)
+                except asyncio.CancelledError:  # stopped before anything was written
+                    if not first[1].done():
+                        first[1].set_exception(ServiceUnavailable("The service is shutting down."))
+                    raise
             size = self._size(first[0])
             while size < self.max_batch and not self._queue.empty():
                 batch.append(self._take())
                 size += self._size(batch[-1][0])
             items = [item for item, _ in batch]
-            outcomes = await loop.run_in_executor(self._executor, self._write_batch, items)
-            committed = False
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                committed = committed or not isinstance(outcome, BaseException)
-                if future.done():
-                    continue  # the request was cancelled (client gone); its item committed anyway
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
-            if committed and self.on_commit is not None:
-                self.on_commit()
+            writing = loop.run_in_executor(self._executor, self._write_batch, items)
+            try:
+                outcomes = await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                # Stopped mid-batch: the thread finishes the transaction either way, so its callers
+                # still learn how it ended (a write that committed must not be answered with 503).
+                self._settle(batch, await writing)
+                raise
+            self._settle(batch, outcomes)
+
+    def _settle(self, batch: list[tuple[I, asyncio.Future[R]]], outcomes: list[R | BaseException]) -> None:
+        committed = False
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            committed = committed or not isinstance(outcome, BaseException)
+            if future.done():
+                continue  # the request was cancelled (client gone); its item committed anyway
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        if committed and self.on_commit is not None:
+            self.on_commit()
 
     # --- executor thread -------------------------------------------------------------------------
 

@@ -96,7 +96,7 @@ class TestBatchWriter:
 
         asyncio.run(main())
 
-    def test_stop_fails_queued_work_with_503(self, engine):
+    def test_stop_fails_queued_work_with_503_and_answers_the_batch_in_flight(self, engine):
         async def main():
             writer = ItemWriter(engine, max_batch=64)
             writer.hold = threading.Event()
@@ -106,12 +106,13 @@ class TestBatchWriter:
             await asyncio.sleep(0)
             stopping = asyncio.ensure_future(writer.stop())
             results = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 10)
+            assert not stopping.done()  # waits for the batch in the thread
             writer.hold.set()
-            await stopping
-            first.cancel()
-            return writer, results
+            await asyncio.wait_for(stopping, 10)
+            return writer, results, await asyncio.wait_for(first, 1)
 
-        writer, results = asyncio.run(main())
+        writer, results, answered = asyncio.run(main())
+        assert answered == 1 and 1 in stored(engine)  # committed, so answered as such, never a 503
         assert all(isinstance(r, ServiceUnavailable) and r.status == 503 for r in results)
         assert writer.applied == [[1]]  # the queued items never reached the database
         assert 2 not in stored(engine) and 3 not in stored(engine)
