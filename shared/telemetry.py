@@ -46,6 +46,10 @@ SAFE_LOG_FIELDS = frozenset(
         "path",
         "outcome",
         "request_id",
+        "vendor",  # an HRIS vendor's name (kinwell, bamboohr, merge)
+        "events",  # counts
+        "published",
+        "writer",  # a group-commit writer's name
     }
 )
 
