@@ -124,7 +124,8 @@ def in_quiet_hours(t: time, start: time | None, end: time | None) -> bool:
 
 def local_to_utc(day: date, at: time, tz: ZoneInfo) -> datetime:
     """The UTC instant of a wall-clock time (fold=0: a skipped time moves forward by the gap)."""
-    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+    # Whatever fold ``at`` carries: with fold=1 a skipped time would resolve *backwards* by the gap.
+    return datetime.combine(day, at.replace(fold=0), tzinfo=tz).astimezone(UTC)
 
 
 def after_quiet_hours(due: datetime, rule: NudgeRule) -> datetime:

@@ -74,6 +74,14 @@ class TestNextDue:
         past = NudgeRule(MON, time(9, 0), ZoneInfo("UTC"), snooze_until=utc(2026, 1, 1))
         assert next_due(past, utc(2026, 6, 1)) == utc(2026, 6, 1, 9)
 
+    def test_quiet_hours_ending_in_a_skipped_hour_end_after_the_gap(self):
+        # New York springs forward 02:00 -> 03:00 on 2025-03-09; a quiet end of 02:00 (whatever
+        # its fold, as hypothesis found) is 03:00 EDT that day, never back inside the quiet hours.
+        for end in (time(2, 0), time(2, 0, fold=1)):
+            rule = NudgeRule(SUN, time(1, 0), NEW_YORK, quiet_start=time(0, 0), quiet_end=end)
+            due = next_due(rule, utc(2025, 3, 8, 12))
+            assert due == utc(2025, 3, 9, 7) and due.astimezone(NEW_YORK).time() == time(3, 0)
+
     @settings(max_examples=300, deadline=None)
     @given(
         weekday=st.integers(0, 6),
