@@ -14,15 +14,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
+from sqlalchemy.engine import Engine
 
 from services.checkin.config import CheckinSettings
 from shared.bus import Bus
 from shared.consent_gate import kv_key, kv_value
 from shared.crypto import pseudonym
+from shared.db import make_engine, run_migrations
 from shared.events.base import Event
 from shared.events.consent import ConsentChanged
 from shared.events.hris import SubjectAssigned
@@ -32,6 +35,7 @@ from shared.settings import PlatformSettings
 from shared.topology import KV_BUCKET
 from tests.servicefixtures import RunningService, bearer
 
+CHECKIN_MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
 FAST = {"nudge_interval_seconds": 0.2, "contribution_release_seconds": 0.2}
 WEEKLY_OK = {"who5_1": 4, "who5_2": 4, "who5_3": 3, "who5_4": 4, "who5_5": 4, "mood": 4}
 WEEKLY_LOW = {"who5_1": 2, "who5_2": 2, "who5_3": 2, "who5_4": 2, "who5_5": 2, "mood": 2}  # raw 10
@@ -177,6 +181,15 @@ class Harness:
 def new_sub() -> str:
     """A fresh employee id: tests share one running service and stay apart by subject."""
     return f"E{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A check-in database at the head migration (SQLite or PostgreSQL, per ``db_url``)."""
+    run_migrations(db_url, CHECKIN_MIGRATIONS)
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="package")

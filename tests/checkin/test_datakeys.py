@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -20,19 +19,9 @@ from shared.datakeys import (
     MasterKeys,
     MasterKeyUnavailable,
 )
-from shared.db import make_engine, run_migrations
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
 ALICE, BOB = "a1" * 32, "b2" * 32
 OLD, NEW = "o" * 40, "n" * 40
-
-
-@pytest.fixture
-def engine(db_url):
-    run_migrations(db_url, MIGRATIONS)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def store(current="k1", **keys: str) -> DataKeyStore:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import update
@@ -17,10 +15,9 @@ from services.checkin.models import NudgeSchedule
 from services.checkin.nudges import NudgeRule, in_quiet_hours, next_due, run_due
 from shared.bus.outbox import OutboxMessage
 from shared.consent_gate import ConsentGate, kv_key, kv_value
-from shared.db import make_engine, run_migrations
+from shared.db import make_engine
 from tests.checkin.conftest import new_sub
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
 PARIS, NEW_YORK, LONDON = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
 MON, TUE, SUN = 0, 1, 6
 
@@ -97,14 +94,6 @@ class TestNextDue:
         due = next_due(rule, after)
         assert after < due <= after + timedelta(days=8, hours=2)
         assert not in_quiet_hours(due.astimezone(tz).time(), qs, qe)
-
-
-@pytest.fixture
-def engine(db_url):
-    run_migrations(db_url, MIGRATIONS)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def schedule(engine, pseudonym: str, due: datetime, **kw) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -23,21 +22,11 @@ from shared.bus.outbox import OutboxMessage
 from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.crypto import period_token
 from shared.datakeys import DataKeyStore, MasterKeys
-from shared.db import make_engine, run_migrations
 from shared.events.consent import ConsentChanged
 from shared.events.hris import SubjectAssigned, SubjectLeft
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
 PERIOD_KEY = b"p" * 32
 ANSWERS = {"who5_1": 3, "who5_2": 3, "who5_3": 3, "who5_4": 3, "who5_5": 3, "mood": 3}
-
-
-@pytest.fixture
-def engine(db_url):
-    run_migrations(db_url, MIGRATIONS)
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
