@@ -8,6 +8,7 @@ and events on its streams (``service_nats`` has provisioned every stream and the
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 import uuid
@@ -176,6 +177,20 @@ class Harness:
     def checkin(self, sub: str, answers: dict[str, int] | None = None, **extra: Any) -> Any:
         body = {"answers": answers or WEEKLY_OK, **extra}
         return self.svc.client.post("/v1/checkins", json=body, headers=self.auth(sub))
+
+
+# Every field a de-identified contribution may carry (``contribution.aggregate.recorded.v1``).
+CONTRIBUTION_FIELDS = {"event_id", "type", "source", "org_unit", "iso_week", "metric", "value", "period_token"}
+
+
+def deidentified(msg: Any, forbidden: list[str]) -> dict[str, Any]:
+    """A contribution as the aggregator receives it, checked for ``forbidden`` text and trace
+    context (which could link it to a request); returns its body."""
+    text = msg.data.decode()
+    assert not any(word in text for word in forbidden), text
+    assert not any(k.lower() == "traceparent" for k in (msg.headers or {}))
+    body: dict[str, Any] = json.loads(text)
+    return body
 
 
 def new_sub() -> str:

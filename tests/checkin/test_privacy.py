@@ -25,7 +25,7 @@ from shared.db import make_engine
 from shared.events.checkin import EscalationFlagged, PersonalizationSubmitted, gated
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.topology import access_log_subject, consumer_name, export_subject
-from tests.checkin.conftest import WEEKLY_LOW, WEEKLY_OK, new_sub, run
+from tests.checkin.conftest import CONTRIBUTION_FIELDS, WEEKLY_LOW, WEEKLY_OK, deidentified, new_sub, run
 from tests.natsfixtures import ErrorLog, flushed
 
 NOTE = "zebra-marmalade-note: the deadline pressure is awful"
@@ -97,20 +97,8 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
             "contribution.aggregate.retracted.v1",
         }
         for msg in msgs:
-            text = msg.data.decode()
-            assert not any(word in text for word in forbidden), text
-            assert not any(k.lower() == "traceparent" for k in (msg.headers or {}))
-            body = json.loads(text)
-            assert set(body) <= {
-                "event_id",
-                "type",
-                "source",
-                "org_unit",
-                "iso_week",
-                "metric",
-                "value",
-                "period_token",
-            }
+            body = deidentified(msg, forbidden)
+            assert set(body) <= CONTRIBUTION_FIELDS
             assert "T" not in body["iso_week"] and body["org_unit"]
         mine = [json.loads(m.data) for m in msgs if json.loads(m.data)["period_token"] in tokens]
         assert sorted((c["metric"], c["org_unit"]) for c in mine) == sorted(

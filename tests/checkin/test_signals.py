@@ -24,7 +24,7 @@ from services.checkin.signals import Pseudonymiser
 from shared.crypto import period_token, pseudonym
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.topology import consumer_name, export_subject
-from tests.checkin.conftest import FAST, Harness, new_sub, run
+from tests.checkin.conftest import CONTRIBUTION_FIELDS, FAST, Harness, deidentified, new_sub, run
 
 TODAY = datetime.now(UTC).date()
 MONDAY = TODAY - timedelta(days=TODAY.weekday())
@@ -366,20 +366,8 @@ class TestWeeklyContributions:
         forbidden = [a, b, no_unit, no_consent, *(h.pseudonym(s) for s in (a, b, no_unit, no_consent))]
         forbidden += [(LAST_MONDAY + timedelta(days=n)).isoformat() for n in range(7)] + [TODAY.isoformat()]
         for msg in msgs:
-            text_ = msg.data.decode()
-            assert not any(word in text_ for word in forbidden), text_
-            assert not any(k.lower() == "traceparent" for k in (msg.headers or {}))
-            body = json.loads(text_)
-            assert set(body) == {
-                "event_id",
-                "type",
-                "source",
-                "org_unit",
-                "iso_week",
-                "metric",
-                "value",
-                "period_token",
-            }
+            body = deidentified(msg, forbidden)
+            assert set(body) == CONTRIBUTION_FIELDS
             assert body["iso_week"] == LAST_WEEK and body["org_unit"] == "team-signal"
             got.setdefault(token[body["period_token"]], {})[body["metric"]] = body["value"]
         # a: Mon 5 h meetings / 0 focus, Tue-Fri 2 h / 4 h; 40+4x20+2x20 messages, 4+4x1+2x1 after hours.
