@@ -169,8 +169,19 @@ class Harness:
 
         self.wait(lambda: pending_count(self.svc.runtime.engine) == 0, "outbox drained")
 
-    def wait_stream(self, stream: str, prefix: str, count: int = 1, timeout: float = 10.0) -> list[tuple[str, bytes]]:
-        return self.wait(lambda: (m := self.stream(stream, prefix)) and len(m) >= count and m, f"{prefix}", timeout)
+    def wait_stream(
+        self, stream: str, prefix: str, count: int = 1, timeout: float = 10.0, containing: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        """At least ``count`` messages under ``prefix`` (only those holding ``containing``, if given:
+        the package's tests share one stream, so others' messages may already be there)."""
+
+        def found() -> list[tuple[str, bytes]]:
+            msgs = self.stream(stream, prefix)
+            if containing is not None:
+                msgs = [(subject, data) for subject, data in msgs if containing.encode() in data]
+            return msgs if len(msgs) >= count else []
+
+        return self.wait(found, f"{prefix}", timeout)
 
     # --- API -------------------------------------------------------------------------------------
 

@@ -245,8 +245,8 @@ class TestErasureAndSubjectRights:
         )
 
         request_id = harness.request_erasure(sub)
-        acks = harness.wait_stream("CHECKIN", "checkin.erasure.erased.v1")
-        ack = next(json.loads(d) for _, d in acks if str(request_id) in d.decode())
+        acks = harness.wait_stream("CHECKIN", "checkin.erasure.erased.v1", containing=str(request_id))
+        ack = json.loads(acks[0][1])
         assert ack["service"] == "checkin" and ack["records"] >= 5  # check-in, trend, nudge, org unit, key
 
         with Session(engine) as session:
