@@ -7,6 +7,12 @@ JSON object with ``state``, ``policy_version`` and ``at``). Every other service 
 It fails closed: until the watch has replayed the bucket, and whenever the NATS connection is
 lost, every check denies. The check itself is a set membership test on a dict entry, so it costs
 about as much as a plain dict lookup.
+
+A withdrawal is revoked in two steps (``services/consent/revocation.py``): the consent service
+first puts ``withdrawing`` (every gate denies at once, before the withdrawal's transaction has
+committed), then the committed state through its outbox. ``withdrawing`` is provisional: a gate
+denies on it but tells its revocation listeners (which delete purpose-only data) only when the
+committed state arrives, so a withdrawal that fails, and is put back, deletes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ log = logging.getLogger("kinwell.consent_gate")
 
 _EMPTY: frozenset[str] = frozenset()
 Listener = Callable[[str, str], None]
+GRANTED = "granted"
+WITHDRAWING = "withdrawing"  # provisional: deny now, the committed state follows
 
 
 def kv_key(pseudonym: str, purpose: str) -> str:
@@ -37,10 +45,14 @@ def kv_value(state: str, policy_version: int, at: str) -> bytes:
 class ConsentGate:
     """Answers "may data flow for this subject and purpose now?" from a synced projection."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, track_revisions: bool = False) -> None:
         self._granted: dict[str, set[str]] = {}
+        self._suspended: set[str] = set()  # keys whose last value is ``withdrawing``
+        # key -> (revision, policy version) of granted keys, for the consent service's own view.
+        self._revisions: dict[str, tuple[int, int]] | None = {} if track_revisions else None
         self._synced = False
         self._listeners: list[Listener] = []
+        self._denied: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._resync = asyncio.Event()
         self.revision = 0
@@ -61,37 +73,73 @@ class ConsentGate:
             raise ConsentRequired(str(purpose))
 
     def on_revoked(self, listener: Listener) -> None:
-        """Call ``listener(pseudonym, purpose)`` when a granted purpose is withdrawn or lapses."""
+        """Call ``listener(pseudonym, purpose)`` when a granted purpose is withdrawn or lapses
+        (committed: not on a provisional ``withdrawing``)."""
         self._listeners.append(listener)
+
+    def on_denied(self, listener: Listener) -> None:
+        """Call ``listener(pseudonym, purpose)`` the moment a granted purpose stops being allowed,
+        provisional or not (benchmarks time propagation with it)."""
+        self._denied.append(listener)
+
+    def granted_revision(self, pseudonym: str, purpose: str) -> tuple[int, int] | None:
+        """(KV revision, policy version) of a granted key; needs ``track_revisions``."""
+        if self._revisions is None or not self._synced:
+            return None
+        return self._revisions.get(kv_key(pseudonym, purpose))
+
+    def suspended(self) -> set[str]:
+        """Keys whose last value is the provisional ``withdrawing`` (a copy)."""
+        return set(self._suspended)
 
     # --- projection ----------------------------------------------------------------------------
 
-    def apply(self, key: str, value: bytes | None, deleted: bool = False) -> None:
+    def apply(self, key: str, value: bytes | None, deleted: bool = False, revision: int = 0) -> None:
         """Apply one KV entry (a put, or a delete/purge when ``deleted``)."""
         pseudonym, _, purpose = key.partition(".")
         if not purpose:
             return
-        granted = False
+        state = None
+        version = 0
         if not deleted and value:
             try:
-                granted = json.loads(value).get("state") == "granted"
-            except (ValueError, AttributeError):
-                granted = False  # unreadable means no consent
+                data = json.loads(value)
+                state, version = data.get("state"), int(data.get("policy_version") or 0)
+            except (ValueError, AttributeError, TypeError):
+                state = None  # unreadable means no consent
         purposes = self._granted.get(pseudonym)
-        if granted:
+        if self._revisions is not None:
+            if state == GRANTED:
+                self._revisions[key] = (revision, version)
+            else:
+                self._revisions.pop(key, None)
+        if state == GRANTED:
+            self._suspended.discard(key)  # a provisional withdrawal put back, or a new grant
             if purposes is None:
                 self._granted[pseudonym] = {purpose}
             else:
                 purposes.add(purpose)
-        elif purposes is not None and purpose in purposes:
+            return
+        was_granted = purposes is not None and purpose in purposes
+        if was_granted:
+            assert purposes is not None
             purposes.discard(purpose)
             if not purposes:
                 del self._granted[pseudonym]
-            for listener in self._listeners:
-                try:
-                    listener(pseudonym, purpose)
-                except Exception as exc:  # noqa: BLE001 - one listener must not block others
-                    log.error("revocation listener failed", extra={"error_type": type(exc).__name__})
+            self._notify(self._denied, pseudonym, purpose)
+        if state == WITHDRAWING:
+            self._suspended.add(key)  # listeners hear of it once the committed state arrives
+        elif was_granted or key in self._suspended:
+            self._suspended.discard(key)
+            self._notify(self._listeners, pseudonym, purpose)
+
+    @staticmethod
+    def _notify(listeners: list[Listener], pseudonym: str, purpose: str) -> None:
+        for listener in listeners:
+            try:
+                listener(pseudonym, purpose)
+            except Exception as exc:  # noqa: BLE001 - one listener must not block others
+                log.error("revocation listener failed", extra={"error_type": type(exc).__name__})
 
     def mark_unsynced(self) -> None:
         self._synced = False
@@ -100,6 +148,9 @@ class ConsentGate:
     def load(self, entries: dict[str, bytes]) -> None:
         """Replace the projection (tests and benchmarks); marks it synced."""
         self._granted.clear()
+        self._suspended.clear()
+        if self._revisions is not None:
+            self._revisions.clear()
         for key, value in entries.items():
             self.apply(key, value)
         self._synced = True
@@ -141,8 +192,13 @@ class ConsentGate:
         self._resync.clear()
         kv = await bus.js.key_value(KV_BUCKET)
         watcher = await kv.watchall()
-        fresh: dict[str, set[str]] = {}
-        previous, self._granted = self._granted, fresh
+        previous = self._granted  # replaced below, so it can be added to
+        for key in self._suspended:  # provisionally withdrawn: listeners not told yet
+            pseudonym, _, purpose = key.partition(".")
+            previous.setdefault(pseudonym, set()).add(purpose)
+        self._granted, self._suspended = {}, set()
+        if self._revisions is not None:
+            self._revisions = {}
         try:
             while not self._resync.is_set():
                 try:
@@ -155,7 +211,7 @@ class ConsentGate:
                     continue
                 if not hasattr(entry, "key"):
                     break  # watcher stopped
-                self.apply(entry.key, entry.value, entry.operation in (KV_DEL, KV_PURGE))
+                self.apply(entry.key, entry.value, entry.operation in (KV_DEL, KV_PURGE), entry.revision)
                 self.revision = entry.revision
         finally:
             self._synced = False
@@ -169,5 +225,5 @@ class ConsentGate:
         for pseudonym, purposes in previous.items():
             now = self._granted.get(pseudonym, _EMPTY)
             for purpose in purposes - now:
-                for listener in self._listeners:
-                    listener(pseudonym, purpose)
+                if kv_key(pseudonym, purpose) not in self._suspended:  # else told when it commits
+                    self._notify(self._listeners, pseudonym, purpose)

@@ -98,3 +98,56 @@ def test_gate_denies_while_nats_is_down_and_resyncs_after(tmp_path):
         asyncio.run(body())
     finally:
         server.stop()
+
+
+def _tracked(*events: tuple[str, str]) -> tuple[ConsentGate, list[tuple[str, str]], list[tuple[str, str]]]:
+    """A synced gate with listeners: (gate, denied, revoked)."""
+    gate = ConsentGate(track_revisions=True)
+    gate.load({})
+    denied: list[tuple[str, str]] = []
+    revoked: list[tuple[str, str]] = []
+    gate.on_denied(lambda s, p: denied.append((s, p)))
+    gate.on_revoked(lambda s, p: revoked.append((s, p)))
+    return gate, denied, revoked
+
+
+def test_withdrawing_denies_at_once_but_listeners_hear_only_the_committed_withdrawal():
+    gate, denied, revoked = _tracked()
+    key = kv_key(ALICE, "checkin")
+    gate.apply(key, kv_value("granted", 3, "t"), revision=7)
+    assert gate.allowed(ALICE, "checkin") and gate.granted_revision(ALICE, "checkin") == (7, 3)
+
+    gate.apply(key, kv_value("withdrawing", 3, "t"), revision=8)
+    assert not gate.allowed(ALICE, "checkin")
+    assert denied == [(ALICE, "checkin")] and revoked == []  # purpose-only data stays for now
+    assert gate.granted_revision(ALICE, "checkin") is None and gate.suspended() == {key}
+
+    gate.apply(key, kv_value("withdrawn", 3, "t"), revision=9)
+    assert not gate.allowed(ALICE, "checkin")
+    assert revoked == [(ALICE, "checkin")] and denied == [(ALICE, "checkin")] and gate.suspended() == set()
+
+
+def test_a_withdrawal_put_back_tells_no_revocation_listener():
+    gate, denied, revoked = _tracked()
+    key = kv_key(BOB, "work_patterns")
+    gate.apply(key, kv_value("granted", 1, "t"), revision=1)
+    gate.apply(key, kv_value("withdrawing", 1, "t"), revision=2)
+    gate.apply(key, kv_value("granted", 1, "t"), revision=3)  # the withdrawal failed: restored
+    assert gate.allowed(BOB, "work_patterns") and gate.granted_revision(BOB, "work_patterns") == (3, 1)
+    assert denied == [(BOB, "work_patterns")] and revoked == [] and gate.suspended() == set()
+    # A deletion (erasure) of a granted key is a committed revocation.
+    gate.apply(key, None, deleted=True, revision=4)
+    assert revoked == [(BOB, "work_patterns")] and not gate.allowed(BOB, "work_patterns")
+
+
+def test_a_withdrawing_key_first_seen_on_replay_is_revoked_when_it_commits():
+    gate, denied, revoked = _tracked()
+    key = kv_key(ALICE, "escalation")
+    gate.apply(key, kv_value("withdrawing", 1, "t"), revision=5)  # replay: the grant is history
+    assert not gate.allowed(ALICE, "escalation") and denied == [] and revoked == []
+    gate.apply(key, kv_value("withdrawn", 1, "t"), revision=6)
+    assert revoked == [(ALICE, "escalation")]
+    # A plain untracked gate keeps no revisions.
+    plain = ConsentGate()
+    plain.load({key: kv_value("granted", 1, "t")})
+    assert plain.allowed(ALICE, "escalation") and plain.granted_revision(ALICE, "escalation") is None
