@@ -13,6 +13,7 @@ from services.consent import endpoints, endpoints_policy, endpoints_rights, eras
 from services.consent.config import ConsentSettings
 from services.consent.deps import ConsentContext
 from services.consent.problems import finish_openapi
+from services.consent.revocation import start_revocations, stop_revocations
 from services.consent.writer import stop_writer
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.db import session_scope
@@ -72,7 +73,7 @@ async def start_hris_purge(rt: Runtime) -> None:
     rt.tasks.append(asyncio.create_task(loop(), name="hris-webhook-id-purge"))
 
 
-def build_spec() -> ServiceSpec:
+def build_spec(ctx: ConsentContext) -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         title="Kinwell consent",
@@ -92,14 +93,15 @@ def build_spec() -> ServiceSpec:
             hris_endpoints.rates,
         ],
         consumers=handlers.bindings,
-        on_start=[ensure_kv_bucket, start_erasure_retries, start_hris_purge],
-        on_stop=[stop_writer],
+        on_start=[ensure_kv_bucket, start_revocations(ctx), start_erasure_retries, start_hris_purge],
+        on_stop=[stop_revocations, stop_writer],
     )
 
 
 def create_app(settings: ConsentSettings | None = None) -> FastAPI:
     settings = settings or ConsentSettings()
-    app = create_service_app(build_spec(), settings)
-    app.state.consent = ConsentContext.from_settings(settings)
+    ctx = ConsentContext.from_settings(settings)
+    app = create_service_app(build_spec(ctx), settings)
+    app.state.consent = ctx
     finish_openapi(app, secured_prefixes=("/v1/me", "/v1/admin", "/v1/stats", "/v1/hris"))
     return app

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from services.consent import service
 from services.consent.deps import ContextDep
 from services.consent.problems import AUTH, BODY, problems
+from services.consent.revocation import RevocationsDep
 from services.consent.schemas import (
     DEFAULT_LANGUAGE,
     Channel,
@@ -59,13 +60,14 @@ async def withdraw_consent(
     purpose: Purpose,
     principal: EmployeePrincipal,
     ctx: ContextDep,
-    writer: WriterDep,
+    revocations: RevocationsDep,
     channel: Channel = Channel.web,
     lang: Annotated[str | None, Query(pattern=r"^[a-z]{2}$")] = None,
 ) -> ConsentRead:
     """Withdraw consent to ``purpose``: as easy as giving it, effective at once in every service
-    (409 when there is no current consent). Withdrawing ``escalation`` deletes my contact details."""
-    return await writer.run(lambda session: service.withdraw(session, ctx, principal.sub, purpose, channel, lang))
+    (409 when there is no current consent). Withdrawing ``escalation`` deletes my contact details.
+    Every service denies from before the withdrawal commits (``revocation.py``)."""
+    return await revocations.withdraw(ctx, principal.sub, purpose, channel, lang)
 
 
 @router.get("/consents/history", summary="My consent history", responses=problems(*AUTH))

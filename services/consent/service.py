@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from sqlmodel import Session
@@ -107,6 +107,17 @@ def project(
     )
     if event:
         stage(session, changed)
+
+
+def reproject(session: Session, subject: str, purpose: Purpose) -> None:
+    """Stage the KV put of the subject's consent as the database holds it (no event: nothing
+    changed). Restores a key after an early ``withdrawing`` whose withdrawal did not commit."""
+    consent = repo.get_consent(session, subject, purpose.value)
+    if consent is None:  # never given, or erased (erasure leaves ``withdrawn`` in the bucket too)
+        project(session, subject, purpose, "withdrawn", 0, utcnow(), event=False)
+        return
+    state = cast(ConsentState, consent.state)
+    project(session, subject, purpose, state, consent.policy_version, as_utc(consent.changed_at), event=False)
 
 
 def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purpose, body: ConsentGrant) -> ConsentRead:

@@ -99,6 +99,10 @@ class ConsentWriter:
         self.units = 0
         self.committed_at = 0.0  # perf_counter() when the last batch committed (benchmarks)
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
     def _ensure_running(self) -> asyncio.Queue[tuple[Unit, asyncio.Future[Any]] | None]:
         if self._stopped:
             raise ServiceUnavailable("The service is shutting down.")
@@ -283,15 +287,18 @@ class _UnitFailed(Exception):
 WRITER_KEY = "consent_writer"
 
 
-async def get_writer(request: Request) -> ConsentWriter:
-    """The app's writer, created on first use (its relay may not have started yet: rows wait)."""
-    rt: Runtime = request.app.state.runtime
+def writer_of(rt: Runtime, ctx: ConsentContext) -> ConsentWriter:
+    """The service's writer, created on first use (its relay may not have started yet: rows wait)."""
     writer: ConsentWriter | None = rt.extras.get(WRITER_KEY)
     if writer is None:
-        writer = ConsentWriter(rt.engine, request.app.state.consent, on_commit=rt.relay.handoff)
+        writer = ConsentWriter(rt.engine, ctx, on_commit=rt.relay.handoff)
         rt.relay.deleter = writer.delete_outbox
         rt.extras[WRITER_KEY] = writer
     return writer
+
+
+async def get_writer(request: Request) -> ConsentWriter:
+    return writer_of(request.app.state.runtime, request.app.state.consent)
 
 
 async def stop_writer(rt: Runtime) -> None:
