@@ -25,6 +25,7 @@ the withdrawal to the group-commit writer as before:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -114,14 +115,12 @@ class Revocations:
         """The DELETE's work: revoke in the KV, then commit the withdrawal (restore on failure)."""
         subject = ctx.pseudonym(employee_id)
         early = await self.revoke(subject, purpose)
-        if early is not None:
-            # Revoked, then recorded: the commit starts once the put is stored (or after a short
-            # wait when NATS is slow; the put may still land, the withdrawal goes on regardless).
-            try:
-                await asyncio.wait_for(asyncio.shield(early), WAIT_S)
-            except TimeoutError:
-                pass
         try:
+            if early is not None:
+                # Revoked, then recorded: the commit starts once the put is stored (or after a short
+                # wait when NATS is slow; the put may still land, the withdrawal goes on regardless).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(early), WAIT_S)
             return await self.writer.run(
                 lambda session: service.withdraw(session, ctx, employee_id, purpose, channel, lang)
             )
