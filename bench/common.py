@@ -33,10 +33,8 @@ def report(results: list[Result], out: Path | None = None) -> None:
     print(f"{'benchmark':<{width}}  {'value':>14}  {'baseline':>26}  {'ratio':>7}  goal")
     for r in results:
         base = f"{r.baseline:,.2f} ({r.baseline_name})"
-        print(
-            f"{r.name:<{width}}  {r.value:>10,.2f} {r.unit:<3}  {base:>26}  {r.ratio:>6.2f}x  "
-            f"{r.goal} [{'met' if r.met else 'NOT met'}]"
-        )
+        goal = f"{r.goal} [{'met' if r.met else 'NOT met'}]" if r.goal else "(no goal: shown for context)"
+        print(f"{r.name:<{width}}  {r.value:>10,.2f} {r.unit:<3}  {base:>26}  {r.ratio:>6.2f}x  {goal}")
         if r.notes:
             print(f"{'':<{width}}  {r.notes}")
     if out is not None:
