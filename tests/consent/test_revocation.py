@@ -60,6 +60,15 @@ def granted_everywhere(platform: Platform, sub: str, purpose: str = "checkin") -
     )
 
 
+def with_a_reminder(platform: Platform) -> tuple[str, str]:
+    """A new employee who consented to check-ins and set a weekly reminder (purpose-only data)."""
+    sub = new_sub()
+    granted_everywhere(platform, sub)
+    r = platform.services["checkin"].client.put("/v1/me/nudges", json=NUDGE, headers=platform.auth(sub))
+    assert r.status_code == 200, r.text
+    return sub, platform.pseudonym(sub)
+
+
 def nudge_exists(platform: Platform, subject: str) -> bool:
     with Session(platform.services["checkin"].runtime.engine) as session:
         return session.get(NudgeSchedule, subject) is not None
@@ -111,11 +120,8 @@ def history_inserts_fail(platform: Platform) -> Iterator[None]:
 
 
 def test_every_gate_denies_before_the_withdrawal_commits_and_data_goes_only_after(platform):
-    sub = new_sub()
-    subject = platform.pseudonym(sub)
-    granted_everywhere(platform, sub)
+    sub, subject = with_a_reminder(platform)
     checkin = platform.services["checkin"]
-    assert checkin.client.put("/v1/me/nudges", json=NUDGE, headers=platform.auth(sub)).status_code == 200
     applied = early("applied")
 
     with ThreadPoolExecutor(1) as pool:
@@ -141,11 +147,7 @@ def test_every_gate_denies_before_the_withdrawal_commits_and_data_goes_only_afte
 
 
 def test_a_withdrawal_that_fails_puts_the_consent_back_and_deletes_nothing(platform):
-    sub = new_sub()
-    subject = platform.pseudonym(sub)
-    granted_everywhere(platform, sub)
-    checkin = platform.services["checkin"]
-    assert checkin.client.put("/v1/me/nudges", json=NUDGE, headers=platform.auth(sub)).status_code == 200
+    sub, subject = with_a_reminder(platform)
     applied, restored = early("applied"), early("restored")
 
     with history_inserts_fail(platform):
