@@ -39,6 +39,7 @@ from services.consent.deps import ConsentContext
 from services.consent.schemas import Channel, ConsentRead
 from services.consent.writer import ConsentWriter, writer_of
 from shared.app import Runtime
+from shared.bus.outbox import acknowledged
 from shared.consent_gate import WITHDRAWING, ConsentGate, kv_key, kv_value
 from shared.events.consent import Purpose
 from shared.telemetry import REGISTRY
@@ -168,11 +169,10 @@ class Revocations:
             return
         if future.done():
             return
+        outcome: bool | None = True
         if msg.headers and msg.headers.get("Status"):
-            outcome: bool | None = None  # e.g. 503, no responders: unknown
-        elif b'"error"' not in msg.data:
-            outcome = True
-        else:
+            outcome = None  # e.g. 503, no responders: unknown
+        elif not acknowledged(msg):
             # JetStream refused it: wrong last sequence (10071, the key moved on), or any other
             # refusal; either way nothing was stored.
             outcome = False

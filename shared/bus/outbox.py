@@ -163,7 +163,7 @@ def pending_count(engine: Engine) -> int:
         return int(session.exec(select(func.count()).select_from(OutboxMessage)).one())
 
 
-def _acknowledged(msg: Msg) -> bool:
+def acknowledged(msg: Msg) -> bool:
     """A JetStream publish ack: JSON without "error"; a status reply (no stream) is not one."""
     if msg.headers and msg.headers.get("Status"):
         return False
@@ -412,7 +412,7 @@ class OutboxRelay:
             return
         if pending is not None and 0 <= i < len(pending.acked) and not pending.answered[i]:
             pending.answered[i] = True
-            pending.acked[i] = _acknowledged(msg)
+            pending.acked[i] = acknowledged(msg)
             pending.left -= 1
             if pending.left == 0:
                 pending.complete.set()
