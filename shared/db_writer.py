@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -34,6 +34,17 @@ from shared.errors import ServiceUnavailable
 
 I = TypeVar("I")  # noqa: E741 - the item type
 R = TypeVar("R")
+
+
+def resolve(future: asyncio.Future[Any], outcome: Any) -> None:
+    """Answer a request with its unit's outcome (a result, or the exception it raised); a request
+    that was cancelled (client gone) is skipped: its unit committed anyway."""
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class BatchWriter(Generic[I, R]):
@@ -151,12 +162,7 @@ class BatchWriter(Generic[I, R]):
         committed = False
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             committed = committed or not isinstance(outcome, BaseException)
-            if future.done():
-                continue  # the request was cancelled (client gone); its item committed anyway
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            resolve(future, outcome)
         if committed and self.on_commit is not None:
             self.on_commit()
 

@@ -41,6 +41,7 @@ from services.consent.deps import SERIALISED, ConsentContext
 from shared.app import Runtime
 from shared.bus.outbox import OutboxMessage, Pending, Staged, handoff_session, insert_handed
 from shared.db import is_sqlite, make_engine
+from shared.db_writer import resolve
 from shared.errors import ServiceUnavailable
 
 log = logging.getLogger("kinwell.consent.writer")
@@ -202,12 +203,7 @@ class ConsentWriter:
             if staged and self.on_commit is not None:
                 self.on_commit(staged)  # first: the relay publishes before the responses go out
             for (_, future), outcome in zip(units, outcomes, strict=True):
-                if future.done():
-                    continue  # the request was cancelled (client gone); its unit committed anyway
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+                resolve(future, outcome)
             for _, future in deletes:
                 if not future.done():
                     future.set_result(None)
