@@ -7,8 +7,8 @@
   their publication time points back at anyone's check-in; and, first, close every ISO week of
   work-pattern signals whose time has come (``signals_weekly.close_weeks``).
 
-Each tick is one transaction in a worker thread; a failed tick is logged (by type only) and
-retried at the next interval.
+Each run is one transaction in a worker thread, scheduled by ``shared.periodic.every`` (which
+logs a failed run by type only and retries it at the next interval).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from services.checkin.clock import utcnow
 from services.checkin.config import CheckinSettings
 from services.checkin.flows import untraced_outbox_message
 from shared.db import after_commit
+from shared.periodic import every
 
 log = logging.getLogger("kinwell.checkin.tasks")
 RELEASE_BATCH = 5000
@@ -60,28 +61,20 @@ def purge_expired(session: Session, retention_days: int, now: datetime | None = 
         session.flush()
 
 
-def _tick(engine: Engine, work: Callable[[Session], int]) -> int:
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            done = work(session)
-            session.commit()
-            return done
-        except BaseException:
-            session.rollback()
-            raise
+def _in_transaction(engine: Engine, work: Callable[[Session], int]) -> Callable[[], int]:
+    """``work`` as a periodic job: one transaction per run, rolled back when it fails."""
 
+    def run() -> int:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                done = work(session)
+                session.commit()
+                return done
+            except BaseException:
+                session.rollback()
+                raise
 
-async def _every(name: str, seconds: float, engine: Engine, work: Callable[[Session], int]) -> None:
-    while True:
-        try:
-            count = await asyncio.to_thread(_tick, engine, work)
-            if count:
-                log.info("scheduled task ran", extra={"outcome": name, "count": count})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - keep the schedule alive; retried next interval
-            log.warning("scheduled task failed", extra={"outcome": name, "error_type": type(exc).__name__})
-        await asyncio.sleep(seconds)
+    return run
 
 
 def start_tasks(rt: Any, settings: CheckinSettings) -> list[asyncio.Task[None]]:
@@ -101,12 +94,7 @@ def start_tasks(rt: Any, settings: CheckinSettings) -> list[asyncio.Task[None]]:
         return closed + release_contributions(session, rt.relay.notify)
 
     return [
-        asyncio.create_task(_every("nudges", settings.nudge_interval_seconds, rt.engine, due), name="checkin-nudges"),
-        asyncio.create_task(
-            _every("retention", settings.retention_interval_seconds, rt.engine, retention), name="checkin-retention"
-        ),
-        asyncio.create_task(
-            _every("contributions", settings.contribution_release_seconds, rt.engine, release),
-            name="checkin-contributions",
-        ),
+        every(settings.nudge_interval_seconds, _in_transaction(rt.engine, due), name="checkin-nudges"),
+        every(settings.retention_interval_seconds, _in_transaction(rt.engine, retention), name="checkin-retention"),
+        every(settings.contribution_release_seconds, _in_transaction(rt.engine, release), name="checkin-contributions"),
     ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from services.consent.revocation import start_revocations, stop_revocations
 from services.consent.writer import stop_writer
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.db import session_scope
+from shared.periodic import every
 from shared.topology import KV_BUCKET
 
 NAME = "consent"
@@ -38,17 +38,8 @@ async def start_erasure_retries(rt: Runtime) -> None:
         with contextmanager(session_scope)(rt.engine) as session:
             return erasure.resend_stale(session, settings.erasure_retry_after_seconds)
 
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(settings.erasure_retry_check_seconds)
-            try:
-                resent = await asyncio.to_thread(resend)
-                if resent:
-                    log.info("erasure requests re-published", extra={"count": resent})
-            except Exception as exc:  # noqa: BLE001 - try again next round
-                log.warning("erasure retry failed", extra={"error_type": type(exc).__name__})
-
-    rt.tasks.append(asyncio.create_task(loop(), name="erasure-retries"))
+    interval = settings.erasure_retry_check_seconds
+    rt.tasks.append(every(interval, resend, name="consent-erasure-retries", initial_delay=interval))
 
 
 async def start_hris_purge(rt: Runtime) -> None:
@@ -60,17 +51,7 @@ async def start_hris_purge(rt: Runtime) -> None:
         with contextmanager(session_scope)(rt.engine) as session:
             return hris.purge_webhook_ids(session, settings.hris_webhook_id_retention_days)
 
-    async def loop() -> None:
-        while True:
-            try:
-                purged = await asyncio.to_thread(purge)
-                if purged:
-                    log.info("hris webhook ids purged", extra={"count": purged})
-            except Exception as exc:  # noqa: BLE001 - try again next round
-                log.warning("hris webhook id purge failed", extra={"error_type": type(exc).__name__})
-            await asyncio.sleep(3600)
-
-    rt.tasks.append(asyncio.create_task(loop(), name="hris-webhook-id-purge"))
+    rt.tasks.append(every(3600, purge, name="consent-hris-webhook-id-purge"))
 
 
 def build_spec(ctx: ConsentContext) -> ServiceSpec:

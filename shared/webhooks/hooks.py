@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from sqlmodel import Session
 
+from shared.periodic import every
 from shared.webhooks.config import WebhookSettings
 from shared.webhooks.repository import purge_settled
 from shared.webhooks.router import webhooks_router
@@ -48,18 +49,6 @@ def _purge_once(rt: Runtime, keep: timedelta) -> int:
     return removed
 
 
-async def _purge_loop(rt: Runtime, settings: WebhookSettings) -> None:
-    keep = timedelta(days=settings.retention_days)
-    while True:
-        try:
-            removed = await asyncio.to_thread(_purge_once, rt, keep)
-            if removed:
-                log.info("delivered webhooks purged", extra={"count": removed})
-        except Exception as exc:  # noqa: BLE001 - retried at the next interval
-            log.warning("webhook purge failed", extra={"error_type": type(exc).__name__})
-        await asyncio.sleep(settings.purge_interval_seconds)
-
-
 def webhook_sender_hooks(settings: WebhookSettings | None = None, *, resolver: Resolver | None = None) -> WebhookHooks:
     """Hooks that run a sender (and the retention purge) on the service's engine."""
     settings = settings or WebhookSettings()
@@ -70,7 +59,10 @@ def webhook_sender_hooks(settings: WebhookSettings | None = None, *, resolver: R
         sender = WebhookSender(rt.engine, SecretBox.from_platform(rt.settings.platform), settings, resolver=resolver)
         sender.start()
         rt.extras[SENDER_KEY] = sender
-        rt.extras[PURGE_KEY] = asyncio.create_task(_purge_loop(rt, settings), name="webhook-purge")
+        keep = timedelta(days=settings.retention_days)
+        rt.extras[PURGE_KEY] = every(
+            settings.purge_interval_seconds, lambda: _purge_once(rt, keep), name="webhook-purge"
+        )
 
     async def on_stop(rt: Runtime) -> None:
         purge: asyncio.Task[None] | None = rt.extras.pop(PURGE_KEY, None)
