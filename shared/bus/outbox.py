@@ -225,6 +225,7 @@ class OutboxRelay:
         self._stopping = False
         self.published = 0
         self.fast_published = 0
+        self.flushes = 0  # completed flush_once calls (tests probe it instead of sleeping)
         # Fast path state (event loop only, except the counter of foreign KV commits).
         self._fast: list[Pending] = []
         self._dirty = True  # the table may hold rows the fast path has not been handed
@@ -323,6 +324,12 @@ class OutboxRelay:
 
     async def flush_once(self) -> int:
         """Publish one batch (handed-over rows, else the table's oldest); returns how many were acked."""
+        try:
+            return await self._flush_once()
+        finally:
+            self.flushes += 1
+
+    async def _flush_once(self) -> int:
         if not self.bus.connected:
             raise ConnectionError("nats not connected")
         if self._fast and not self._dirty and self._foreign == 0:

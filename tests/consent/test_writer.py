@@ -163,8 +163,15 @@ def test_the_fast_path_never_lets_an_older_put_of_a_key_overtake(nats_server, db
             thread.start()
             await asyncio.to_thread(flushed.wait, 10)
             relay.handoff([Pending(f"{run}-5", subject, json.dumps({"state": "v5"}).encode(), "{}")])
-            await asyncio.sleep(0.3)
-            assert await value() == "v3"  # v5 was not fast-published ahead of v4
+            # Probe, not sleep: two more completed flushes mean one that began after the hand-over
+            # (at most one was under way) has finished, and the hand-over is no longer pending.
+            flushes = relay.flushes
+            for _ in range(500):
+                if relay.flushes >= flushes + 2 and not relay._fast:
+                    break
+                await asyncio.sleep(0.01)
+            assert relay.flushes >= flushes + 2 and not relay._fast
+            assert relay.fast_published == 1 and await value() == "v3"  # v5 not fast-published ahead of v4
             release.set()
             await asyncio.to_thread(thread.join, 10)
             for _ in range(100):

@@ -19,6 +19,7 @@ from shared.db import make_engine, run_migrations
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.settings import PlatformSettings, ServiceSettings
 from shared.webhooks import SecretBox, WebhookDelivery, WebhookSender, WebhookSettings, enqueue, webhooks_router
+from shared.webhooks.queue import seconds_until_next_due
 from shared.webhooks.ssrf import Resolver
 from tests.integrations.loopback import Receiver, Served
 
@@ -96,6 +97,14 @@ class WebhookApi:
             row = session.get(WebhookDelivery, delivery_id)
             assert row is not None
             return row
+
+    def settled(self) -> bool:
+        """Nothing pending in the database and no attempt in flight or unrecorded in this sender:
+        from here on it sends nothing until something new is enqueued (a probe of state, so tests
+        need no sleep to show that nothing more is sent)."""
+        sender = self.sender
+        idle = not sender._inflight and not sender._outcomes and not sender._settling
+        return idle and seconds_until_next_due(self.engine) is None
 
     def statuses(self) -> list[str]:
         with Session(self.engine) as session:

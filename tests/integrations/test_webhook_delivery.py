@@ -88,7 +88,8 @@ def test_410_gone_disables_the_subscription(webhook_api, receiver):
     read = api.client.get(f"/v1/subscriptions/{sub['id']}").json()
     assert read["enabled"] is False and read["disabled_reason"] == "gone"
     assert api.emit({"n": 2}) == []  # nothing is queued for a disabled subscription
-    time.sleep(0.5)
+    wait_until(api.settled)
+    assert api.statuses() == ["failed"] and api.sender.attempted == 1
     assert len(receiver.hits_on("/gone")) == 1
     replay = api.client.post(f"/v1/webhooks/dead-letters/{msg_id}/replay")
     assert replay.status_code == 409 and replay.headers["content-type"] == "application/problem+json"
@@ -142,8 +143,8 @@ def test_a_rolled_back_change_sends_nothing(webhook_api, receiver):
     with Session(api.engine) as session:
         assert enqueue(session, EVENT, {"n": 1})
         session.rollback()
-    time.sleep(0.4)
-    assert api.statuses() == [] and receiver.hits_on("/tx") == []
+    wait_until(api.settled)
+    assert api.statuses() == [] and api.sender.attempted == 0 and receiver.hits_on("/tx") == []
 
 
 def test_deliveries_go_only_to_subscriptions_that_want_the_type(webhook_api, receiver):
@@ -153,19 +154,21 @@ def test_deliveries_go_only_to_subscriptions_that_want_the_type(webhook_api, rec
     api.subscribe(receiver.script("/all"), ["*"])
     api.emit({"n": 1}, "rollup.published")
     wait_until(lambda: len(receiver.hits) == 2)
-    time.sleep(0.2)
+    wait_until(api.settled)
+    assert api.statuses() == ["delivered", "delivered"] and api.sender.attempted == 2
     assert {h.path for h in receiver.hits} == {"/b", "/all"}
 
 
 def test_two_senders_on_one_database_send_each_delivery_once(webhook_api, receiver):
     api = webhook_api()
-    webhook_api()  # a second replica on the same database
+    replica = webhook_api()  # a second replica on the same database
     api.subscribe(receiver.script("/replicas"))
     ids = set()
     for n in range(40):
         ids.update(api.emit({"n": n}))
     wait_until(lambda: api.statuses().count("delivered") == 40)
-    time.sleep(0.3)
+    wait_until(lambda: api.settled() and replica.settled())
+    assert api.sender.attempted + replica.sender.attempted == 40  # nothing sent twice, nothing in flight
     hits = receiver.hits_on("/replicas")
     assert len(hits) == 40 and {h.headers["webhook-id"] for h in hits} == ids
 

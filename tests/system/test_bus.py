@@ -83,6 +83,14 @@ def _consumer(bus, engine, handler=_record, **kw) -> Consumer:
     )
 
 
+async def _waiting_pull(bus: Bus, name: str, timeout: float = 10.0) -> None:
+    """Until the server holds a pull request of consumer ``name`` (a fetch is parked)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await bus.js.consumer_info("BUSTEST", name)).num_waiting < 1:
+        assert asyncio.get_running_loop().time() < deadline, "no pull request parked"
+        await asyncio.sleep(0.02)
+
+
 async def _until(predicate, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
@@ -106,7 +114,10 @@ def test_committed_event_is_delivered_once(nats_server, db_url):
         consumer = _consumer(bus, engine)
         consumer.start()
         await _until(lambda: consumer.applied == 1)
-        await asyncio.sleep(0.5)  # give a second delivery every chance to show up
+        # The server's own count: one delivery, acknowledged, nothing pending or in redelivery.
+        info = await bus.js.consumer_info("BUSTEST", "bustest_ping")
+        assert info.delivered.consumer_seq == 1 and info.num_ack_pending == 0 and info.num_redelivered == 0
+        assert info.num_pending == 0
         await consumer.stop()
         await relay.stop()
         assert await _stream_count(bus, "BUSTEST") == 1
@@ -220,7 +231,7 @@ def test_idle_consumer_stops_without_waiting_out_its_fetch(nats_server, db_url):
         )
         consumer.start()
         await _until(lambda: consumer.ready)
-        await asyncio.sleep(0.2)  # parked in its 60 s fetch
+        await _waiting_pull(bus, "bustest_idle")  # parked in its 60 s fetch
         loop = asyncio.get_running_loop()
         started = loop.time()
         await consumer.stop()
