@@ -8,6 +8,11 @@ It fails closed: until the watch has replayed the bucket, and whenever the NATS 
 lost, every check denies. The check itself is a set membership test on a dict entry, so it costs
 about as much as a plain dict lookup.
 
+Producers ask :meth:`ConsentGate.allowed` (not knowing is a "no": nothing is produced). Consumers
+ask :meth:`ConsentGate.answer`, which tells ``unknown`` (not synced) apart from ``denied``: an
+event consumed while the gate is blind is put back and judged once the projection is synced
+(``shared.events.checkin.gated``), never dropped as if consent had been withdrawn.
+
 A withdrawal is revoked in two steps (``services/consent/revocation.py``): the consent service
 first puts ``withdrawing`` (every gate denies at once, before the withdrawal's transaction has
 committed), then the committed state through its outbox. ``withdrawing`` is provisional: a gate
@@ -21,6 +26,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 from shared.errors import ConsentRequired
@@ -32,6 +38,14 @@ _EMPTY: frozenset[str] = frozenset()
 Listener = Callable[[str, str], None]
 GRANTED = "granted"
 WITHDRAWING = "withdrawing"  # provisional: deny now, the committed state follows
+
+
+class Consent(StrEnum):
+    """A gate's answer for one subject and purpose."""
+
+    GRANTED = "granted"
+    DENIED = "denied"
+    UNKNOWN = "unknown"  # the projection is not synced (starting, or re-syncing after a reconnect)
 
 
 def kv_key(pseudonym: str, purpose: str) -> str:
@@ -51,6 +65,7 @@ class ConsentGate:
         # key -> (revision, policy version) of granted keys, for the consent service's own view.
         self._revisions: dict[str, tuple[int, int]] | None = {} if track_revisions else None
         self._synced = False
+        self._synced_event = asyncio.Event()
         self._listeners: list[Listener] = []
         self._denied: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
@@ -66,6 +81,24 @@ class ConsentGate:
     def allowed(self, pseudonym: str, purpose: str) -> bool:
         """True only when the projection is synced and the purpose is currently granted."""
         return self._synced and purpose in self._granted.get(pseudonym, _EMPTY)
+
+    def answer(self, pseudonym: str, purpose: str) -> Consent:
+        """Granted, denied, or unknown while the projection is not synced (consumers use this)."""
+        if not self._synced:
+            return Consent.UNKNOWN
+        return Consent.GRANTED if purpose in self._granted.get(pseudonym, _EMPTY) else Consent.DENIED
+
+    async def wait_synced(self) -> None:
+        """Return once the projection is synced (at once if it is)."""
+        while not self._synced:
+            await self._synced_event.wait()
+
+    def _set_synced(self, synced: bool) -> None:
+        self._synced = synced
+        if synced:
+            self._synced_event.set()
+        else:
+            self._synced_event.clear()
 
     def require(self, pseudonym: str, purpose: str) -> None:
         """Raise :class:`ConsentRequired` (403) unless ``allowed``."""
@@ -142,7 +175,7 @@ class ConsentGate:
                 log.error("revocation listener failed", extra={"error_type": type(exc).__name__})
 
     def mark_unsynced(self) -> None:
-        self._synced = False
+        self._set_synced(False)
         self._resync.set()
 
     def load(self, entries: dict[str, bytes]) -> None:
@@ -153,7 +186,7 @@ class ConsentGate:
             self._revisions.clear()
         for key, value in entries.items():
             self.apply(key, value)
-        self._synced = True
+        self._set_synced(True)
 
     async def start(self, bus: Any) -> None:
         """Watch the bucket on ``bus`` until stopped; re-syncs after a reconnect."""
@@ -172,7 +205,7 @@ class ConsentGate:
                 await self._task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
-        self._synced = False
+        self._set_synced(False)
 
     async def _run(self, bus: Any) -> None:
         while True:
@@ -181,7 +214,7 @@ class ConsentGate:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - bucket missing or connection lost: retry
-                self._synced = False
+                self._set_synced(False)
                 log.warning("consent watch failed; retrying", extra={"error_type": type(exc).__name__})
                 await asyncio.sleep(0.5)
 
@@ -207,14 +240,14 @@ class ConsentGate:
                     continue
                 if entry is None:
                     self._emit_lost(previous)
-                    self._synced = True
+                    self._set_synced(True)
                     continue
                 if not hasattr(entry, "key"):
                     break  # watcher stopped
                 self.apply(entry.key, entry.value, entry.operation in (KV_DEL, KV_PURGE), entry.revision)
                 self.revision = entry.revision
         finally:
-            self._synced = False
+            self._set_synced(False)
             try:
                 await watcher.stop()
             except Exception:  # noqa: BLE001 - connection may already be gone

@@ -66,6 +66,13 @@ EVENTS_PUBLISHED = Counter(
 EVENTS_CONSUMED = Counter(
     "kinwell_events_consumed_total", "Events consumed", ["service", "consumer", "outcome"], registry=REGISTRY
 )
+# reason: an exception class name or ContractViolation (a small, fixed set; never a message).
+DEAD_LETTERS = Counter(
+    "kinwell_dead_letters_total",
+    "Messages a consumer dead-lettered",
+    ["service", "consumer", "reason"],
+    registry=REGISTRY,
+)
 
 _configured = False
 

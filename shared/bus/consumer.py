@@ -1,14 +1,23 @@
-"""Durable pull consumers with explicit ack, bounded redelivery, dead letters and idempotency.
+"""Durable pull consumers with explicit ack, classified retries, dead letters and idempotency.
 
 For each message: validate it into its contract, then in one database transaction check the
 idempotency record, run the handler (the same service function HTTP uses) and insert the record,
 commit, and only then ack. A crash after the commit and before the ack leads to a redelivery that
 finds the record and is acked without a second effect.
 
-* Contract violation: dead-lettered at once and terminated (redelivering cannot fix it).
-* Handler error: ``nak`` with a growing delay; on the last allowed delivery, dead-lettered and
-  terminated. The dead letter carries the original bytes to ``<service>.dlq.<subject>`` in the
-  service's own stream, with the error type (never its message) in a header.
+A failure is classified (``shared.bus.failures``): an event that cannot be judged yet (consent
+unknown) is redelivered after a short delay, uncounted; an infrastructure failure (database or
+NATS unavailable) is retried with capped backoff for as long as it lasts, never dead-lettered; a
+contract violation or domain error is dead-lettered at once; anything else after
+``max_deliver`` counted attempts. The server is configured with ``max_deliver=-1``, so only this
+code ends a message, and only after its dead letter is stored: if that publish fails, the message
+is not acknowledged and comes back. The dead letter carries the original bytes to
+``<service>.dlq.<subject>`` in the service's own stream, with the error type (never its message)
+in a header.
+
+A consumer whose handler is wrapped in ``shared.events.checkin.gated`` waits for that gate to be
+synced before it fetches (at start-up and after every reconnect), so it does not churn through
+deliveries it would only have to put back.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +37,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
 from shared.bus.connection import Bus
-from shared.telemetry import EVENTS_CONSUMED, span_from_headers
+from shared.bus.failures import classify, retry_delay
+from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, span_from_headers
 
 log = logging.getLogger("kinwell.consumer")
 
 Handler = Callable[[Session, Any], None]
-DEFAULT_BACKOFF: tuple[float, ...] = (0.5, 2.0, 10.0, 30.0, 60.0)
+NOT_YET_DELAY_S = 1.0  # consent unknown: look again soon (the gate is usually synced within seconds)
+RETRY_INITIAL_S = 0.5
+RETRY_CAP_S = 60.0  # infrastructure retries: at most a minute apart, for as long as it takes
+_TRACKED = 10_000  # bound on the per-message attempt counts kept in memory
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -61,9 +74,12 @@ class Consumer:
         handler: Handler,
         max_deliver: int = 5,
         ack_wait: float = 30.0,
-        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        retry_initial: float = RETRY_INITIAL_S,
+        retry_cap: float = RETRY_CAP_S,
+        not_yet_delay: float = NOT_YET_DELAY_S,
         batch: int = 64,
         fetch_timeout: float = 1.0,
+        gate: Any = None,
     ) -> None:
         self.bus = bus
         self.engine = engine
@@ -72,9 +88,16 @@ class Consumer:
         self.filter_subject = filter_subject
         self.adapter = adapter
         self.handler = handler
+        # Attempts an *unexpected* failure gets before its dead letter (counted here, not by the
+        # server: its delivery count also includes uncounted not-yet and infrastructure retries).
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
-        self.backoff = tuple(backoff)
+        self.retry_initial = retry_initial
+        self.retry_cap = retry_cap
+        self.not_yet_delay = not_yet_delay
+        # The consent gate the handler consults (set by ``gated``): wait for it to be synced.
+        self.gate: Any = gate if gate is not None else getattr(handler, "consent_gate", None)
+        self._failures: dict[int, int] = {}  # stream sequence -> unexpected failures seen
         self.batch = batch
         self.fetch_timeout = fetch_timeout
         self._task: asyncio.Task[None] | None = None
@@ -84,6 +107,8 @@ class Consumer:
         self.ready = False
         self.applied = 0
         self.dead_lettered = 0
+        self.retried = 0  # infrastructure and unexpected failures put back
+        self.not_yet = 0  # deliveries put back because the event could not be judged yet
 
     async def _subscribe(self) -> Any:
         config = ConsumerConfig(
@@ -93,7 +118,7 @@ class Consumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.ack_wait,
-            max_deliver=self.max_deliver,
+            max_deliver=-1,  # only this code ends a message (after its dead letter is stored)
             max_ack_pending=max(self.batch * 4, 256),
         )
         await self.bus.js.add_consumer(self.stream, config)
@@ -131,6 +156,9 @@ class Consumer:
                 if sub is None:
                     sub = self._sub = await self._subscribe()
                     self.ready = True
+                if self.gate is not None and not self.gate.synced:
+                    await self._wait_for_gate()
+                    continue
                 self._fetching = True
                 try:
                     msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout)
@@ -147,8 +175,18 @@ class Consumer:
                 log.warning("consumer loop error", extra={"consumer": self.name, "error_type": type(exc).__name__})
                 await asyncio.sleep(1.0)
 
+    async def _wait_for_gate(self) -> None:
+        """Until the gate is synced (or we are stopping): fetching now would only put back."""
+        self._fetching = True  # stop() may cancel this wait at once
+        try:
+            await asyncio.wait_for(self.gate.wait_synced(), timeout=self.fetch_timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._fetching = False
+
     async def process(self, msg: Msg) -> None:
-        """Handle one delivery: validate, apply once, then ack / nak / dead-letter."""
+        """Handle one delivery: validate, apply once, then ack / put back / dead-letter."""
         with span_from_headers(f"consume {msg.subject}", msg.headers, subject=msg.subject, consumer=self.name):
             try:
                 event = self.adapter.validate_json(msg.data)
@@ -156,21 +194,51 @@ class Consumer:
                 await self._dead_letter(msg, "ContractViolation")
                 return
             try:
-                await asyncio.to_thread(self._apply, event)
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
-                delivered = msg.metadata.num_delivered
-                if delivered >= self.max_deliver:
-                    await self._dead_letter(msg, type(exc).__name__)
-                else:
-                    delay = self.backoff[min(delivered - 1, len(self.backoff) - 1)]
-                    log.warning(
-                        "handler failed; will retry",
-                        extra={"consumer": self.name, "error_type": type(exc).__name__, "attempt": delivered},
-                    )
-                    EVENTS_CONSUMED.labels(self.bus.service, self.name, "retry").inc()
-                    await msg.nak(delay=delay)
+                await self._apply_in_progress(msg, event)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                await self._failed(msg, exc)
                 return
+            self._failures.pop(msg.metadata.sequence.stream, None)
             await self._ack(msg)
+
+    async def _apply_in_progress(self, msg: Msg, event: Any) -> None:
+        """Apply in a worker thread, telling the server we are still at it (a handler waiting on a
+        locked database must not have its message handed out again meanwhile)."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._apply, event))
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=max(self.ack_wait / 3, 0.1))
+            if done:
+                return work.result()
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _failed(self, msg: Msg, exc: Exception) -> None:
+        kind = classify(exc)
+        error_type = type(exc).__name__
+        seq = msg.metadata.sequence.stream
+        if kind == "not_yet":
+            self.not_yet += 1
+            EVENTS_CONSUMED.labels(self.bus.service, self.name, "not_yet").inc()
+            await msg.nak(delay=self.not_yet_delay)
+            return
+        if kind == "deterministic":
+            await self._dead_letter(msg, error_type)
+            return
+        if kind == "unexpected":
+            failures = self._failures[seq] = self._failures.pop(seq, 0) + 1
+            while len(self._failures) > _TRACKED:
+                del self._failures[next(iter(self._failures))]
+            if failures >= self.max_deliver:
+                await self._dead_letter(msg, error_type)
+                return
+        self.retried += 1
+        attempt = msg.metadata.num_delivered or 1
+        log.warning(
+            "handler failed; will retry",
+            extra={"consumer": self.name, "error_type": error_type, "outcome": kind, "attempt": attempt},
+        )
+        EVENTS_CONSUMED.labels(self.bus.service, self.name, "retry").inc()
+        await msg.nak(delay=retry_delay(attempt, initial=self.retry_initial, cap=self.retry_cap))
 
     def _apply(self, event: Any) -> None:
         event_id = str(event.event_id)
@@ -192,16 +260,32 @@ class Consumer:
         await msg.ack()
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        """Store the message under the dead-letter subject, then end it; if the store fails, the
+        message is put back (redelivered), never ended."""
         from shared.topology import dlq_subject
 
         headers = {
             "Kinwell-Dlq-Reason": reason,
             "Kinwell-Dlq-Consumer": self.name,
             "Kinwell-Dlq-Deliveries": str(msg.metadata.num_delivered),
+            "Kinwell-Dlq-Stream-Seq": str(msg.metadata.sequence.stream),
             "Nats-Msg-Id": f"dlq:{self.name}:{msg.metadata.sequence.stream}",
         }
-        await self.bus.js.publish(dlq_subject(self.bus.service, msg.subject), msg.data, headers=headers)
+        try:
+            await self.bus.js.publish(dlq_subject(self.bus.service, msg.subject), msg.data, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - not stored: the message must come back
+            log.warning(
+                "dead-letter publish failed; will retry",
+                extra={"consumer": self.name, "error_type": type(exc).__name__},
+            )
+            self.retried += 1
+            EVENTS_CONSUMED.labels(self.bus.service, self.name, "retry").inc()
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=retry_delay(msg.metadata.num_delivered or 1, cap=self.retry_cap))
+            return
         await msg.term()
+        self._failures.pop(msg.metadata.sequence.stream, None)
         self.dead_lettered += 1
         EVENTS_CONSUMED.labels(self.bus.service, self.name, "dead_letter").inc()
+        DEAD_LETTERS.labels(self.bus.service, self.name, reason).inc()
         log.error("dead-lettered", extra={"consumer": self.name, "subject": msg.subject, "error_type": reason})

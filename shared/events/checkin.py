@@ -4,18 +4,20 @@ No contract here carries a raw answer, a score or free text in the clear. Each p
 event says which consent it flows under (:meth:`consent_current`), so that a consumer checks the
 same rule the producer checked: wrap the handler in :func:`gated` and a withdrawal that lands
 between produce and consume stops the flow at the consumer (the event is acknowledged and
-dropped, never applied).
+dropped, never applied). While the consumer's gate is not synced its answer is *unknown*, and the
+event is put back to be judged later, never dropped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.consent_gate import Consent
 from shared.events.base import Event
 from shared.events.consent import PSEUDONYM_PATTERN
 
@@ -33,6 +35,23 @@ class ConsentView(Protocol):
 
     def allowed(self, pseudonym: str, purpose: str) -> bool: ...
 
+    def answer(self, pseudonym: str, purpose: str) -> Consent: ...
+
+
+class PurposeScoped:
+    """Mixin: an event that flows under one purpose's consent of its subject ``pseudonym``."""
+
+    purpose: ClassVar[str]
+    if TYPE_CHECKING:
+        pseudonym: str  # a field of each event (declared there, so its schema is unchanged)
+
+    def consent_answer(self, gate: ConsentView) -> Consent:
+        """Granted, denied, or unknown (the gate is not synced)."""
+        return gate.answer(self.pseudonym, self.purpose)
+
+    def consent_current(self, gate: ConsentView) -> bool:
+        return self.consent_answer(gate) is Consent.GRANTED
+
 
 class SealedText(BaseModel):
     """Free text sealed (AES-256-GCM) under the subject's data key; erasure shreds every copy.
@@ -48,7 +67,7 @@ class SealedText(BaseModel):
     blob: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=12_000, description="base64url(version|nonce|ct).")
 
 
-class PersonalizationSubmitted(Event):
+class PersonalizationSubmitted(PurposeScoped, Event):
     """Needs derived from a check-in, for the recommender (``personalization`` consent).
 
     Derived from scores and from the note through a per-language lexicon: never the note itself.
@@ -70,11 +89,8 @@ class PersonalizationSubmitted(Event):
             raise ValueError("needs must be unique")
         return needs
 
-    def consent_current(self, gate: ConsentView) -> bool:
-        return gate.allowed(self.pseudonym, self.purpose)
 
-
-class EscalationFlagged(Event):
+class EscalationFlagged(PurposeScoped, Event):
     """Risk screening fired, or the employee asked to talk to someone (for escalation).
 
     Flows under ``escalation`` consent, or without it when the employee asked for contact
@@ -96,11 +112,12 @@ class EscalationFlagged(Event):
     flagged_at: datetime
     note: SealedText | None = None
 
-    def consent_current(self, gate: ConsentView) -> bool:
-        return self.contact_requested or gate.allowed(self.pseudonym, self.purpose)
+    def consent_answer(self, gate: ConsentView) -> Consent:
+        # The employee's own request to talk is its own basis, whatever the gate knows.
+        return Consent.GRANTED if self.contact_requested else gate.answer(self.pseudonym, self.purpose)
 
 
-class NudgeDue(Event):
+class NudgeDue(PurposeScoped, Event):
     """An opted-in weekly check-in reminder is due now (``checkin`` consent, checked when sent)."""
 
     type: Literal["checkin.nudge.due.v1"] = "checkin.nudge.due.v1"
@@ -111,22 +128,27 @@ class NudgeDue(Event):
     lang: str = Field(pattern=LANG_PATTERN)
     due_at: datetime
 
-    def consent_current(self, gate: ConsentView) -> bool:
-        return gate.allowed(self.pseudonym, self.purpose)
-
 
 GatedEvent = PersonalizationSubmitted | EscalationFlagged | NudgeDue
 
 
 def gated(gate: ConsentView, handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
-    """Wrap a consumer handler so that an event whose consent is no longer current is dropped.
+    """Wrap a consumer handler so that an event is applied only under current consent.
 
-    The consumer still records and acknowledges the event (it must not be redelivered), but the
-    handler never sees it. An unsynced gate denies, so nothing is applied while blind.
+    Granted: applied. Denied (withdrawn, lapsed, never given): the consumer records and
+    acknowledges the event, but the handler never sees it. Unknown (the gate is not synced):
+    :class:`~shared.bus.failures.NotYet` is raised, so the consumer puts the event back, uncounted,
+    and judges it again once the gate has synced; the consumer also waits for the gate before
+    fetching (it finds the gate on ``handle.consent_gate``).
     """
+    from shared.bus.failures import NotYet
 
     def handle(session: Any, event: GatedEvent) -> None:
-        if event.consent_current(gate):
+        answer = event.consent_answer(gate)
+        if answer is Consent.UNKNOWN:
+            raise NotYet("consent unknown")
+        if answer is Consent.GRANTED:
             handler(session, event)
 
+    handle.consent_gate = gate  # type: ignore[attr-defined]
     return handle

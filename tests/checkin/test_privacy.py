@@ -18,7 +18,8 @@ from services.checkin.clock import iso_week
 from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule, OrgAssignment
 from shared.bus import Bus, Consumer
 from shared.bus.consumer import ProcessedEvent
-from shared.consent_gate import ConsentGate
+from shared.bus.failures import NotYet
+from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.crypto import period_token
 from shared.datakeys import DataKey, DataKeyStore, KeyDestroyed, MasterKeys
 from shared.db import make_engine
@@ -159,19 +160,30 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
 
 class TestConsumerSideGate:
     def test_gated_handlers_apply_only_under_current_consent(self):
-        pseudonym = "ab" * 32
+        """Granted: applied. Denied: dropped. Unknown (gate not synced): put back, never dropped
+        (this test used to assert that a blind gate drops the event: issue 12 item 1)."""
+        pseudonym, other = "ab" * 32, "cd" * 32
         seen: list[str] = []
-        handle = gated(ConsentGate(), lambda _s, e: seen.append(e.type))  # never synced: blind
+        gate = ConsentGate()
+        handle = gated(gate, lambda _s, e: seen.append(e.type))
         flag = dict(
             pseudonym=pseudonym, checkin_ref=uuid.uuid4(), severity="critical", reasons=["crisis_language"],
             lang="en", flagged_at=datetime.now(UTC),
         )  # fmt: skip
-        handle(None, PersonalizationSubmitted(pseudonym=pseudonym, lang="en", iso_week="2026-W01"))
-        handle(None, EscalationFlagged(**flag, contact_requested=False))
+        personal = PersonalizationSubmitted(pseudonym=pseudonym, lang="en", iso_week="2026-W01")
+        for blind in (personal, EscalationFlagged(**flag, contact_requested=False)):
+            with pytest.raises(NotYet):  # never synced: unknown, so the consumer puts it back
+                handle(None, blind)
         assert seen == []
         # The employee's own request to talk is its own basis: it flows without escalation consent.
         handle(None, EscalationFlagged(**{**flag, "reasons": ["contact_requested"]}, contact_requested=True))
         assert seen == ["checkin.escalation.flagged.v1"]
+        gate.load({kv_key(pseudonym, "escalation"): kv_value("granted", 1, "2026-01-01T00:00:00Z")})
+        handle(None, EscalationFlagged(**flag, contact_requested=False))  # synced and granted: applied
+        handle(None, personal)  # synced, personalization never granted: denied, dropped
+        handle(None, EscalationFlagged(**{**flag, "pseudonym": other}, contact_requested=False))  # denied
+        assert seen == ["checkin.escalation.flagged.v1"] * 2
+        assert getattr(handle, "consent_gate", None) is gate  # the consumer waits for this gate
 
     def test_withdrawal_between_produce_and_consume_stops_the_flow_at_the_consumer(self, harness, db_url):
         withdrawn, kept = new_sub(), new_sub()

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Literal
 
-from nats.js.api import ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import TypeAdapter
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, func, select
 
 from shared.bus import Bus, Consumer, OutboxRelay, stage
+from shared.bus.failures import NotYet
 from shared.bus.outbox import OutboxMessage, pending_count
 from shared.db import make_engine, run_migrations
+from shared.errors import Conflict
 from shared.events.base import Event
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
@@ -263,7 +267,7 @@ def test_poison_message_is_dead_lettered_after_bounded_redeliveries(nats_server,
         await bus.publish(event.subject, event.model_dump_json().encode(), str(event.event_id))
         # A message that violates the contract goes to the dead letters at once.
         await bus.publish("bustest.ping.v1", b'{"type": "bustest.ping.v1", "n": "not a number"}', "bad-1")
-        consumer = _consumer(bus, engine, handler=always_fails, max_deliver=3, backoff=(0.05,))
+        consumer = _consumer(bus, engine, handler=always_fails, max_deliver=3, retry_initial=0.05, retry_cap=0.1)
         consumer.start()
         await _until(lambda: consumer.dead_lettered == 2)
         await consumer.stop()
@@ -310,3 +314,123 @@ def test_relay_keeps_per_subject_order(nats_server, db_url):
 def test_unique_ids_are_per_event():
     assert Ping(n=1).event_id != Ping(n=1).event_id
     assert isinstance(Ping(n=1).event_id, uuid.UUID)
+
+
+def _publish_ping(bus: Bus, n: int):
+    event = Ping(n=n)
+    return bus.publish(event.subject, event.model_dump_json().encode(), str(event.event_id))
+
+
+def test_not_yet_is_put_back_uncounted_and_applied_later(nats_server, db_url):
+    """Consent unknown: redelivered as often as it takes, never dead-lettered (issue 12 item 1)."""
+    engine = _engine(db_url)
+    calls: list[int] = []
+
+    def unknown_five_times(session: Session, event: Ping) -> None:
+        calls.append(event.n)
+        if len(calls) <= 5:
+            raise NotYet("consent unknown")
+        _record(session, event)
+
+    async def body():
+        bus = await _bus(nats_server, "BUSTEST")
+        await _publish_ping(bus, 8)
+        consumer = _consumer(bus, engine, handler=unknown_five_times, max_deliver=2, not_yet_delay=0.05)
+        consumer.start()
+        await _until(lambda: consumer.applied == 1)
+        await consumer.stop()
+        info = await bus.js.consumer_info("BUSTEST", "bustest_ping")
+        assert info.config.max_deliver == -1  # the server never ends a message on its own
+        assert consumer.not_yet == 5 and consumer.dead_lettered == 0
+        await bus.close()
+
+    asyncio.run(body())
+    assert calls == [8] * 6 and _effects(engine) == [8]
+
+
+def test_infrastructure_failures_are_retried_past_any_limit_and_never_dead_lettered(nats_server, db_url):
+    engine = _engine(db_url)
+    calls: list[int] = []
+
+    def database_down_for_a_while(session: Session, event: Ping) -> None:
+        calls.append(event.n)
+        if len(calls) <= 6:
+            raise OperationalError("INSERT", {}, ConnectionRefusedError("database unavailable"))
+        _record(session, event)
+
+    async def body():
+        bus = await _bus(nats_server, "BUSTEST")
+        # A durable left by an older release with a server-side limit: updated to no limit.
+        await bus.js.add_consumer(
+            "BUSTEST",
+            ConsumerConfig(name="bustest_ping", durable_name="bustest_ping", filter_subject="bustest.ping.>",
+                           ack_policy=AckPolicy.EXPLICIT, max_deliver=5),
+        )  # fmt: skip
+        await _publish_ping(bus, 9)
+        consumer = _consumer(bus, engine, handler=database_down_for_a_while, max_deliver=2, retry_initial=0.02,
+                             retry_cap=0.1)  # fmt: skip
+        consumer.start()
+        await _until(lambda: consumer.applied == 1)
+        await consumer.stop()
+        info = await bus.js.consumer_info("BUSTEST", "bustest_ping")
+        assert info.config.max_deliver == -1
+        assert consumer.retried == 6 and consumer.dead_lettered == 0
+        await bus.close()
+
+    asyncio.run(body())
+    assert calls == [9] * 7 and _effects(engine) == [9]
+
+
+def test_a_domain_error_is_dead_lettered_at_once(nats_server, db_url):
+    engine = _engine(db_url)
+    calls: list[int] = []
+
+    def refuses(session: Session, event: Ping) -> None:
+        calls.append(event.n)
+        raise Conflict("already closed")
+
+    async def body():
+        bus = await _bus(nats_server, "BUSTEST")
+        await _publish_ping(bus, 10)
+        consumer = _consumer(bus, engine, handler=refuses, max_deliver=5)
+        consumer.start()
+        await _until(lambda: consumer.dead_lettered == 1)
+        await consumer.stop()
+        dlq = await bus.js.pull_subscribe("bustest.dlq.>", stream="BUSTEST", config=ConsumerConfig(name="dlq_domain"))
+        (msg,) = await dlq.fetch(1, timeout=5)
+        assert msg.headers["Kinwell-Dlq-Reason"] == "Conflict" and Ping.model_validate_json(msg.data).n == 10
+        await bus.close()
+
+    asyncio.run(body())
+    assert calls == [10]
+
+
+def test_a_dead_letter_that_cannot_be_stored_leaves_the_message_to_come_back(nats_server, db_url):
+    """No stream takes the dead letter: the message is not ended; once one does, it is stored."""
+    engine = _engine(db_url)
+
+    async def body():
+        bus = await _bus(nats_server, "BUSTEST")
+        with contextlib.suppress(Exception):
+            await bus.js.delete_stream("BUSNODLQ")
+        await bus.publish("bustest.ping.v1", b'{"type": "bustest.ping.v1", "n": "bad"}', f"bad-{uuid.uuid4()}")
+        kw = nats_server.connect_kwargs("ops")
+        other = Bus("busnodlq", kw["servers"][0], kw["user"], kw["password"])  # dead letters: busnodlq.dlq.>
+        await other.connect()
+        consumer = _consumer(other, engine, name="bustest_nodlq", retry_initial=0.05, retry_cap=0.1)
+        consumer.start()
+        await _until(lambda: consumer.ready)
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await bus.js.consumer_info("BUSTEST", "bustest_nodlq")).num_redelivered < 1 or consumer.retried < 3:
+            assert asyncio.get_running_loop().time() < deadline, "the message did not come back"
+            await asyncio.sleep(0.05)
+        assert consumer.dead_lettered == 0
+        await bus.ensure_stream("BUSNODLQ", ["busnodlq.>"])
+        await _until(lambda: consumer.dead_lettered == 1)
+        await consumer.stop()
+        assert (await bus.js.stream_info("BUSNODLQ")).state.messages == 1
+        await bus.js.delete_stream("BUSNODLQ")
+        await other.close()
+        await bus.close()
+
+    asyncio.run(body())
