@@ -23,6 +23,7 @@ allows, because it names the filter and the server rejects a body whose filter d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shared.settings import SERVICES
 
@@ -32,12 +33,15 @@ class StreamSpec:
     """A JetStream stream: its subjects and the services that publish into it.
 
     ``declared_by`` names the services that own (publish into) the stream and check at start-up
-    that it exists; only the provisioner creates or updates it.
+    that it exists; only the provisioner creates or updates it. ``max_age`` is how long a message
+    (dead letters included) is kept: long enough for its consumers (see ``CONSUMER_OUTAGE``), no
+    longer, since streams hold facts about people that erasure cannot reach inside a message.
     """
 
     name: str
     subjects: tuple[str, ...]
     declared_by: tuple[str, ...]
+    max_age: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -77,22 +81,33 @@ CONTRIBUTION_READER = "aggregator"
 SUBJECT_REQUEST_RESPONDERS: tuple[str, ...] = tuple(s for s in SERVICES if s != "consent")
 
 
+# Retention. A durable consumer that is down longer than its stream's max_age misses what expired
+# meanwhile, so every stream keeps messages for at least the longest outage a consumer is expected
+# to survive unattended (a long weekend plus a working week to notice and repair), dead letters
+# included (operators get a metric and an alert the moment one is written: docs/operations.md).
+# SUBJECT can be shorter: consent re-publishes every open erasure request until each service has
+# acknowledged it (erasure_retry_after_seconds), so a consumer back after it expired gets the
+# next copy. The KV bucket has no age limit: it is the current consent, not history (history=1).
+CONSUMER_OUTAGE = timedelta(days=7)
+RESENT_UNTIL_ACKED = timedelta(days=3)
+
+
 def _own(service: str) -> StreamSpec:
     # Each service's own stream also holds its dead letters (<svc>.dlq.>) and erasure acks.
-    return StreamSpec(service.upper(), (f"{service}.>",), (service,))
+    return StreamSpec(service.upper(), (f"{service}.>",), (service,), CONSUMER_OUTAGE)
 
 
 STREAMS: dict[str, StreamSpec] = {
     spec.name: spec
     for spec in (
         _own("consent"),
-        StreamSpec("SUBJECT", ("subject.erasure.>",), ("consent",)),
-        StreamSpec("HRIS", ("hris.>",), ("consent",)),
+        StreamSpec("SUBJECT", ("subject.erasure.>",), ("consent",), RESENT_UNTIL_ACKED),
+        StreamSpec("HRIS", ("hris.>",), ("consent",), CONSUMER_OUTAGE),
         _own("checkin"),
         _own("recommender"),
         _own("aggregator"),
         _own("escalation"),
-        StreamSpec("CONTRIBUTION", ("contribution.>",), (*CONTRIBUTORS, CONTRIBUTION_READER)),
+        StreamSpec("CONTRIBUTION", ("contribution.>",), (*CONTRIBUTORS, CONTRIBUTION_READER), CONSUMER_OUTAGE),
     )
 }
 

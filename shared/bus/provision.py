@@ -25,6 +25,7 @@ def stream_config(spec: topology.StreamSpec, replicas: int = 1) -> StreamConfig:
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
         num_replicas=replicas,
+        max_age=spec.max_age.total_seconds(),  # sized to the stream's consumers (shared/topology.py)
     )
 
 

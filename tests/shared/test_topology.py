@@ -140,3 +140,18 @@ def test_kv_bucket() -> None:
     assert t.KV_BUCKET == "consent"
     assert t.KV_STREAM == "KV_consent"
     assert set(t.KV_WATCHERS) == {"checkin", "recommender", "escalation"}
+
+
+def test_every_stream_keeps_messages_long_enough_for_its_consumers_and_no_longer():
+    from datetime import timedelta
+
+    from services.consent.config import ConsentSettings
+
+    resend = timedelta(seconds=ConsentSettings.model_fields["erasure_retry_after_seconds"].default)
+    read = {c.stream for c in t.CONSUMERS}
+    for spec in t.STREAMS.values():
+        assert timedelta(0) < spec.max_age <= timedelta(days=31), spec.name  # bounded: never forever
+        if spec.name == "SUBJECT":  # re-published until acknowledged: it needs to outlive a resend
+            assert spec.max_age >= 100 * resend
+        elif spec.name in read:
+            assert spec.max_age >= t.CONSUMER_OUTAGE, spec.name
