@@ -1,26 +1,28 @@
 """Per-subject data keys: envelope encryption with crypto-shredding.
 
-Every field tied to a subject is sealed with AES-256-GCM under that subject's own *data key*
-(DEK). The DEK is stored only *wrapped*: AES-256-GCM under a key-encryption key (KEK) derived
-(HKDF-SHA256) from a platform master key, whose id is stored beside the wrapped key. So:
+Every field tied to a subject is sealed (``shared.crypto.Envelope``, AES-256-GCM) under that
+subject's own *data key* (DEK). The DEK is stored only *wrapped*: sealed by the ``data-key``
+envelope of the service's master :class:`~shared.crypto.Keyring`, whose key id is stored beside
+the wrapped key (``kek_id``). So:
 
 * destroying one row (``data_key``) makes every ciphertext of that subject unreadable, wherever a
   copy lives: in the database, in a stream payload, in a log export (crypto-shredding);
-* rotating the master key means re-wrapping the small DEKs (:meth:`DataKeyStore.rewrap_all`),
-  never re-encrypting the data; old master keys stay configured (``KINWELL_OLD_MASTER_KEYS``)
-  until the re-wrap has run.
+* rotating the master key means re-wrapping the small DEKs (:meth:`DataKeyStore.rewrap_all`,
+  ``kinwell keys rewrap``), never re-encrypting the data; old master keys stay configured
+  (``KINWELL_OLD_MASTER_KEYS``) until the re-wrap has run.
 
 Associated data binds every ciphertext to its context (table, row, field, subject), so a
 ciphertext copied onto another row, field or subject fails to open, and binds each wrapped DEK to
-its subject, key id and KEK id. Blob format: ``0x01 | nonce (12) | ciphertext+tag``.
+its subject and key id. Blobs are envelope v2 (``shared.crypto``); v1 blobs written before the
+envelope (``0x01 | nonce | ciphertext``) are still opened, never written.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,12 +36,24 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from shared.crypto import CiphertextInvalid, Envelope, Keyring, UnknownKeyId, aad
 from shared.db import after_commit
 from shared.settings import PlatformSettings
 
+__all__ = [
+    "CiphertextInvalid",
+    "DataKey",
+    "DataKeyStore",
+    "KeyDestroyed",
+    "MasterKeyUnavailable",
+    "MasterKeys",
+    "SubjectKey",
+]
+
 FORMAT_V1 = b"\x01"
 NONCE_BYTES = 12
-_KEK_INFO = b"kinwell data-key KEK v1|"
+DATA_KEY_PURPOSE = "data-key"
+_KEK_INFO_V1 = b"kinwell data-key KEK v1|"
 
 
 class DataKey(SQLModel, table=True):
@@ -59,58 +73,60 @@ class KeyDestroyed(Exception):
     """The subject's data key no longer exists: their ciphertext can never be read again."""
 
 
-class CiphertextInvalid(Exception):
-    """A blob is malformed, altered, or belongs to another row, field or subject."""
-
-
-class MasterKeyUnavailable(Exception):
+class MasterKeyUnavailable(UnknownKeyId):
     """A data key is wrapped under a master key id that is not configured."""
 
 
+def _open_v1(aead: AESGCM, blob: bytes, associated: bytes) -> bytes:
+    if blob[:1] != FORMAT_V1 or len(blob) < 1 + NONCE_BYTES + 16:
+        raise CiphertextInvalid("unknown ciphertext format")
+    try:
+        return aead.decrypt(blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], associated)
+    except InvalidTag as exc:
+        raise CiphertextInvalid("ciphertext does not open") from exc
+
+
 class MasterKeys:
-    """The current master key (wraps new and re-wrapped keys) and older ones (unwrap only)."""
+    """Wraps and unwraps data keys with the master keyring (current key wraps, all unwrap)."""
 
-    def __init__(self, current_id: str, keys: dict[str, bytes]) -> None:
-        if current_id not in keys:
-            raise ValueError("the current master key id has no key")
-        if any(len(k) < 32 for k in keys.values()):
-            raise ValueError("master keys must be at least 32 bytes")
+    def __init__(self, current_id: str, keys: Mapping[str, bytes]) -> None:
+        self.keyring = Keyring(current_id, keys)
         self.current_id = current_id
-        self._keks = {kid: AESGCM(self._derive(kid, key)) for kid, key in keys.items()}
+        self._envelope = self.keyring.envelope(DATA_KEY_PURPOSE)
 
-    @staticmethod
-    def _derive(kek_id: str, master: bytes) -> bytes:
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEK_INFO + kek_id.encode()).derive(master)
+    @classmethod
+    def from_keyring(cls, keyring: Keyring) -> MasterKeys:
+        return cls(keyring.current_id, {kid: keyring.root(kid) for kid in keyring.key_ids})
 
     @classmethod
     def from_settings(cls, platform: PlatformSettings) -> MasterKeys:
-        keys = {kid: secret.get_secret_value().encode() for kid, secret in platform.old_master_keys.items()}
-        keys[platform.master_key_id] = platform.secret("master_key")
-        return cls(platform.master_key_id, keys)
+        return cls.from_keyring(platform.keyring("master_key"))
 
     @staticmethod
-    def _aad(pseudonym: str, key_id: str, kek_id: str) -> bytes:
-        return f"kinwell-dek|{pseudonym}|{key_id}|{kek_id}".encode()
+    def _aad(pseudonym: str, key_id: str) -> bytes:
+        return aad("kinwell-dek", pseudonym, key_id)
 
     def wrap(self, dek: bytes, pseudonym: str, key_id: str) -> tuple[str, bytes]:
-        kek_id = self.current_id
-        nonce = os.urandom(NONCE_BYTES)
-        return kek_id, FORMAT_V1 + nonce + self._keks[kek_id].encrypt(nonce, dek, self._aad(pseudonym, key_id, kek_id))
+        return self.current_id, self._envelope.seal(dek, self._aad(pseudonym, key_id))
 
     def unwrap(self, row: DataKey) -> bytes:
-        kek = self._keks.get(row.kek_id)
-        if kek is None:
-            raise MasterKeyUnavailable(row.kek_id)
         blob = bytes(row.wrapped)
-        if blob[:1] != FORMAT_V1:
-            raise CiphertextInvalid("unknown wrapped-key format")
+        if row.kek_id not in self.keyring.key_ids:
+            raise MasterKeyUnavailable(row.kek_id)
+        if blob[:1] == FORMAT_V1:  # wrapped before the envelope: KEK = HKDF(master, v1 info | id)
+            kek = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEK_INFO_V1 + row.kek_id.encode())
+            v1_aad = f"kinwell-dek|{row.pseudonym}|{row.key_id}|{row.kek_id}".encode()
+            return _open_v1(AESGCM(kek.derive(self.keyring.root(row.kek_id))), blob, v1_aad)
         try:
-            return kek.decrypt(blob[1:13], blob[13:], self._aad(row.pseudonym, row.key_id, row.kek_id))
-        except InvalidTag as exc:
-            raise CiphertextInvalid("wrapped key does not open") from exc
+            return self._envelope.open(blob, self._aad(row.pseudonym, row.key_id))
+        except UnknownKeyId as exc:
+            raise MasterKeyUnavailable(exc.key_id) from None
+
+    def is_current(self, row: DataKey) -> bool:
+        return row.kek_id == self.current_id and self._envelope.is_current(bytes(row.wrapped))
 
 
-def _aad(context: tuple[str, ...]) -> bytes:
+def _v1_aad(context: tuple[str, ...]) -> bytes:
     joined = "|".join(context)
     if joined.count("|") != len(context) - 1:  # a part with "|" could alias another context
         raise ValueError("context parts must not contain '|'")
@@ -119,26 +135,32 @@ def _aad(context: tuple[str, ...]) -> bytes:
 
 @dataclass(frozen=True)
 class SubjectKey:
-    """An unwrapped data key, usable for one subject only."""
+    """An unwrapped data key, usable for one subject only.
+
+    ``envelope`` is the data key as a one-key :class:`~shared.crypto.Envelope` (key id = the
+    data key's id), for callers that build their own associated data (e.g. event fields);
+    :meth:`seal` / :meth:`open` add the subject to the context themselves.
+    """
 
     key_id: str
     pseudonym: str
-    aead: AESGCM
+    envelope: Envelope
+    _legacy: AESGCM
+
+    @classmethod
+    def of(cls, key_id: str, pseudonym: str, dek: bytes) -> SubjectKey:
+        return cls(key_id, pseudonym, Envelope.single(key_id, dek), AESGCM(dek))
 
     def seal(self, plaintext: bytes, *context: str) -> bytes:
         """Encrypt ``plaintext`` bound to ``context`` (e.g. table, row id, field) and the subject."""
-        nonce = os.urandom(NONCE_BYTES)
-        return FORMAT_V1 + nonce + self.aead.encrypt(nonce, plaintext, _aad((*context, self.pseudonym)))
+        return self.envelope.seal(plaintext, aad(*context, self.pseudonym))
 
     def open(self, blob: bytes, *context: str) -> bytes:
         """Decrypt a blob sealed with the same context; :class:`CiphertextInvalid` otherwise."""
         blob = bytes(blob)
-        if blob[:1] != FORMAT_V1 or len(blob) < 1 + NONCE_BYTES + 16:
-            raise CiphertextInvalid("unknown ciphertext format")
-        try:
-            return self.aead.decrypt(blob[1:13], blob[13:], _aad((*context, self.pseudonym)))
-        except InvalidTag as exc:
-            raise CiphertextInvalid("ciphertext does not open") from exc
+        if blob[:1] == FORMAT_V1:
+            return _open_v1(self._legacy, blob, _v1_aad((*context, self.pseudonym)))
+        return self.envelope.open(blob, aad(*context, self.pseudonym))
 
 
 class DataKeyStore:
@@ -180,7 +202,7 @@ class DataKeyStore:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def _unwrap(self, row: DataKey) -> SubjectKey:
-        return SubjectKey(row.key_id, row.pseudonym, AESGCM(self.master.unwrap(row)))
+        return SubjectKey.of(row.key_id, row.pseudonym, self.master.unwrap(row))
 
     def get(self, session: Session, pseudonym: str) -> SubjectKey | None:
         """The subject's key, or None if they have none (never had one, or it was destroyed)."""
@@ -215,7 +237,7 @@ class DataKeyStore:
             except IntegrityError:
                 session.rollback()
                 return self.require(session, pseudonym)
-            return self._remember(SubjectKey(key_id, pseudonym, AESGCM(dek)))
+            return self._remember(SubjectKey.of(key_id, pseudonym, dek))
 
     def destroy(self, session: Session, pseudonym: str) -> int:
         """Delete the subject's key in the caller's transaction (cascading to rows that use it)."""
@@ -226,19 +248,26 @@ class DataKeyStore:
         return int(result.rowcount or 0)
 
     def rewrap_all(self, session: Session, *, batch: int = 500) -> int:
-        """Re-wrap every key not under the current master key; returns how many were re-wrapped."""
-        done = 0
-        current = self.master.current_id
+        """Re-wrap every key not sealed by the current master key in the current format.
+
+        Walks the table in key-id order, one committed batch at a time (safe to interrupt and run
+        again); returns how many keys were re-wrapped.
+        """
+        done, after = 0, ""
         while True:
-            rows = list(session.exec(select(DataKey).where(DataKey.kek_id != current).limit(batch)))
+            query = select(DataKey).where(col(DataKey.key_id) > after).order_by(col(DataKey.key_id)).limit(batch)
+            rows = list(session.exec(query))
             if not rows:
                 return done
             for row in rows:
+                if self.master.is_current(row):
+                    continue
                 kek_id, wrapped = self.master.wrap(self.master.unwrap(row), row.pseudonym, row.key_id)
                 session.exec(
                     update(DataKey)
                     .where(col(DataKey.key_id) == row.key_id)
                     .values(kek_id=kek_id, wrapped=wrapped, rewrapped_at=datetime.now(UTC))
                 )
+                done += 1
             session.commit()
-            done += len(rows)
+            after = rows[-1].key_id

@@ -7,10 +7,17 @@ Two layers, both read from the environment once, at start-up (never at import ti
 * Each service's ``config.py`` subclasses :class:`ServiceSettings` with its own prefix
   (``KINWELL_CONSENT_`` ...) for its database, port and NATS credentials.
 
+Least privilege: each service holds only the platform secrets it uses, as declared in
+``shared.topology.SERVICE_SECRETS`` (the aggregator holds none of the pseudonym, period and master
+keys). :class:`ServiceSettings` drops every other secret, so ``platform.secret(name)`` of a secret
+the service does not hold raises :class:`SettingsError`.
+
 In ``embedded`` mode (``kinwell up``, tests) a secret that is not given is generated once and kept
-in ``<data_dir>/dev-secrets.json`` (mode 0600) so that data survives restarts. In ``production``
-mode nothing is generated: a missing, placeholder or too-short secret, or the dev token issuer,
-refuses to start.
+in ``<data_dir>/dev-secrets.json`` (mode 0600) so that data survives restarts; ``kinwell up``
+hands each service process only its own secrets in its environment and tells it not to read that
+file (``KINWELL_LOAD_DEV_SECRETS=false``). In ``production`` mode nothing is generated: a service
+missing a secret it holds, a placeholder or too-short secret, or the dev token issuer, refuses to
+start; secrets it does not hold are not required.
 """
 
 from __future__ import annotations
@@ -25,17 +32,29 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.crypto import Keyring
+
 SERVICES: tuple[str, ...] = ("consent", "checkin", "recommender", "aggregator", "escalation")
 DEFAULT_PORTS: dict[str, int] = {name: 8001 + i for i, name in enumerate(SERVICES)}
 
-# Secrets every deployment must provide in production; generated in embedded mode.
+# Platform secrets (generated in embedded mode). Which service holds which: shared.topology.
 SECRET_FIELDS: tuple[str, ...] = (
     "pseudonym_key",
     "period_key",
     "master_key",
+    "webhook_key",
     "dev_jwt_secret",
     "receipt_signing_key",
 )
+# Root keys under rotation (shared.crypto.Keyring): secret -> (its key id field, retired keys field).
+KEYRINGS: dict[str, tuple[str, str]] = {
+    "master_key": ("master_key_id", "old_master_keys"),
+    "webhook_key": ("webhook_key_id", "old_webhook_keys"),
+}
+# Symmetric secrets whose strength is checked (the receipt key is a PEM, checked when loaded).
+_STRENGTH_CHECKED = ("pseudonym_key", "period_key", "master_key", "webhook_key")
+# Given to every process in embedded mode only (production accepts no HS256 tokens).
+EMBEDDED_ONLY_SECRETS: tuple[str, ...] = ("dev_jwt_secret",)
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "dev", "test", "kinwell", ""}
 MIN_SECRET_BYTES = 32
 
@@ -107,20 +126,30 @@ class PlatformSettings(BaseSettings):
     dev_token_issuer: bool = True
     max_token_bytes: int = 8192
 
-    # Platform secrets (see SECRET_FIELDS).
+    # Platform secrets (see SECRET_FIELDS; which service holds which: shared.topology.SERVICE_SECRETS).
     pseudonym_key: SecretStr | None = None
     period_key: SecretStr | None = None
+    # Root of the service's encrypted columns (data keys, directory): shared.crypto.Keyring.
     master_key: SecretStr | None = None
-    master_key_id: str = "k1"
-    # Retired master keys still needed to unwrap data keys until they are re-wrapped
-    # (KINWELL_OLD_MASTER_KEYS='{"k0": "..."}'); see shared.datakeys and `python -m services.checkin.rewrap`.
+    master_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_-]{1,16}$")
+    # Retired master keys, still needed to open what they sealed until `kinwell keys rewrap` has
+    # re-sealed it (KINWELL_OLD_MASTER_KEYS='{"k1": "..."}'); see docs/operations.md.
     old_master_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # Root of the outbound webhook subscriptions' signing secrets (its own key: the aggregator
+    # sends webhooks but must not hold the master key).
+    webhook_key: SecretStr | None = None
+    webhook_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_-]{1,16}$")
+    old_webhook_keys: dict[str, SecretStr] = Field(default_factory=dict)
     dev_jwt_secret: SecretStr | None = None
     # ES256 private key (PEM) that signs consent receipts; its public half is published as JWKS.
     receipt_signing_key: SecretStr | None = None
 
     # Privacy parameters shared by producers and the aggregator.
     k_anonymity: int = Field(default=5, ge=3)
+
+    # Embedded mode: fill missing secrets from <data_dir>/dev-secrets.json. `kinwell up` turns it
+    # off for each service, whose environment then carries only that service's secrets.
+    load_dev_secrets: bool = True
 
     # Telemetry.
     otel_exporter: Literal["none", "console", "otlp"] = "none"
@@ -129,18 +158,8 @@ class PlatformSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_mode(self) -> PlatformSettings:
+        problems = [p for name in _STRENGTH_CHECKED if (p := self._weakness(name)) is not None]
         if self.mode == "production":
-            problems = []
-            for name in ("pseudonym_key", "period_key", "master_key"):
-                value: SecretStr | None = getattr(self, name)
-                if value is None:
-                    problems.append(f"{name} is missing")
-                elif value.get_secret_value().lower() in _PLACEHOLDERS:
-                    problems.append(f"{name} is a placeholder")
-                elif len(value.get_secret_value()) < MIN_SECRET_BYTES:
-                    problems.append(f"{name} is shorter than {MIN_SECRET_BYTES} characters")
-            if self.receipt_signing_key is None:
-                problems.append("receipt_signing_key is missing")
             if self.dev_token_issuer:
                 problems.append("dev_token_issuer must be false")
             if any(alg.startswith("HS") for alg in self.jwt_algorithms):
@@ -149,19 +168,61 @@ class PlatformSettings(BaseSettings):
                 problems.append("jwks_url or jwks_json is required")
             if problems:
                 raise SettingsError("unsafe production settings: " + "; ".join(problems))
-        else:
+        elif self.load_dev_secrets:
             stored = load_or_create_dev_secrets(self.data_dir)
             for name in SECRET_FIELDS:
                 if getattr(self, name) is None:
                     setattr(self, name, SecretStr(stored[name]))
+            for secret, (id_field, old_field) in KEYRINGS.items():
+                # A key rotated by `kinwell keys rotate` (embedded): its id and retired keys.
+                # Retired keys are kept there as a JSON object in a string (the file maps str -> str).
+                if secret not in self.model_fields_set and id_field in stored:
+                    setattr(self, id_field, stored[id_field])
+                    retired = json.loads(stored.get(old_field, "{}"))
+                    setattr(self, old_field, {kid: SecretStr(key) for kid, key in retired.items()})
         return self
 
-    def secret(self, name: str) -> bytes:
-        """Raw bytes of a platform secret (always present after validation)."""
+    def _weakness(self, name: str) -> str | None:
         value: SecretStr | None = getattr(self, name)
-        if value is None:  # pragma: no cover - the validator guarantees presence
-            raise SettingsError(f"{name} is not configured")
+        if value is None:
+            return None
+        if value.get_secret_value().lower() in _PLACEHOLDERS:
+            return f"{name} is a placeholder"
+        if len(value.get_secret_value()) < MIN_SECRET_BYTES:
+            return f"{name} is shorter than {MIN_SECRET_BYTES} characters"
+        return None
+
+    def secret(self, name: str) -> bytes:
+        """Raw bytes of a platform secret this process holds; :class:`SettingsError` otherwise."""
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise SettingsError(f"{name} is not held by this process")
         return value.get_secret_value().encode()
+
+    def held_secrets(self) -> frozenset[str]:
+        """The names of the platform secrets this process holds."""
+        return frozenset(name for name in SECRET_FIELDS if getattr(self, name) is not None)
+
+    def keyring(self, name: str) -> Keyring:
+        """The keyring of a root secret (``master_key``, ``webhook_key``): current and retired keys."""
+        id_field, old_field = KEYRINGS[name]
+        keys = {kid: secret.get_secret_value().encode() for kid, secret in getattr(self, old_field).items()}
+        keys[getattr(self, id_field)] = self.secret(name)
+        return Keyring(getattr(self, id_field), keys)
+
+    def restricted_to(self, service: str, held: tuple[str, ...]) -> PlatformSettings:
+        """A copy holding only ``held`` (plus the embedded-only dev secrets in embedded mode).
+
+        In production a held secret that is missing refuses to start.
+        """
+        keep = set(held) | (set(EMBEDDED_ONLY_SECRETS) if self.mode == "embedded" else set())
+        if self.mode == "production":
+            missing = [f"{name} is missing" for name in held if getattr(self, name) is None]
+            if missing:
+                raise SettingsError(f"{service}: unsafe production settings: " + "; ".join(missing))
+        update: dict[str, object] = {name: None for name in SECRET_FIELDS if name not in keep}
+        update |= {old: {} for ring, (_, old) in KEYRINGS.items() if ring not in keep}
+        return self.model_copy(update=update)
 
 
 class ServiceSettings(BaseSettings):
@@ -185,10 +246,15 @@ class ServiceSettings(BaseSettings):
                 raise SettingsError(f"{self.service_name}: database_url is required in production")
             self.platform.data_dir.mkdir(parents=True, exist_ok=True)
             self.database_url = f"sqlite:///{self.platform.data_dir / (self.service_name + '.db')}"
+        from shared.topology import SERVICE_SECRETS  # topology imports this module
+
+        held = SERVICE_SECRETS.get(self.service_name)
+        if held is not None:
+            self.platform = self.platform.restricted_to(self.service_name, held)
         if self.nats_user is None:
             self.nats_user = self.service_name
         if self.nats_password is None:
-            if self.platform.mode == "production":
+            if self.platform.mode == "production" or not self.platform.load_dev_secrets:
                 raise SettingsError(f"{self.service_name}: nats_password is required in production")
             stored = load_or_create_dev_secrets(self.platform.data_dir)
             self.nats_password = SecretStr(stored[f"nats_{self.service_name}_password"])

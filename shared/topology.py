@@ -68,6 +68,20 @@ def consumer_name(service: str, filter_subject: str) -> str:
     return f"{service}__{filt.replace('.', '_').replace('*', 'any')}"
 
 
+# Least privilege for platform secrets: what each service holds, and nothing else (settings drop
+# the rest; production requires exactly these; `kinwell up` hands each process only these). The
+# aggregator must not hold the pseudonym, period or master key: with them and a list of employee
+# ids it could link contributions back to people. dev_jwt_secret (embedded only) is not listed.
+SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
+    # pseudonyms, the directory (master key), signed consent receipts
+    "consent": ("pseudonym_key", "master_key", "receipt_signing_key"),
+    # pseudonyms, per-period contribution tokens, subjects' data keys, outbound webhooks
+    "checkin": ("pseudonym_key", "period_key", "master_key", "webhook_key"),
+    "recommender": (),
+    "aggregator": ("webhook_key",),
+    "escalation": ("webhook_key",),
+}
+
 KV_BUCKET = "consent"
 """Consent state: stream ``KV_consent``, written only by consent, watched by the services below."""
 KV_STREAM = f"KV_{KV_BUCKET}"

@@ -48,7 +48,7 @@ class ConsentSettings(ServiceSettings):
     @model_validator(mode="after")
     def _hris_secrets(self) -> ConsentSettings:
         if not self.hris_webhook_secrets:
-            if self.platform.mode == "production":
+            if self.platform.mode == "production" or not self.platform.load_dev_secrets:
                 raise SettingsError("consent: hris_webhook_secrets is required in production")
             stored = load_or_create_dev_secrets(self.platform.data_dir)
             self.hris_webhook_secrets = [SecretStr(stored["hris_webhook_secret"])]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -24,7 +24,7 @@ from services.consent.config import ConsentSettings
 from services.consent.models import PolicyVersion
 from shared.auth import ReceiptSigner
 from shared.bus.connection import Bus
-from shared.crypto import pseudonym
+from shared.crypto import CiphertextInvalid, Keyring, aad, key_id_of, pseudonym
 
 NONCE_BYTES = 12
 _LOCK_HELD = "consent_write_lock_held"
@@ -33,31 +33,58 @@ SERIALISED = "consent_serialised"
 
 
 class DirectoryCipher:
-    """AES-GCM for directory fields; the key is HKDF(master key, info="consent-directory").
+    """The directory's envelope (``shared.crypto``): purpose ``consent-directory`` of the master keyring.
 
     The associated data binds a ciphertext to its subject and field, so a sealed phone number
-    copied onto another subject's row, or into the email field, fails to open.
+    copied onto another subject's row, or into the email field, fails to open. Values sealed
+    before the envelope (``nonce | ciphertext`` under HKDF(master key, "consent-directory"), no
+    version byte) still open, under any configured master key, until ``kinwell keys rewrap``.
     """
 
-    INFO = b"consent-directory"
+    PURPOSE = "consent-directory"
 
-    def __init__(self, master_key: bytes, key_id: str) -> None:
-        key = HKDF(algorithm=SHA256(), length=32, salt=None, info=self.INFO).derive(master_key)
-        self._aead = AESGCM(key)
-        self.key_id = key_id
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self.envelope = keyring.envelope(self.PURPOSE)
+        self.key_id = keyring.current_id
+        self._legacy = [
+            AESGCM(HKDF(algorithm=SHA256(), length=32, salt=None, info=b"consent-directory").derive(keyring.root(kid)))
+            for kid in sorted(keyring.key_ids, key=lambda kid: kid != keyring.current_id)
+        ]
 
-    @staticmethod
-    def _aad(subject: str, field: str) -> bytes:
-        return f"{subject}|{field}".encode()
+    def _aad(self, subject: str, field: str) -> bytes:
+        return aad(self.PURPOSE, subject, field)
 
     def seal(self, subject: str, field: str, value: str) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, value.encode(), self._aad(subject, field))
+        return self.envelope.seal(value.encode(), self._aad(subject, field))
 
     def open(self, subject: str, field: str, sealed: bytes) -> str:
-        """Raises ``cryptography.exceptions.InvalidTag`` for a wrong key, subject or field."""
-        plain = self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._aad(subject, field))
-        return plain.decode()
+        """:class:`~shared.crypto.CiphertextInvalid` for a wrong key, subject or field."""
+        return self.open_bytes(subject, field, sealed).decode()
+
+    def open_bytes(self, subject: str, field: str, sealed: bytes) -> bytes:
+        sealed = bytes(sealed)
+        if key_id_of(sealed) is not None:
+            try:
+                return self.envelope.open(sealed, self._aad(subject, field))
+            except CiphertextInvalid:
+                pass  # a legacy blob whose random nonce happens to look like a v2 header
+        for legacy in self._legacy:
+            try:
+                return legacy.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], f"{subject}|{field}".encode())
+            except InvalidTag:
+                continue
+        raise CiphertextInvalid("directory value does not open")
+
+    def reseal(self, subject: str, field: str, sealed: bytes) -> bytes | None:
+        """``sealed`` re-sealed under the current key, or None if it already is (``kinwell keys rewrap``)."""
+        if self.envelope.is_current(sealed):
+            try:
+                self.envelope.open(sealed, self._aad(subject, field))
+                return None
+            except CiphertextInvalid:
+                pass
+        return self.envelope.seal(self.open_bytes(subject, field, sealed), self._aad(subject, field))
 
 
 @dataclass(frozen=True)
@@ -80,7 +107,7 @@ class ConsentContext:
         return cls(
             settings=settings,
             signer=ReceiptSigner(platform),
-            cipher=DirectoryCipher(platform.secret("master_key"), platform.master_key_id),
+            cipher=DirectoryCipher(platform.keyring("master_key")),
             _pseudonym_key=platform.secret("pseudonym_key"),
         )
 

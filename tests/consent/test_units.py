@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cryptography.exceptions import InvalidTag
 from sqlmodel import Session
 
 from services.consent import stats
@@ -16,6 +15,7 @@ from services.consent.deps import ConsentContext, DirectoryCipher
 from services.consent.directory import release_contact
 from services.consent.schemas import REQUIRED_LANGUAGES, ConsentGrant, ContactPreferences, PolicyVersionCreate
 from services.consent.service import grant
+from shared.crypto import CiphertextInvalid, Keyring
 from shared.db import make_engine, run_migrations
 from shared.errors import Conflict, NotFound
 from shared.events.consent import Purpose
@@ -33,15 +33,15 @@ def test_policy_seed_covers_every_purpose_in_every_required_language():
 
 
 def test_directory_cipher_binds_each_value_to_its_subject_and_field():
-    cipher = DirectoryCipher(b"k" * 32, "k1")
+    cipher = DirectoryCipher(Keyring("k1", {"k1": b"k" * 32}))
     sealed = cipher.seal("a" * 64, "phone", "+447700900123")
     assert b"+447700900123" not in sealed
     assert cipher.open("a" * 64, "phone", sealed) == "+447700900123"
     for subject, field in (("b" * 64, "phone"), ("a" * 64, "email")):
-        with pytest.raises(InvalidTag):
+        with pytest.raises(CiphertextInvalid):
             cipher.open(subject, field, sealed)
-    with pytest.raises(InvalidTag):
-        DirectoryCipher(b"x" * 32, "k1").open("a" * 64, "phone", sealed)
+    with pytest.raises(CiphertextInvalid):
+        DirectoryCipher(Keyring("k1", {"k1": b"x" * 32})).open("a" * 64, "phone", sealed)
     assert cipher.seal("a" * 64, "phone", "same") != cipher.seal("a" * 64, "phone", "same")  # fresh nonces
 
 
