@@ -96,7 +96,13 @@ def service_permissions(service: str) -> Permissions:
         requests = [f(s) for s in t.SUBJECT_REQUEST_RESPONDERS for f in (t.export_subject, t.access_log_subject)]
         pub(("data-subject requests to every other service", requests))
 
+    if t.requests_by(service):
+        pub(("requests it asks another service", [r.subject for r in t.requests_by(service)]))
+
     sub(("own inbox only (connect with inbox_prefix)", [f"{inbox_prefix(service)}.>"]))
+    if t.requests_to(service):
+        sub(("requests it answers", [r.subject for r in t.requests_to(service)]))
+        p.allow_responses = True
     if service in t.SUBJECT_REQUEST_RESPONDERS:
         sub(("data-subject requests about its own data", [t.export_subject(service), t.access_log_subject(service)]))
         p.allow_responses = True  # may reply once to each request's reply subject

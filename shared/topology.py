@@ -148,6 +148,32 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class RequestSpec:
+    """A core request/reply subject between two services (outside every stream, never stored)."""
+
+    subject: str
+    requester: str
+    responder: str
+
+
+# Point-to-point questions whose answer is decided at the moment it is asked (so not an event):
+# ``rpc.<responder>.<what>.v<N>``. The requester may only publish it, the responder only subscribe
+# and answer once (allow_responses).
+REQUESTS: tuple[RequestSpec, ...] = (
+    RequestSpec("rpc.consent.contact.v1", requester="escalation", responder="consent"),
+    RequestSpec("rpc.escalation.casenote.v1", requester="checkin", responder="escalation"),
+)
+
+
+def requests_by(service: str) -> tuple[RequestSpec, ...]:
+    return tuple(r for r in REQUESTS if r.requester == service)
+
+
+def requests_to(service: str) -> tuple[RequestSpec, ...]:
+    return tuple(r for r in REQUESTS if r.responder == service)
+
+
 def consumers_for(service: str) -> tuple[ConsumerSpec, ...]:
     """The consumers ``service`` creates and reads from."""
     return tuple(c for c in CONSUMERS if c.service == service)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.consent import endpoints, endpoints_policy, endpoints_rights, erasure, handlers, hris, hris_endpoints
 from services.consent.config import ConsentSettings
+from services.consent.contact import start_contact_responder
 from services.consent.deps import ConsentContext
 from services.consent.problems import finish_openapi
 from services.consent.revocation import start_revocations, stop_revocations
@@ -74,7 +75,13 @@ def build_spec(ctx: ConsentContext) -> ServiceSpec:
             hris_endpoints.rates,
         ],
         consumers=handlers.bindings,
-        on_start=[ensure_kv_bucket, start_revocations(ctx), start_erasure_retries, start_hris_purge],
+        on_start=[
+            ensure_kv_bucket,
+            start_revocations(ctx),
+            start_erasure_retries,
+            start_hris_purge,
+            start_contact_responder(ctx),
+        ],
         on_stop=[stop_revocations, stop_writer],
     )
 

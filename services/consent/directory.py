@@ -73,9 +73,17 @@ def release_contact(
 
     Only while the escalation consent is granted; the release is written to the hash-chained
     audit log (counsellor by pseudonym, the case id in the action) in the caller's transaction,
-    so a release that is not committed is not logged and vice versa. The escalation issue wires
-    this to its NATS request/reply; there is no HTTP route to it.
+    so a release that is not committed is not logged and vice versa. The escalation service asks
+    for it over NATS request/reply (``services.consent.contact``); there is no HTTP route to it.
     """
+    return release_contact_to(session, pseudonym, ctx.pseudonym(counsellor_sub), case_id, ctx=ctx)
+
+
+def release_contact_to(
+    session: Session, pseudonym: str, counsellor: str, case_id: UUID | str, *, ctx: ConsentContext
+) -> dict[str, str]:
+    """:func:`release_contact` for a counsellor already named by pseudonym (the escalation
+    service's request, ``rpc.consent.contact.v1``: counsellors' ids never travel on the bus)."""
     case = str(UUID(str(case_id)))  # a UUID or ValueError: never free text in the audit log
     consent = repo.get_consent(session, pseudonym, Purpose.escalation.value)
     if consent is None or consent.state != repo.GRANTED:
@@ -85,7 +93,7 @@ def release_contact(
         raise NotFound("The subject has given no contact details.")
     audit.append(
         session,
-        actor=ctx.pseudonym(counsellor_sub),
+        actor=counsellor,
         actor_role=Role.counsellor.value,
         subject=pseudonym,
         action=f"contact.released:{case}",

@@ -1,10 +1,10 @@
-"""What the escalation service tells systems outside the platform (an on-call or paging tool).
+"""What the escalation service tells systems outside the platform (an on-call tool, a crisis service).
 
-The escalation issue decides when a page is raised and what it says; this module fixes the event
-types admins can subscribe to, and the one way to send them: :func:`notify`, called inside the
-transaction that changes the case, so a rolled-back change pages nobody. A page names a case, never
-a person or anything they wrote; pass the case's pseudonym as ``subject`` so that erasure also
-deletes the pages still queued about them (the pseudonym itself is never sent).
+:func:`notify` is called inside the transaction that changes the case, so a rolled-back change pages
+nobody. A page names a case, its severity, its ladder step and the console link, never a person or
+anything they wrote; the case's pseudonym goes in as ``subject`` so that erasure also deletes the
+pages still queued about them (the pseudonym itself is never sent). Such deliveries reach only
+subscriptions that name the event type explicitly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from shared.webhooks import enqueue
 
 PAGE_TRIGGERED = "escalation.page.triggered"
 PAGE_RESOLVED = "escalation.page.resolved"
-EVENT_TYPES = frozenset({PAGE_TRIGGERED, PAGE_RESOLVED})
+PAGE_EXTERNAL = "escalation.page.external"  # the final rule: the external crisis service
+EVENT_TYPES = frozenset({PAGE_TRIGGERED, PAGE_RESOLVED, PAGE_EXTERNAL})
 
 
 def notify(session: Session, event_type: str, payload: dict[str, Any], *, subject: str | None = None) -> list[str]:

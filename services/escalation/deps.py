@@ -1,0 +1,57 @@
+"""The escalation service's long-lived parts (``app.state.escalation``) and who is calling."""
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from services.escalation.config import EscalationSettings
+from shared.auth import Principal, Role, require_roles
+from shared.crypto import pseudonym
+from shared.datakeys import DataKeyStore, MasterKeys
+
+
+@dataclass
+class EscalationContext:
+    settings: EscalationSettings
+    keys: DataKeyStore
+    runtime: Any = None  # shared.app.Runtime once started (bus for request/reply)
+
+    @classmethod
+    def from_settings(cls, settings: EscalationSettings) -> "EscalationContext":
+        return cls(settings=settings, keys=DataKeyStore(MasterKeys.from_settings(settings.platform)))
+
+    def pseudonym(self, sub: str) -> str:
+        platform = self.settings.platform
+        return pseudonym(platform.secret("pseudonym_key"), platform.tenant, sub)
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    pseudonym: str
+
+
+def _context(request: Request) -> EscalationContext:
+    ctx: EscalationContext = request.app.state.escalation
+    return ctx
+
+
+async def _async_context(request: Request) -> EscalationContext:
+    return _context(request)
+
+
+Ctx = Annotated[EscalationContext, Depends(_async_context)]
+
+
+def _caller(role: Role) -> Any:
+    guard = require_roles(role)
+
+    async def caller(request: Request, principal: Annotated[Principal, Depends(guard)]) -> Caller:
+        return Caller(principal, _context(request).pseudonym(principal.sub))
+
+    return caller
+
+
+Counsellor = Annotated[Caller, Depends(_caller(Role.counsellor))]
+Employee = Annotated[Caller, Depends(_caller(Role.employee))]
