@@ -31,7 +31,10 @@ def test_only_the_holders_confirmation_reveals_contact_and_the_employee_sees_it(
     case = h.case_of(sub)
     assert case["state"] == "proposed"
     # Nothing in the proposed case reveals how to reach the person.
-    listed = svc.client.get("/v1/cases", headers=h.counsellor()).text + svc.client.get(f"/v1/cases/{case['id']}", headers=h.counsellor()).text
+    listed = (
+        svc.client.get("/v1/cases", headers=h.counsellor()).text
+        + svc.client.get(f"/v1/cases/{case['id']}", headers=h.counsellor()).text
+    )
     assert "+447700900123" not in listed and h.pseudonym(sub) not in listed
     # Not held yet: confirming is refused and nothing is released.
     assert svc.client.post(f"/v1/cases/{case['id']}/confirm", headers=h.counsellor("c-a")).status_code == 409
@@ -50,7 +53,9 @@ def test_only_the_holders_confirmation_reveals_contact_and_the_employee_sees_it(
     assert released[0]["actor"] == h.pseudonym("c-a")
 
     # A dismissed case never reveals them again.
-    svc.client.post(f"/v1/cases/{case['id']}/dismiss", json={"reason": "handled_elsewhere"}, headers=h.counsellor("c-a"))
+    svc.client.post(
+        f"/v1/cases/{case['id']}/dismiss", json={"reason": "handled_elsewhere"}, headers=h.counsellor("c-a")
+    )
     assert svc.client.post(f"/v1/cases/{case['id']}/confirm", headers=h.counsellor("c-a")).status_code == 409
 
 

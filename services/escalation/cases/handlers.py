@@ -1,9 +1,9 @@
 """Inbound events and requests: screening flags, consent changes, erasure, export, note access.
 
 The flag consumer never acknowledges what it did not apply: while the consent gate has not synced
-it cannot tell a withdrawn subject from one it has not read yet, so it raises and the consumer
-naks the flag for a later delivery (it is dropped only when the gate *knows* the flow is not
-allowed: no ``escalation`` consent and no request for contact).
+it cannot tell a withdrawn subject from one it has not read yet, so :func:`gated` puts the flag
+back (``NotYet``) for a later delivery; it is dropped only when the gate *knows* the flow is not
+allowed (no ``escalation`` consent and no request for contact).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from services.escalation.cases.models import Case, as_utc
 from services.escalation.deps import EscalationContext
 from shared import audit
 from shared.app import ConsumerBinding, Runtime
-from shared.events.checkin import EscalationFlagged
+from shared.events.checkin import EscalationFlagged, gated
 from shared.events.consent import ConsentChanged
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
 from shared.service_kit import erasure_binding
@@ -32,10 +32,6 @@ log = logging.getLogger("kinwell.escalation")
 NAME = "escalation"
 
 
-class ConsentUnknown(Exception):
-    """The gate has not synced: the flag is retried, never dropped."""
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -43,12 +39,9 @@ def _now() -> datetime:
 def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
     gate = rt.gate
 
+    assert gate is not None, "the escalation service runs with a consent gate"
+
     def flagged(session: Session, event: EscalationFlagged) -> None:
-        if not event.contact_requested:
-            if gate is None or not gate.synced:
-                raise ConsentUnknown()
-            if not gate.allowed(event.pseudonym, event.purpose):
-                return  # known: no escalation consent and no request for contact
         service.open_from_flag(session, ctx, event, _now())
 
     def consent(session: Session, event: ConsentChanged) -> None:
@@ -57,7 +50,9 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
 
     return [
         erasure_binding(NAME, lambda s, p: erase(s, ctx, p)),
-        ConsumerBinding("checkin.escalation.>", TypeAdapter(EscalationFlagged), flagged, max_deliver=20),
+        # gated(): granted (or the employee asked for contact) -> applied; denied -> acknowledged and
+        # dropped; unknown (gate not synced) -> NotYet, put back uncounted and judged again later.
+        ConsumerBinding("checkin.escalation.>", TypeAdapter(EscalationFlagged), gated(gate, flagged)),
         ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
     ]
 
