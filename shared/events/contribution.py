@@ -21,11 +21,36 @@ PERIOD_TOKEN_PATTERN = r"^[0-9a-f]{64}$"  # noqa: S105 - a regex, not a secret
 
 # Check-in metrics, then weekly work-pattern features (``POST /v1/signals``, ``work_patterns``
 # consent): days worked, mean meeting and focus hours per worked day, share of messages sent
-# outside working hours (percent). Added to v1 as new values: every producer and consumer shares
-# this one contract, and no existing value changed meaning.
+# outside working hours (percent). Then program metrics (the employer's view of the programme, as
+# de-identified counters under the same release rules): a resource engaged with (0/1, from the
+# recommender), an EAP referral (0/1) and hours to acknowledge / to contact an escalation (from
+# escalation). Added to v1 as new values: every producer and consumer shares this one contract, and
+# no existing value changed meaning.
 Metric = Literal[
-    "who5_index", "mood", "days_worked", "meeting_hours_per_day", "focus_hours_per_day", "after_hours_message_share"
+    "who5_index",
+    "mood",
+    "days_worked",
+    "meeting_hours_per_day",
+    "focus_hours_per_day",
+    "after_hours_message_share",
+    "resource_engaged",
+    "eap_referred",
+    "escalation_ack_hours",
+    "escalation_contact_hours",
 ]
+Source = Literal["checkin", "recommender", "escalation"]
+PROGRAM_METRICS: tuple[str, ...] = (
+    "resource_engaged",
+    "eap_referred",
+    "escalation_ack_hours",
+    "escalation_contact_hours",
+)
+METRIC_SOURCES: dict[str, str] = {
+    "resource_engaged": "recommender",
+    "eap_referred": "escalation",
+    "escalation_ack_hours": "escalation",
+    "escalation_contact_hours": "escalation",
+}
 METRIC_RANGES: dict[str, tuple[float, float]] = {
     "who5_index": (0, 100),
     "mood": (1, 5),
@@ -33,17 +58,22 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "meeting_hours_per_day": (0, 24),
     "focus_hours_per_day": (0, 24),
     "after_hours_message_share": (0, 100),
+    "resource_engaged": (0, 1),
+    "eap_referred": (0, 1),
+    "escalation_ack_hours": (0, 72),
+    "escalation_contact_hours": (0, 72),
 }
 
 
 class ContributionRecorded(Event):
     """One subject's value of one metric for one org unit and ISO week (check-in metrics under
-    ``aggregate_insights``, work-pattern features under ``work_patterns``)."""
+    ``aggregate_insights``, work-pattern features under ``work_patterns``; program metrics from the
+    recommender and escalation, each metric from its one source)."""
 
     type: Literal["contribution.aggregate.recorded.v1"] = "contribution.aggregate.recorded.v1"
     subject_template = "contribution.aggregate.recorded.v1"
 
-    source: Literal["checkin"]
+    source: Source
     org_unit: str = Field(pattern=ORG_UNIT_PATTERN)
     iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
     metric: Metric
@@ -55,6 +85,8 @@ class ContributionRecorded(Event):
         low, high = METRIC_RANGES[self.metric]
         if not low <= self.value <= high:
             raise ValueError("value out of range for metric")
+        if METRIC_SOURCES.get(self.metric, "checkin") != self.source:
+            raise ValueError("metric not published by this source")
         return self
 
 
@@ -68,7 +100,7 @@ class ContributionRetracted(Event):
     type: Literal["contribution.aggregate.retracted.v1"] = "contribution.aggregate.retracted.v1"
     subject_template = "contribution.aggregate.retracted.v1"
 
-    source: Literal["checkin"]
+    source: Source
     org_unit: str = Field(pattern=ORG_UNIT_PATTERN)
     iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
     period_token: str = Field(pattern=PERIOD_TOKEN_PATTERN)

@@ -102,3 +102,19 @@ class PersonalizationProfile(Event):
     role_family: str | None = Field(default=None, pattern=ROLE_FAMILY_PATTERN)
     country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
     language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
+
+
+class ManagerScopeChanged(Event):
+    """The manager behind ``pseudonym`` manages ``org_units`` (and so sees their subtrees' released
+    figures at the managers' minimum group size) from ``effective_from`` on; an empty list ends it.
+
+    For the aggregator only (``hris.org.>``): the one fact it needs to scope a manager's view,
+    keyed by pseudonym so it never holds an employee id. Replaces the previous scope.
+    """
+
+    type: Literal["hris.org.manager_scope.v1"] = "hris.org.manager_scope.v1"
+    subject_template = "hris.org.manager_scope.v1"
+
+    pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
+    org_units: list[Annotated[str, Field(pattern=ORG_UNIT_PATTERN)]] = Field(max_length=500)
+    effective_from: date

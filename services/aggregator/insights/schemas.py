@@ -1,0 +1,34 @@
+"""Responses of ``GET /v1/insights``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class TriggerRead(BaseModel):
+    trigger_id: str
+    kind: str
+    label: str | None
+    starts_on: date
+
+
+class InsightRead(BaseModel):
+    insight_id: str
+    kind: Literal["drop", "drift"]
+    org_unit: str
+    metric: str
+    iso_week: str
+    change: float
+    interval_95: tuple[float, float]
+    trigger: TriggerRead | None
+    suggestion_code: str
+    suggestion: str
+
+
+class InsightsRead(BaseModel):
+    view: Literal["organisation", "manager"]
+    lang: Literal["en", "es", "fr"]
+    insights: list[InsightRead]
