@@ -43,6 +43,7 @@ SECRET_FIELDS: tuple[str, ...] = (
     "period_key",
     "master_key",
     "webhook_key",
+    "manager_scope_key",
     "dev_jwt_secret",
     "receipt_signing_key",
 )
@@ -140,6 +141,9 @@ class PlatformSettings(BaseSettings):
     webhook_key: SecretStr | None = None
     webhook_key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9_-]{1,16}$")
     old_webhook_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    # Keys the managers' scopes (hris.org.manager_scope.v1): consent and the aggregator only, so the
+    # aggregator can match a manager's token to units without the pseudonym key.
+    manager_scope_key: SecretStr | None = None
     dev_jwt_secret: SecretStr | None = None
     # ES256 private key (PEM) that signs consent receipts; its public half is published as JWKS.
     receipt_signing_key: SecretStr | None = None

@@ -74,11 +74,12 @@ def consumer_name(service: str, filter_subject: str) -> str:
 # ids it could link contributions back to people. dev_jwt_secret (embedded only) is not listed.
 SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     # pseudonyms, the directory (master key), signed consent receipts
-    "consent": ("pseudonym_key", "master_key", "receipt_signing_key"),
+    "consent": ("pseudonym_key", "master_key", "receipt_signing_key", "manager_scope_key"),
     # pseudonyms, per-period contribution tokens, subjects' data keys, outbound webhooks
     "checkin": ("pseudonym_key", "period_key", "master_key", "webhook_key"),
     "recommender": (),
-    "aggregator": ("webhook_key",),
+    # outbound webhooks; the managers' scope references (never a pseudonym)
+    "aggregator": ("webhook_key", "manager_scope_key"),
     "escalation": ("webhook_key",),
 }
 

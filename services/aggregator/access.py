@@ -1,9 +1,9 @@
 """Who sees what: the organisation-wide view (hr_analyst), a manager's own subtree at the
 managers' k, an employee's team view; everyone else 403.
 
-A manager is matched to units by the pseudonym the consent service puts on
-``hris.org.manager_scope.v1`` (computed here from the token for the request only, never stored
-with anything about the request)."""
+A manager is matched to units by the reference the consent service puts on
+``hris.org.manager_scope.v1``: the manager's pseudonym under ``manager_scope_key`` (not the platform
+pseudonym key, which the aggregator does not hold), computed here from the token for the request."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def reporting_view(request: Request, principal: CurrentPrincipal) -> View:
         return View(managers=False, roots=None)
     if Role.manager in principal.roles:
         platform = request.app.state.settings.platform
-        ref = pseudonym(platform.secret("pseudonym_key"), platform.tenant, principal.sub)
+        ref = pseudonym(platform.secret("manager_scope_key"), platform.tenant, principal.sub)
         with Session(request.app.state.engine) as session:
             roots = org_repo.scope_of(session, ref)
         return View(managers=True, roots=tuple(sorted(roots)))

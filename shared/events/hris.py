@@ -105,16 +105,19 @@ class PersonalizationProfile(Event):
 
 
 class ManagerScopeChanged(Event):
-    """The manager behind ``pseudonym`` manages ``org_units`` (and so sees their subtrees' released
+    """The manager behind ``manager_ref`` manages ``org_units`` (and so sees their subtrees' released
     figures at the managers' minimum group size) from ``effective_from`` on; an empty list ends it.
 
-    For the aggregator only (``hris.org.>``): the one fact it needs to scope a manager's view,
-    keyed by pseudonym so it never holds an employee id. Replaces the previous scope.
+    For the aggregator only (``hris.org.>``): the one fact it needs to scope a manager's view.
+    ``manager_ref`` is ``HMAC(manager_scope_key, tenant|employee id)``, the manager's pseudonym under
+    a key only consent and the aggregator hold: the aggregator computes it from a manager's token,
+    never holds an employee id, and cannot link it to anything keyed by the platform pseudonym.
+    Replaces the previous scope.
     """
 
     type: Literal["hris.org.manager_scope.v1"] = "hris.org.manager_scope.v1"
     subject_template = "hris.org.manager_scope.v1"
 
-    pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
+    manager_ref: str = Field(pattern=PSEUDONYM_PATTERN)
     org_units: list[Annotated[str, Field(pattern=ORG_UNIT_PATTERN)]] = Field(max_length=500)
     effective_from: date

@@ -17,6 +17,7 @@ from sqlmodel import Session, func, select
 
 from services.aggregator.contributions.models import Cell
 from services.aggregator.releases import tasks
+from shared.crypto import pseudonym
 from shared.events.hris import ManagerScopeChanged, OrgUnitChanged
 from shared.release.rules import ReleaseRules
 from tests.checkin.conftest import FAST, Harness
@@ -45,7 +46,11 @@ class Stack:
     def manager_of(self, sub: str, *units: str) -> None:
         self.checkin.publish_as_consent(
             ManagerScopeChanged(
-                pseudonym=self.checkin.pseudonym(sub), org_units=list(units), effective_from=date(2020, 1, 1)
+                manager_ref=pseudonym(
+                    self.checkin.platform.secret("manager_scope_key"), self.checkin.platform.tenant, sub
+                ),
+                org_units=list(units),
+                effective_from=date(2020, 1, 1),
             )
         )
 

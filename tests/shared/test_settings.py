@@ -21,6 +21,7 @@ def _prod(**kw):
         period_key=STRONG + "p",
         master_key=STRONG + "m",
         webhook_key=STRONG + "w",
+        manager_scope_key=STRONG + "s",
         receipt_signing_key="-----BEGIN PRIVATE KEY-----",
         dev_token_issuer=False,
         jwt_algorithms=["RS256"],
@@ -125,5 +126,5 @@ def test_production_service_refuses_to_start_without_a_secret_it_holds(name, sec
 
 def test_a_service_given_every_secret_still_holds_only_its_own():
     settings = _service("aggregator", _prod(old_master_keys={"k0": STRONG + "old"}))
-    assert settings.platform.held_secrets() == {"webhook_key"}
+    assert settings.platform.held_secrets() == {"webhook_key", "manager_scope_key"}
     assert settings.platform.old_master_keys == {}

@@ -22,7 +22,7 @@ def on_unit_changed(session: Session, event: OrgUnitChanged) -> None:
 
 
 def on_manager_scope(session: Session, event: ManagerScopeChanged) -> None:
-    repo.replace_scope(session, event.pseudonym, list(event.org_units))
+    repo.replace_scope(session, event.manager_ref, list(event.org_units))
 
 
 def on_trigger(session: Session, event: TriggerAnnounced) -> None:
