@@ -80,7 +80,8 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     "recommender": (),
     # outbound webhooks; the managers' scope references (never a pseudonym)
     "aggregator": ("webhook_key", "manager_scope_key"),
-    "escalation": ("webhook_key",),
+    # pseudonyms (counsellors' and employees' tokens), subjects' data keys (sealed case notes), webhooks
+    "escalation": ("pseudonym_key", "master_key", "webhook_key"),
 }
 
 KV_BUCKET = "consent"

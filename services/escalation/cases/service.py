@@ -60,7 +60,7 @@ def _subject_key(session: Session, ctx: EscalationContext, pseudonym: str) -> Su
     kek_id, wrapped = ctx.keys.master.wrap(dek, pseudonym, key_id)
     session.add(DataKey(key_id=key_id, pseudonym=pseudonym, kek_id=kek_id, wrapped=wrapped))
     session.flush()
-    return SubjectKey(key_id, pseudonym, AESGCM(dek))  # not cached until it has committed
+    return SubjectKey.of(key_id, pseudonym, dek)  # not cached: the row may yet roll back
 
 
 def open_text(session: Session, ctx: EscalationContext, case: Case, row: CaseEvent) -> str | None:
