@@ -95,6 +95,7 @@ class ConsentContext:
     signer: ReceiptSigner
     cipher: DirectoryCipher
     _pseudonym_key: bytes
+    _manager_scope_key: bytes
     # SQLite has one writer at a time, and a waiting writer sleeps in SQLite's busy handler
     # (1, 2, 5 ... 100 ms): under load, subject changes queue here instead, woken at once.
     write_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
@@ -109,6 +110,7 @@ class ConsentContext:
             signer=ReceiptSigner(platform),
             cipher=DirectoryCipher(platform.keyring("master_key")),
             _pseudonym_key=platform.secret("pseudonym_key"),
+            _manager_scope_key=platform.secret("manager_scope_key"),
         )
 
     @property
@@ -121,6 +123,10 @@ class ConsentContext:
 
     def pseudonym(self, employee_id: str) -> str:
         return pseudonym(self._pseudonym_key, self.tenant, employee_id)
+
+    def manager_ref(self, employee_id: str) -> str:
+        """How the aggregator knows a manager (``hris.org.manager_scope.v1``): not the pseudonym."""
+        return pseudonym(self._manager_scope_key, self.tenant, employee_id)
 
     def owner_hash(self, subject: str) -> str:
         """Keyed hash naming the owner of an erasure request once the pseudonym is gone."""

@@ -38,7 +38,7 @@ from shared.bus.outbox import stage
 from shared.errors import NotFound, Unprocessable
 from shared.events.base import Event
 from shared.events.consent import Purpose
-from shared.events.hris import OrgUnitChanged, SubjectAssigned, SubjectLeft
+from shared.events.hris import ManagerScopeChanged, OrgUnitChanged, SubjectAssigned, SubjectLeft
 from shared.hris.adapters import VENDORS
 from shared.hris.minimise import to_platform_events
 from shared.hris.schema import (
@@ -144,7 +144,8 @@ class _Batch:
             case EmployeeLeft():
                 return _left(self, event, index)
             case OrgUnitCreated(org_unit=unit, effective_from=effective):
-                return _org_unit(self, unit.org_unit_id, unit.parent_id, "active", effective or day, index)
+                changed = _org_unit(self, unit.org_unit_id, unit.parent_id, "active", effective or day, index)
+                return changed + _manager(self, unit.org_unit_id, unit.manager_id, effective or day)
             case OrgUnitMoved(org_unit_id=unit_id, parent_id=parent, effective_from=effective):
                 return _org_unit(self, unit_id, parent, "active", effective or day, index)
             case OrgUnitClosed(org_unit_id=unit_id, closed_on=closed_on):
@@ -274,6 +275,24 @@ def _org_unit(batch: _Batch, unit_id: str, parent: str | None, state: str, effec
     batch.save(row)
     published_parent = parent if state == "active" else None
     return [OrgUnitChanged(org_unit=unit_id, parent=published_parent, state=state, effective_from=effective)]  # type: ignore[arg-type]
+
+
+def _manager(batch: _Batch, unit_id: str, manager_id: str | None, effective: date) -> list[Event]:
+    """A unit's manager changed: republish the scope of the new and of the former manager."""
+    row = batch.unit(unit_id)
+    ref = batch.ctx.manager_ref(manager_id) if manager_id else None
+    if row is None or row.manager_ref == ref:
+        return []
+    former, row.manager_ref = row.manager_ref, ref
+    batch.save(row)
+    batch.session.flush()
+    return [
+        ManagerScopeChanged(
+            manager_ref=who, org_units=hrepo.units_managed_by(batch.session, who), effective_from=effective
+        )
+        for who in (former, ref)
+        if who is not None
+    ]
 
 
 def _makes_cycle(batch: _Batch, unit_id: str, parent: str) -> bool:

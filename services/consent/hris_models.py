@@ -39,6 +39,8 @@ class HrisOrgUnit(SQLModel, table=True):
     parent: str | None = Field(default=None, max_length=64)
     state: str = Field(max_length=8)
     effective_from: date
+    # HMAC(manager_scope_key, tenant|manager's employee id): never the employee id itself.
+    manager_ref: str | None = Field(default=None, max_length=64, index=True)
     updated_at: datetime = _ts()
 
 

@@ -87,6 +87,11 @@ def get_org_unit(session: Session, org_unit: str) -> HrisOrgUnit | None:
     return session.get(HrisOrgUnit, org_unit)
 
 
+def units_managed_by(session: Session, manager_ref: str) -> list[str]:
+    stmt = select(HrisOrgUnit.org_unit).where(HrisOrgUnit.manager_ref == manager_ref).order_by(HrisOrgUnit.org_unit)
+    return list(session.exec(stmt))
+
+
 def get_trigger(session: Session, trigger_id: str) -> HrisTrigger | None:
     return session.get(HrisTrigger, trigger_id)
 

@@ -51,6 +51,11 @@ class OrgUnit(_Strict):
     org_unit_id: OrgUnitId
     parent_id: OrgUnitId | None = None
     name: str | None = Field(default=None, min_length=1, max_length=120, description="Never republished.")
+    manager_id: EmployeeId | None = Field(
+        default=None,
+        description="The unit's manager: republished only as a keyed reference, to the aggregator, "
+        "so the manager sees this unit's subtree (hris.org.manager_scope.v1).",
+    )
 
 
 class _Event(_Strict):

@@ -228,6 +228,7 @@ def test_production_refuses_to_start_without_an_hris_webhook_secret(tmp_path):
         pseudonym_key=key,
         period_key=key + "p",
         master_key=key + "m",
+        manager_scope_key=key + "s",
         receipt_signing_key="-----BEGIN PRIVATE KEY-----",
         dev_token_issuer=False,
         jwt_algorithms=["RS256"],

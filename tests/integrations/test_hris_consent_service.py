@@ -201,6 +201,34 @@ def test_signed_webhooks_build_the_org_tree_and_checkin_gets_the_mapping(hris):
     wait_until(lambda: hris.assignments(alice) == [(eng, "2026-01-05"), (root, "2026-03-01")])
 
 
+def test_a_units_manager_reaches_the_aggregator_only_as_a_keyed_reference(hris):
+    """The aggregator scopes a manager's view by ``hris.org.manager_scope.v1``: no employee id,
+    and not the platform pseudonym (which the aggregator must not be able to compute)."""
+    unit, other, boss, successor = fresh("sales"), fresh("sales"), fresh("M"), fresh("M")
+
+    def ref(employee_id: str) -> str:
+        return pseudonym(hris.settings.secret("manager_scope_key"), hris.settings.tenant, employee_id)
+
+    def scopes() -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for msg in hris.hris_stream():
+            if msg["subject"] == "hris.org.manager_scope.v1":
+                body = json.loads(msg["data"])
+                found[body["manager_ref"]] = body["org_units"]  # the last one wins
+        return found
+
+    head = {"type": "org_unit.created", "org_unit": {"org_unit_id": unit, "manager_id": boss}}
+    second = {"type": "org_unit.created", "org_unit": {"org_unit_id": other, "manager_id": boss}}
+    assert hris.send({"events": [head, second]}).status_code == 200
+    assert scopes()[ref(boss)] == sorted([unit, other])
+    raw = json.dumps(hris.hris_stream())
+    assert boss not in raw and hris.pseudonym(boss) not in raw and ref(boss) != hris.pseudonym(boss)
+
+    handover = {"type": "org_unit.created", "org_unit": {"org_unit_id": unit, "manager_id": successor}}
+    assert hris.send(handover).json()["published"] == 2  # the former manager's scope shrinks too
+    assert scopes()[ref(boss)] == [other] and scopes()[ref(successor)] == [unit]
+
+
 def test_a_replayed_webhook_answers_2xx_and_changes_nothing(hris):
     unit, emp = fresh("ops"), fresh("E")
     body = json.dumps({"events": [org(unit), employee(emp, unit)]}).encode()
