@@ -111,6 +111,19 @@ class Runtime:
         checks["consumers"] = all(c.ready for c in self.consumers)
         return checks
 
+    def outbox_detail(self) -> dict[str, int]:
+        """Rows waiting for JetStream and rows parked after their attempts ran out (``/readyz``
+        detail: parked rows do not make a service unready, the rest of its outbox flows)."""
+        from shared.bus import parking
+        from shared.bus.outbox import pending_count
+
+        try:
+            pending, parked = pending_count(self.engine), parking.parked_count(self.engine)
+        except Exception:  # noqa: BLE001 - readiness reports, it does not raise
+            return {}
+        parking.OUTBOX_PARKED.labels(self.spec.name).set(parked)
+        return {"pending": pending, "parked": parked}
+
     def _db_ok(self) -> bool:
         try:
             with self.engine.connect() as conn:
@@ -266,7 +279,10 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         rt: Runtime | None = getattr(request.app.state, "runtime", None)
         checks = rt.readiness() if rt else {"started": False}
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, "checks": checks}
+        if rt is not None:
+            body["outbox"] = rt.outbox_detail()
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
     def metrics() -> Response:

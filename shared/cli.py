@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--batch-size", type=int, default=500, help="events per request (1-1000; default 500)")
     imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     imp.set_defaults(fn=cmd_hris_import)
+    from shared.bus.ops_cli import register as register_bus_ops
+
+    register_bus_ops(sub)  # kinwell dlq list|show|replay, kinwell outbox list|replay
     args = parser.parse_args(argv)
     if args.command == "token" and not args.role:
         args.role = ["employee"]

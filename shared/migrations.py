@@ -49,6 +49,22 @@ def create_platform_tables() -> None:
     )
 
 
+def create_outbox_dead_table() -> None:
+    """Parked outbox rows (``shared.bus.parking``): what JetStream would not take, moved aside."""
+    op.create_table(
+        "outbox_dead",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("msg_id", sa.String(100), nullable=False, unique=True),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", sa.String, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("parked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.String(64), nullable=False),
+    )
+
+
 def create_webhook_tables() -> None:
     """Outbound webhooks (schema v1): subscriptions, the delivery queue, the attempt log.
 

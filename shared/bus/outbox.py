@@ -20,6 +20,11 @@ crash or a failed publish leaves them to the table path. The fast path is taken 
 table is known to hold nothing older: the relay reads the table first whenever another
 transaction in this process committed outbox rows (``notify``), while one that staged a KV put is
 still committing, at start-up, every ``poll_interval``, and after any failure.
+
+A row that JetStream will not take is retried ``max_attempts`` times, then parked in
+``outbox_dead`` (``shared/bus/parking.py``) so that it stops holding up the rest. A round whose
+other messages are acknowledged waits at most ``straggler_timeout`` after the last answer for the
+ones still silent (a publish the broker refuses for lack of permission is never answered).
 """
 
 from __future__ import annotations
@@ -38,7 +43,9 @@ from sqlalchemy import Column, LargeBinary, Table, delete, event, func, insert, 
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
+from shared.bus import parking
 from shared.bus.connection import Bus
+from shared.bus.failures import retry_delay
 from shared.db import after_commit
 from shared.events.base import Event
 from shared.telemetry import EVENTS_PUBLISHED, inject_headers
@@ -47,6 +54,8 @@ log = logging.getLogger("kinwell.outbox")
 
 KV_PREFIX = "$KV."
 ACK_TIMEOUT_S = 10.0
+STRAGGLER_TIMEOUT_S = 2.0
+MAX_ATTEMPTS = 5
 # A session whose owner hands its committed outbox rows to the relay itself keeps them here.
 HANDOFF_KEY = "kinwell_outbox_handoff"
 _FOREIGN_KEY = "kinwell_outbox_foreign_kv"
@@ -190,8 +199,10 @@ class _Round:
     def __init__(self, size: int) -> None:
         self.acked = [False] * size
         self.answered = [False] * size
+        self.rejected = [False] * size  # answered with an explicit JetStream error
         self.left = size
         self.complete = asyncio.Event()
+        self.changed = asyncio.Event()
         if size == 0:
             self.complete.set()
 
@@ -200,6 +211,7 @@ class OutboxRelay:
     """Publishes committed outbox rows to JetStream, then deletes them."""
 
     ack_timeout = ACK_TIMEOUT_S
+    straggler_timeout = STRAGGLER_TIMEOUT_S
     # Seconds to wait before reading the table, so that a burst of commits goes out as one batch.
     linger = 0.0
 
@@ -212,6 +224,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         max_backoff: float = 30.0,
         deleter: Callable[[list[str]], Awaitable[None]] | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.engine = engine
         self.bus = bus
@@ -219,6 +232,8 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.deleter = deleter
+        self.max_attempts = max_attempts
+        self.parked = 0  # rows this relay moved to outbox_dead
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -284,19 +299,20 @@ class OutboxRelay:
         self._reply_nc = self._reply_sub = None
 
     async def _run(self) -> None:
-        backoff = 0.0
+        failures = 0
+        await asyncio.to_thread(self._count_parked)
         while True:
             # Clear before looking: a commit that lands while we flush sets it again, so its
             # wake-up is never lost (clearing after an empty flush would lose it for a poll).
             self._wake.clear()
             try:
                 sent = await self.flush_once()
-                backoff = 0.0
+                failures = 0
             except Exception as exc:  # noqa: BLE001 - keep relaying whatever goes wrong
-                backoff = min(self.max_backoff, max(0.2, backoff * 2))
-                log.warning("outbox publish failed", extra={"error_type": type(exc).__name__, "attempt": backoff})
+                failures += 1
+                log.warning("outbox publish failed", extra={"error_type": type(exc).__name__, "attempt": failures})
                 sent = 0
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(retry_delay(failures, initial=0.2, cap=self.max_backoff))
             if self._stopping and sent == 0:
                 return
             if sent == 0 and not self._stopping:
@@ -316,9 +332,22 @@ class OutboxRelay:
         with self.engine.begin() as conn:
             conn.execute(delete(_TABLE).where(_TABLE.c.msg_id.in_(msg_ids)))
 
-    def _count_attempt(self, msg_ids: list[str]) -> None:
+    def _count_attempt(self, msg_ids: list[str]) -> list[str]:
+        """One more failed attempt for each row; parks those that have used them all."""
         with self.engine.begin() as conn:
             conn.execute(update(_TABLE).where(_TABLE.c.msg_id.in_(msg_ids)).values(attempts=_TABLE.c.attempts + 1))
+        parked = parking.park_exhausted(self.engine, msg_ids, self.max_attempts, "NotAcknowledged")
+        if parked:
+            self.parked += len(parked)
+            log.error("outbox rows parked", extra={"service": self.bus.service, "count": len(parked)})
+            self._count_parked()
+        return parked
+
+    def _count_parked(self) -> None:
+        try:
+            parking.OUTBOX_PARKED.labels(self.bus.service).set(parking.parked_count(self.engine))
+        except Exception as exc:  # noqa: BLE001 - a metric must not stop the relay
+            log.warning("parked outbox count failed", extra={"error_type": type(exc).__name__})
 
     # --- publishing -------------------------------------------------------------------------------
 
@@ -352,10 +381,12 @@ class OutboxRelay:
     async def _publish(self, rows: Sequence[Any]) -> int:
         done: list[Any] = []
         failed: list[str] = []
+        rejected: list[str] = []
         for batch in _rounds(rows):
-            acked = await self._publish_round(batch)
-            done += [row for row, ok in zip(batch, acked, strict=True) if ok]
-            failed += [row.msg_id for row, ok in zip(batch, acked, strict=True) if not ok]
+            pending = await self._publish_round(batch)
+            done += [row for row, ok in zip(batch, pending.acked, strict=True) if ok]
+            failed += [row.msg_id for row, ok in zip(batch, pending.acked, strict=True) if not ok]
+            rejected += [row.msg_id for row, no in zip(batch, pending.rejected, strict=True) if no]
             if failed:
                 break  # later rounds wait: one may hold a newer put of a key that failed here
         if done:
@@ -364,8 +395,12 @@ class OutboxRelay:
             EVENTS_PUBLISHED.labels(self.bus.service).inc(len(done))
         if failed:
             self._dirty = True
-            await asyncio.to_thread(self._count_attempt, failed)
-            raise ConnectionError(f"{len(failed)} outbox message(s) not acknowledged")
+            # Count against the rows only if the broker took others meanwhile (or refused these
+            # explicitly): an outage of NATS or JetStream must not use up anyone's attempts.
+            counted = failed if done else rejected
+            parked = await asyncio.to_thread(self._count_attempt, counted) if counted else []
+            if len(parked) < len(failed):
+                raise ConnectionError(f"{len(failed) - len(parked)} outbox message(s) not acknowledged")
         return len(done)
 
     async def _discard(self, rows: Sequence[Any]) -> None:
@@ -386,7 +421,7 @@ class OutboxRelay:
 
         asyncio.ensure_future(self.deleter(ids)).add_done_callback(finished)
 
-    async def _publish_round(self, rows: Sequence[Any]) -> list[bool]:
+    async def _publish_round(self, rows: Sequence[Any]) -> _Round:
         nc = self.bus.nc
         if nc is None:
             raise ConnectionError("nats not connected")
@@ -402,13 +437,27 @@ class OutboxRelay:
                 headers = json.loads(row.headers) if row.headers != "{}" else {}
                 headers["Nats-Msg-Id"] = row.msg_id
                 await nc.publish(row.subject, bytes(row.payload), reply=f"{prefix}{index}", headers=headers)
-            try:
-                await asyncio.wait_for(pending.complete.wait(), self.ack_timeout)
-            except TimeoutError:
-                pass  # unanswered rows stay in the outbox
+            await self._await_answers(pending)  # unanswered rows stay in the outbox
         finally:
             del self._pending_rounds[self._round_no]
-        return pending.acked
+        return pending
+
+    async def _await_answers(self, pending: _Round) -> None:
+        """Until every row is answered, ``ack_timeout`` passes, or (once some were answered)
+        ``straggler_timeout`` passes without a new answer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_timeout
+        while not pending.complete.is_set():
+            wait = deadline - loop.time()
+            if pending.left < len(pending.acked):
+                wait = min(wait, self.straggler_timeout)
+            if wait <= 0:
+                return
+            pending.changed.clear()
+            try:
+                await asyncio.wait_for(pending.changed.wait(), wait)
+            except TimeoutError:
+                return
 
     async def _on_reply(self, msg: Msg) -> None:
         try:
@@ -420,7 +469,9 @@ class OutboxRelay:
         if pending is not None and 0 <= i < len(pending.acked) and not pending.answered[i]:
             pending.answered[i] = True
             pending.acked[i] = acknowledged(msg)
+            pending.rejected[i] = not pending.acked[i] and b'"error"' in (msg.data or b"")
             pending.left -= 1
+            pending.changed.set()
             if pending.left == 0:
                 pending.complete.set()
 
