@@ -14,8 +14,7 @@ import pytest
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
-from shared.bus import Bus, Consumer, OutboxRelay, stage, stage_raw
-from shared.bus import parking
+from shared.bus import Bus, Consumer, OutboxRelay, parking, stage, stage_raw
 from shared.bus.ops_cli import dead_letters
 from shared.bus.outbox import pending_count
 from shared.cli import main as kinwell
