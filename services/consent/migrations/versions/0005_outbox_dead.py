@@ -1,7 +1,7 @@
 """Parked outbox rows of the consent service (shared.bus.parking).
 
 Revision ID: consent_outbox_dead
-Revises: consent_0003
+Revises: consent_0004
 """
 
 from alembic import op
@@ -9,7 +9,7 @@ from alembic import op
 from shared.migrations import create_outbox_dead_table
 
 revision = "consent_outbox_dead"
-down_revision = "consent_0003"
+down_revision = "consent_0004"
 branch_labels = None
 depends_on = None
 
