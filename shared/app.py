@@ -17,12 +17,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.propagate import extract
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import start_http_server
 from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -30,12 +31,13 @@ from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import audit
-from shared.auth import TokenVerifier
+from shared.auth import AuthenticateBeforeBody, TokenVerifier, body_routes_needing_principal
 from shared.bus.connection import Bus
 from shared.bus.consumer import Consumer, Handler
 from shared.bus.outbox import OutboxRelay
 from shared.consent_gate import ConsentGate
 from shared.db import make_engine, run_migrations
+from shared.edge import SecurityHeaders
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.settings import ServiceSettings
@@ -239,10 +241,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         app.state.engine = engine
         app.state.settings = settings
         rt.tasks.append(asyncio.create_task(_start_bus(rt), name="bus-start"))
+        metrics = _start_metrics_listener(settings)
         log.info("service started", extra={"service": spec.name, "port": settings.port})
         try:
             yield
         finally:
+            if metrics is not None:
+                await asyncio.to_thread(metrics.shutdown)
+                metrics.server_close()
             for task in rt.tasks:
                 task.cancel()
             for hook in spec.on_stop:
@@ -254,11 +260,16 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await bus.close()
             engine.dispose()
 
+    docs = bool(settings.platform.api_docs)
     app = FastAPI(
         title=spec.title or f"Kinwell {spec.name}",
         description=spec.description,
         version="0.1.0",
         lifespan=lifespan,
+        # The documents describe every route; production serves them only when asked to.
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         # FastAPI's own OpenTelemetry (0.16x) would add four more spans per request beside ours
         # (a third of a small request's cost) and may record URLs and validation inputs: ours
         # records route templates only.
@@ -284,14 +295,22 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             body["outbox"] = rt.outbox_detail()
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
     for router in spec.routers:
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticateBeforeBody, routes=body_routes_needing_principal(spec.routers))
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+def _start_metrics_listener(settings: ServiceSettings) -> WSGIServer | None:
+    """Prometheus metrics on their own listener (``metrics_host:metrics_port``), never on the
+    service port: the ingress routes the service port only, so what counters reveal about
+    activity stays with operators. None when no metrics port is configured."""
+    if settings.metrics_port is None:
+        return None
+    server, _thread = start_http_server(settings.metrics_port, settings.metrics_host, registry=REGISTRY)
+    return server
 
 
 def _install_http_telemetry(app: FastAPI, service: str) -> None:

@@ -2,8 +2,11 @@
 
 The only module that imports python-jose. It makes every check python-jose leaves to its caller:
 size before any parsing, the header's ``alg`` against a list pinned from settings (never ``none``,
-never HS* beside RS*/ES*), the key chosen by ``kid`` and key type, claim types, ``iat`` in the
-future, roles. Every rejection is :class:`Unauthorized` with a fixed detail, never an echo.
+never HS* beside RS*/ES*), the key chosen by ``kid`` and key type, claim types, ``iat`` present
+and not in the future, a lifetime no longer than ``jwt_max_lifetime_seconds`` (one clock skew,
+``jwt_clock_skew_seconds``, for every time check), roles. Every rejection is :class:`Unauthorized`
+with a fixed detail, never an echo. It is the one verification path: services do not cache or
+re-decode tokens (a second decoder is how ``exp = 10**400`` once became a 500).
 """
 
 from __future__ import annotations
@@ -19,23 +22,24 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from jose import jwk, jws, jwt
 from jose.exceptions import ExpiredSignatureError, JOSEError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
+from shared.errors import Forbidden, ProblemError, ServiceUnavailable, Unauthorized, problem_response
 from shared.settings import PlatformSettings
 
 log = logging.getLogger("kinwell.auth")
 
-LEEWAY_SECONDS = 30
-IAT_FUTURE_LEEWAY_SECONDS = 60
 JWKS_TTL_SECONDS = 300.0
 # An unknown kid may force a JWKS fetch; this keeps tokens with random kids from hammering the IdP.
 JWKS_MIN_REFETCH_SECONDS = 10.0
@@ -46,7 +50,8 @@ SYMMETRIC_ALGORITHMS = frozenset({"HS256"})
 # alg -> (JWK kty, crv): a key is only ever used with an algorithm its type fits.
 ASYMMETRIC_ALGORITHMS: dict[str, tuple[str, str | None]] = {f"RS{n}": ("RSA", None) for n in (256, 384, 512)}
 ASYMMETRIC_ALGORITHMS |= {"ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521")}
-_JOSE_OPTIONS = {"leeway": LEEWAY_SECONDS, **{f"require_{c}": True for c in ("exp", "sub", "iss", "aud")}}
+_MAX_TIME = 2**53  # seconds since the epoch; beyond this a float cannot count them exactly
+_JOSE_REQUIRED = {f"require_{c}": True for c in ("exp", "iat", "sub", "iss", "aud")}
 # Three base64url segments; the signature may be empty so that ``alg: none`` is refused by name.
 _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
@@ -177,6 +182,8 @@ class TokenVerifier:
             raise ValueError("jwt_algorithms must not mix HS* with RS*/ES*")
         self.algorithms, self.max_token_bytes = algorithms, settings.max_token_bytes
         self.issuer, self.audience = settings.jwt_issuer, settings.jwt_audience
+        self.skew, self.max_lifetime = settings.jwt_clock_skew_seconds, settings.jwt_max_lifetime_seconds
+        self._options = {"leeway": self.skew, **_JOSE_REQUIRED}
         self._hmac_key: Any = None
         self._static: dict[str, Mapping[str, Any]] = {}
         self._remote: _RemoteKeys | None = None
@@ -219,14 +226,30 @@ class TokenVerifier:
         key = self._key(alg, header.get("kid"))
         try:
             claims = jwt.decode(
-                token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer, options=dict(_JOSE_OPTIONS)
+                token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer, options=dict(self._options)
             )
         except ExpiredSignatureError:
             raise Unauthorized(_EXPIRED) from None
         # python-jose calls int() on exp/nbf and json.loads on the payload, which raise these.
         except (JOSEError, TypeError, ValueError, OverflowError, RecursionError):
             raise Unauthorized(_INVALID) from None
+        self._check_times(claims)
         return _principal(claims)
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """Times python-jose leaves open: types, ``iat`` in the future, absurd lifetimes."""
+        times = {name: claims.get(name, 0) for name in ("exp", "nbf", "iat")}
+        for value in times.values():  # python-jose takes "123" or true as a date
+            # The range check first: it refuses NaN and infinities, and keeps the arithmetic
+            # below from meeting an int too large for a float (exp = 10**400).
+            if isinstance(value, bool) or not isinstance(value, int | float) or not -_MAX_TIME < value < _MAX_TIME:
+                raise Unauthorized(_INVALID)
+        now = time.time()
+        if times["iat"] > now + self.skew:
+            raise Unauthorized(_INVALID)
+        # Both bounds: a token minted for 100 years is refused even if it claims a recent iat.
+        if times["exp"] - times["iat"] > self.max_lifetime or times["exp"] > now + self.max_lifetime + self.skew:
+            raise Unauthorized(_INVALID)
 
     def _key(self, alg: str, kid: Any) -> Any:
         if alg in SYMMETRIC_ALGORITHMS:
@@ -240,13 +263,7 @@ class TokenVerifier:
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
-    """Checks python-jose does not make, on claims whose signature it has verified."""
-    for name in ("exp", "nbf", "iat"):  # python-jose takes "123" or true as a date
-        value = claims.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise Unauthorized(_INVALID)
-    if claims.get("iat", 0) > time.time() + IAT_FUTURE_LEEWAY_SECONDS:
-        raise Unauthorized(_INVALID)
+    """The caller named by claims whose signature and times have been verified."""
     sub, roles, jti = claims["sub"], claims.get("roles", []), claims.get("jti")
     if not isinstance(sub, str) or not 0 < len(sub) <= 256:
         raise Unauthorized(_INVALID)
@@ -262,8 +279,8 @@ def dev_token(settings: PlatformSettings, sub: str, roles: Iterable[Role | str],
     """An HS256 token for local use; RuntimeError unless embedded mode with the dev issuer on."""
     if settings.mode != "embedded" or not settings.dev_token_issuer or "HS256" not in settings.jwt_algorithms:
         raise RuntimeError("dev tokens need embedded mode, dev_token_issuer and HS256")
-    if ttl_seconds <= 0:
-        raise ValueError("ttl_seconds must be positive")
+    if not 0 < ttl_seconds <= settings.jwt_max_lifetime_seconds:
+        raise ValueError("ttl_seconds must be positive and within jwt_max_lifetime_seconds")
     now = int(time.time())
     claims = {
         "iss": settings.jwt_issuer,
@@ -278,13 +295,21 @@ def dev_token(settings: PlatformSettings, sub: str, roles: Iterable[Role | str],
     return str(jwt.encode(claims, settings.secret("dev_jwt_secret"), algorithm="HS256"))
 
 
+_PRINCIPAL = "kinwell.principal"  # where the verified caller is kept in the ASGI scope's state
+
+
 async def get_principal(request: Request) -> Principal:
     """FastAPI dependency: the caller named by ``Authorization: Bearer <token>``, else 401.
 
-    Verification is CPU work of tens of microseconds and runs inline; only a verifier that may
-    fetch a JWKS document (a blocking call) is sent to the thread pool, since a round trip there
-    costs more than the verification itself.
+    Verified once per request: :class:`AuthenticateBeforeBody` verifies before the body is read
+    and keeps the answer in the request's state. Verification is CPU work of tens of
+    microseconds and runs inline; only a verifier that may fetch a JWKS document (a blocking
+    call) is sent to the thread pool. A write by the caller then counts against its rate limit.
     """
+    state = request.scope.setdefault("state", {})
+    principal = state.get(_PRINCIPAL)
+    if isinstance(principal, Principal):
+        return principal
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(_MISSING)
@@ -292,8 +317,65 @@ async def get_principal(request: Request) -> Principal:
     if not isinstance(verifier, TokenVerifier):
         raise RuntimeError("app.state.verifier is not a TokenVerifier")
     if verifier.may_block:
-        return await run_in_threadpool(verifier.verify, token.strip())
-    return verifier.verify(token.strip())
+        principal = await run_in_threadpool(verifier.verify, token.strip())
+    else:
+        principal = verifier.verify(token.strip())
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:
+        limiter.hit_principal(request.scope, principal.sub)
+    state[_PRINCIPAL] = principal
+    return principal
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def authenticates(dependency: F) -> F:
+    """Mark a dependency that calls :func:`get_principal` itself (not through ``Depends``), so
+    that its routes too are authenticated before their body is read."""
+    dependency.__kinwell_authenticates__ = True  # type: ignore[attr-defined]
+    return dependency
+
+
+def _needs_principal(dependant: Dependant) -> bool:
+    return any(
+        d.call is get_principal or getattr(d.call, "__kinwell_authenticates__", False) or _needs_principal(d)
+        for d in dependant.dependencies
+    )
+
+
+def body_routes_needing_principal(routers: Iterable[APIRouter]) -> list[tuple[re.Pattern[str], set[str]]]:
+    """Path patterns and methods of the routes that take a declared body and need a caller."""
+    found = []
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.body_field is not None and _needs_principal(route.dependant):
+                found.append((route.path_regex, set(route.methods or ())))
+    return found
+
+
+class AuthenticateBeforeBody:
+    """Verify the bearer token of a route that needs one before FastAPI reads its body.
+
+    FastAPI parses a declared body before it resolves dependencies, so a malformed body would
+    answer 400 to a caller without a token. This verifies first (keeping the principal for
+    :func:`get_principal`); routes that parse their body by hand call ``get_principal`` first.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list[tuple[re.Pattern[str], set[str]]]) -> None:
+        self.app, self.routes = app, routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(
+            scope["method"] in methods and pattern.match(scope["path"]) for pattern, methods in self.routes
+        ):
+            request = Request(scope)
+            try:
+                await get_principal(request)
+            except ProblemError as err:
+                await problem_response(err, request)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -13,8 +13,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
@@ -188,6 +189,13 @@ def install_error_handlers(app: FastAPI) -> None:
             err.headers.update(exc.headers)
         return problem_response(err, request)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up (or its body read timed out, see shared.server): nobody is left to
+        # answer, and it is not a fault of ours.
+        log.info("client disconnected", extra={"path": request.url.path, "outcome": "disconnected"})
+        return Response(status_code=499)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The exception type only: its message might contain data from the request.
@@ -195,6 +203,9 @@ def install_error_handlers(app: FastAPI) -> None:
         err = ProblemError("An unexpected error occurred; it has been logged.")
         err.status, err.code, err.title = 500, "internal", "Internal error"
         return problem_response(err, request)
+
+
+_CLOSE = {"Connection": "close"}
 
 
 class BodyLimitMiddleware:
@@ -225,12 +236,16 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
+                    # A Starlette HTTPException: FastAPI re-raises those from its body parsing,
+                    # where it would turn any other error into a 400 (a chunked body has no
+                    # Content-Length to refuse early).
+                    # Connection: close, so the client stops sending the rest.
+                    raise StarletteHTTPException(413, f"The body exceeds {self.max_bytes} bytes.", _CLOSE)
             return message
 
         await self.app(scope, limited_receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         err = PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
-        response = JSONResponse(err.body(scope.get("path")), status_code=413, media_type=PROBLEM_JSON)
+        response = JSONResponse(err.body(scope.get("path")), status_code=413, media_type=PROBLEM_JSON, headers=_CLOSE)
         await response(scope, receive, send)

@@ -126,6 +126,11 @@ class PlatformSettings(BaseSettings):
     jwks_json: str | None = None
     dev_token_issuer: bool = True
     max_token_bytes: int = 8192
+    # The longest a token may live (exp - iat) and the one clock skew every time check allows.
+    jwt_max_lifetime_seconds: int = Field(default=24 * 3600, ge=60)
+    jwt_clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    # /docs, /redoc and /openapi.json: on by default in embedded mode, off in production.
+    api_docs: bool | None = None
 
     # Platform secrets (see SECRET_FIELDS; which service holds which: shared.topology.SERVICE_SECRETS).
     pseudonym_key: SecretStr | None = None
@@ -162,6 +167,8 @@ class PlatformSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_mode(self) -> PlatformSettings:
+        if self.api_docs is None:
+            self.api_docs = self.mode != "production"
         problems = [p for name in _STRENGTH_CHECKED if (p := self._weakness(name)) is not None]
         if self.mode == "production":
             if self.dev_token_issuer:
@@ -241,6 +248,17 @@ class ServiceSettings(BaseSettings):
     nats_user: str | None = None
     nats_password: SecretStr | None = None
     max_body_bytes: int = 64 * 1024
+    # The HTTP edge (see shared/server.py and docs/operations.md): metrics on their own listener,
+    # never on the service port; bounded header/body reads and connections; abuse limits on writes.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no metrics listener
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_keepalive_timeout_seconds: float = Field(default=5.0, gt=0)
+    http_max_connections: int = Field(default=1000, ge=1)
+    # `limits` notation; writes (POST/PUT/PATCH/DELETE) per verified principal and per client address.
+    rate_limit_per_principal: str = "10/second;300/minute"
+    rate_limit_per_source: str = "100/second;3000/minute"
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
     @model_validator(mode="after")

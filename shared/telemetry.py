@@ -3,7 +3,9 @@
 * Traces: OpenTelemetry, W3C trace context carried in HTTP and NATS headers. The exporter is off
   by default (``KINWELL_OTEL_EXPORTER=console|otlp`` turns it on). Span attributes are route
   templates, subjects and outcomes: never ids of people, bodies or free text.
-* Metrics: Prometheus text at ``/metrics``; labels are service, route template, status, subject.
+* Metrics: Prometheus text on each service's own metrics listener (``metrics_port``, not the
+  service port); labels are service, route template, status, consumer. No counter moves with one
+  person's sensitive event (see :func:`counted`).
 * Logs: one JSON object per line. Only allow-listed ``extra`` keys are emitted, so a stray
   ``log.info(..., extra={"note": ...})`` cannot put personal data into the log stream.
 """
@@ -73,6 +75,17 @@ DEAD_LETTERS = Counter(
     ["service", "consumer", "reason"],
     registry=REGISTRY,
 )
+
+# Events each of which is one person's sensitive moment (a crisis flag): a counter that moved with
+# them would tell whoever reads the metrics that someone was flagged just now. They are counted
+# only in the de-identified, delayed program metrics (the aggregator's releases), never here.
+UNCOUNTED_SUBJECT_PREFIXES: tuple[str, ...] = ("checkin.escalation.",)
+
+
+def counted(subject: str) -> bool:
+    """True when events on ``subject`` (or a consumer filter) may move operational counters."""
+    return not subject.startswith(UNCOUNTED_SUBJECT_PREFIXES)
+
 
 _configured = False
 

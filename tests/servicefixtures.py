@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 
 from shared.natsserver import USERS, NatsServer, free_port
+from shared.server import server_config
 from shared.settings import PlatformSettings, ServiceSettings
 
 
@@ -39,10 +40,8 @@ class RunningService:
     def start(self, ready_timeout: float = 30.0) -> RunningService:
         module = importlib.import_module(f"services.{self.name}.app")
         self.app = module.create_app(self.settings)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.settings.port, log_config=None, access_log=False, lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
+        # The production server configuration (timeouts, connection limit), on loopback.
+        self._server = uvicorn.Server(server_config(self.app, self.settings, host="127.0.0.1"))
         self._thread = threading.Thread(target=self._server.run, name=f"svc-{self.name}", daemon=True)
         self._thread.start()
         self.url = f"http://127.0.0.1:{self.settings.port}"
@@ -58,6 +57,11 @@ class RunningService:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} not ready: {last}")
+
+    def metrics(self) -> str:
+        """The Prometheus text of the service's own metrics listener (not its service port)."""
+        assert self.settings.metrics_port is not None, "started without a metrics port"
+        return httpx.get(f"http://127.0.0.1:{self.settings.metrics_port}/metrics", timeout=5.0).text
 
     @property
     def runtime(self) -> Any:
@@ -105,6 +109,7 @@ def start_service(
         kw = service_nats.connect_kwargs(name)
         values: dict[str, Any] = {
             "port": free_port(),
+            "metrics_port": free_port(),
             "database_url": make_db_url(name),
             "nats_user": kw["user"],
             "nats_password": kw["password"],

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from services.checkin.app import create_app
 from services.checkin.config import CheckinSettings
+from shared.server import run
 
 
 def main() -> None:
     settings = CheckinSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    run(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
 from services.checkin import repository, signals_repository, subjects
-from services.checkin.auth import VerifiedTokens
 from services.checkin.config import CheckinSettings
 from services.checkin.deps import CheckinContext
 from services.checkin.endpoints import router
@@ -107,7 +106,6 @@ def create_app(settings: CheckinSettings | None = None) -> FastAPI:
             max_batch=settings.writer_max_batch,
             linger=settings.writer_linger_ms / 1000,
         ),
-        tokens=VerifiedTokens(),
     )
     signals = SignalsState.create(settings)
     spec = build_spec(settings, ctx)

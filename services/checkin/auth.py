@@ -1,31 +1,21 @@
 """Who is calling, as the check-in service needs it: principal, pseudonym, consent.
 
-Verifying a JWT costs ~100 us and ``shared.auth.get_principal`` runs in the thread pool (a JWKS
-refresh may block); at check-in rates that is most of a request. A token, once verified, gives
-the same answer until it expires, so verified tokens are cached (bounded, by exact token string,
-only until their ``exp``); a miss is verified in a worker thread as before. The pseudonym is
-derived once per cached token.
+The token is verified by ``shared.auth.get_principal``, the platform's one verification path
+(no cache of verified tokens here: a second decoder of ``exp`` once turned ``exp = 10**400``
+into a 500). The pseudonym is an HMAC, derived per request.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shared.auth import Principal, Role, TokenVerifier
+from shared.auth import Principal, Role, authenticates, get_principal
 from shared.consent_gate import ConsentGate
 from shared.crypto import pseudonym
-from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
-
-CACHE_SIZE = 50_000
+from shared.errors import Forbidden, ServiceUnavailable
 
 
 @dataclass(frozen=True)
@@ -34,56 +24,11 @@ class Caller:
     pseudonym: str
 
 
-class VerifiedTokens:
-    """Bounded LRU of verified tokens -> caller, each kept only until its ``exp``."""
-
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
-        self._entries: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> Caller | None:
-        with self._lock:
-            entry = self._entries.get(token)
-            if entry is None:
-                return None
-            if entry[0] <= time.time():
-                del self._entries[token]
-                return None
-            self._entries.move_to_end(token)
-            return entry[1]
-
-    def put(self, token: str, expires_at: float, caller: Caller) -> None:
-        with self._lock:
-            self._entries[token] = (expires_at, caller)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-
-def _expiry(token: str) -> float:
-    """``exp`` of a token that has just been verified (so its payload is known to be well-formed)."""
-    segment = token.split(".")[1]
-    claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    return float(claims["exp"])
-
-
 async def current_caller(request: Request) -> Caller:
-    """The verified caller; 401 as ``shared.auth.get_principal`` would answer."""
-    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("A bearer token is required.")
-    state = request.app.state
-    cache: VerifiedTokens = state.checkin.tokens
-    caller = cache.get(token)
-    if caller is not None:
-        return caller
-    verifier: TokenVerifier = state.verifier
-    principal = await asyncio.to_thread(verifier.verify, token)
-    platform = state.settings.platform
-    caller = Caller(principal, pseudonym(platform.secret("pseudonym_key"), platform.tenant, principal.sub))
-    cache.put(token, _expiry(token), caller)
-    return caller
+    """The verified caller and its pseudonym; 401 as ``shared.auth.get_principal`` answers."""
+    principal = await get_principal(request)
+    platform = request.app.state.settings.platform
+    return Caller(principal, pseudonym(platform.secret("pseudonym_key"), platform.tenant, principal.sub))
 
 
 # Each alias below is one flat dependency: FastAPI resolves nested dependencies anew on every
@@ -97,10 +42,12 @@ async def _with_role(request: Request, role: Role) -> Caller:
     return caller
 
 
+@authenticates
 async def _employee(request: Request) -> Caller:
     return await _with_role(request, Role.employee)
 
 
+@authenticates
 async def _counsellor(request: Request) -> Caller:
     return await _with_role(request, Role.counsellor)
 
@@ -118,6 +65,7 @@ def synced_gate(request: Request) -> ConsentGate:
     return gate
 
 
+@authenticates
 async def consented_caller(request: Request) -> Caller:
     # Role and token first (401/403), then the gate: 503 while blind, 403 naming the purpose.
     employee = await _employee(request)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.checkin.auth import VerifiedTokens
 from services.checkin.config import CheckinSettings
 from services.checkin.writer import GroupCommitWriter
 from shared.datakeys import DataKeyStore
@@ -18,7 +17,6 @@ class CheckinContext:
     settings: CheckinSettings
     keys: DataKeyStore
     writer: GroupCommitWriter
-    tokens: VerifiedTokens
     started: bool = False  # background work of on_start is running
 
     @property

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from services.consent.app import create_app
 from services.consent.config import ConsentSettings
+from shared.server import run
 
 
 def main() -> None:
     settings = ConsentSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    run(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from services.recommender.app import create_app
 from services.recommender.config import RecommenderSettings
+from shared.server import run
 
 
 def main() -> None:
     settings = RecommenderSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    run(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from shared.bus.connection import Bus
 from shared.bus.failures import classify, retry_delay
-from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, span_from_headers
+from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, counted, span_from_headers
 
 log = logging.getLogger("kinwell.consumer")
 
@@ -244,7 +244,8 @@ class Consumer:
         event_id = str(event.event_id)
         with Session(self.engine, expire_on_commit=False) as session:
             if session.get(ProcessedEvent, (self.name, event_id)) is not None:
-                EVENTS_CONSUMED.labels(self.bus.service, self.name, "duplicate").inc()
+                if counted(self.filter_subject):
+                    EVENTS_CONSUMED.labels(self.bus.service, self.name, "duplicate").inc()
                 return
             try:
                 self.handler(session, event)
@@ -254,7 +255,8 @@ class Consumer:
                 session.rollback()
                 raise
         self.applied += 1
-        EVENTS_CONSUMED.labels(self.bus.service, self.name, "applied").inc()
+        if counted(self.filter_subject):  # failures (retry, dead letter) are always counted
+            EVENTS_CONSUMED.labels(self.bus.service, self.name, "applied").inc()
 
     async def _ack(self, msg: Msg) -> None:
         await msg.ack()

@@ -233,7 +233,7 @@ def shared_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness
         platform = PlatformSettings(mode="embedded", data_dir=root / "data", nats_url=server.url)
         kw = server.connect_kwargs("checkin")
         settings = CheckinSettings(
-            port=free_port(), database_url=make_db_url("checkin"), nats_user=kw["user"],
+            port=free_port(), metrics_port=free_port(), database_url=make_db_url("checkin"), nats_user=kw["user"],
             nats_password=kw["password"], platform=platform, **FAST,
         )  # fmt: skip
         svc = RunningService("checkin", settings).start()

@@ -107,7 +107,7 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
         )
         # Nothing about the note reached logs or metric labels either.
         assert "zebra" not in caplog.text and "marmalade" not in caplog.text
-        metrics = harness.svc.client.get("/metrics").text
+        metrics = harness.svc.metrics()
         assert "zebra" not in metrics and harness.pseudonym(subs[0]) not in metrics
 
     def test_org_unit_moves_take_effect_from_the_next_period_and_no_unit_means_no_contribution(self, harness):

@@ -61,6 +61,7 @@ def service_settings(
     creds = nats.connect_kwargs(name)
     values = {
         "port": free_port(),
+        "metrics_port": free_port(),
         "database_url": db_url,
         "nats_user": creds["user"],
         "nats_password": creds["password"],

@@ -250,6 +250,13 @@ HS256_ATTACKS: dict[str, Forger] = {
     "expired-beyond-leeway": _hs(exp=Rel(-45)),
     "nbf-in-future": _hs(nbf=Rel(120)),
     "iat-in-future": _hs(iat=Rel(120)),
+    "iat-beyond-clock-skew": _hs(iat=Rel(45)),
+    "missing-iat": _hs(iat=DROP),
+    # Signed, and absurdly long-lived: a 500 in check-in once (its own cache parsed exp as float).
+    "exp-10-to-the-400": _hs(exp=10**400),
+    "exp-2-to-the-64": _hs(exp=2**64),
+    "lifetime-100-years": _hs(exp=Rel(100 * 365 * 86400)),
+    "lifetime-over-max-with-old-iat": _hs(iat=Rel(-2 * 86400), nbf=Rel(-2 * 86400), exp=Rel(600)),
     "wrong-aud": _hs(aud="some-other-api"),
     "aud-list-without-ours": _hs(aud=["a", "b"]),
     "aud-not-a-string": _hs(aud=7),
@@ -351,7 +358,7 @@ def test_valid_dev_token_is_accepted(client: TestClient, dev_settings: PlatformS
     [
         {"exp": Rel(-10)},
         {"nbf": Rel(20)},
-        {"iat": Rel(45)},
+        {"iat": Rel(20)},
         {"aud": ["other", AUDIENCE]},
         {"roles": DROP, "jti": DROP},
     ],
@@ -360,6 +367,22 @@ def test_valid_dev_token_is_accepted(client: TestClient, dev_settings: PlatformS
 def test_tolerated_claims_are_accepted(overrides: dict[str, Any], client: TestClient, secret: bytes) -> None:
     token = forge({"alg": "HS256", "typ": "JWT"}, claims(**overrides), hmac_signer(secret))
     assert client.get("/me", headers=bearer(token)).status_code == 200
+
+
+def test_max_lifetime_and_clock_skew_come_from_settings(tmp_path: Path) -> None:
+    settings = embedded(tmp_path, jwt_max_lifetime_seconds=120, jwt_clock_skew_seconds=5)
+    verifier = TokenVerifier(settings)
+    key = settings.secret("dev_jwt_secret")
+
+    def token(**overrides: Any) -> str:
+        return forge({"alg": "HS256"}, claims(**overrides), hmac_signer(key))
+
+    assert verifier.verify(token(exp=Rel(100))).sub == SUB
+    for refused in ({"exp": Rel(600)}, {"iat": Rel(20)}, {"exp": Rel(-10)}):
+        with pytest.raises(Unauthorized):
+            verifier.verify(token(**refused))
+    with pytest.raises(ValueError):
+        dev_token(settings, SUB, "employee", ttl_seconds=600)
 
 
 def test_principal_has_any_of_the_roles() -> None:

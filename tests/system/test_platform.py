@@ -20,7 +20,9 @@ def test_every_service_becomes_ready_with_all_checks(platform):
         if name in ("checkin", "recommender", "escalation"):
             assert body["checks"]["consent_projection"] is True
         assert svc.client.get("/healthz").json() == {"status": "ok"}
-        assert "kinwell_http_requests_total" in svc.client.get("/metrics").text
+        # Metrics are on the service's own listener, never on the (ingress-routed) service port.
+        assert "kinwell_http_requests_total" in svc.metrics()
+        assert svc.client.get("/metrics").status_code == 404
 
 
 def test_unknown_route_and_wrong_method_are_problem_json(platform):
