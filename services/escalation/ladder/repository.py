@@ -62,8 +62,10 @@ def lock_timer(session: Session, timer_id: int) -> CaseTimer | None:
     return session.exec(stmt).first()
 
 
-def delete_timer(session: Session, timer: CaseTimer) -> None:
-    session.delete(timer)
+def delete_timer(session: Session, timer: CaseTimer) -> bool:
+    """Delete the timer; False if it was already gone (fired meanwhile by another SQLite writer)."""
+    result: Any = session.exec(delete(CaseTimer).where(col(CaseTimer.id) == timer.id))
+    return int(result.rowcount or 0) == 1
 
 
 def record_page(session: Session, page: CasePage) -> bool:

@@ -126,7 +126,8 @@ def closed(session: Session, case: Case, reason: str) -> None:
 
 def fire(session: Session, timer: CaseTimer, case: Case, now: datetime, console_url: str) -> str:
     """Fire one locked, due timer of the locked ``case``; returns what happened (for counting)."""
-    repo.delete_timer(session, timer)
+    if not repo.delete_timer(session, timer):
+        return "stale"
     if case.closed_at is not None or timer.round != case.round:
         return "stale"
     if timer.kind == PAGE:
