@@ -15,10 +15,10 @@ from tests.escalation.conftest import (
     FAST_POLICY,
     Escalation,
     escalation_overrides,
-    new_sub,
-    put_consents,
-    publish_as,
     flag,
+    new_sub,
+    publish_as,
+    put_consents,
 )
 from tests.escalation.process import ServiceProcess
 from tests.integrations.loopback import wait_until

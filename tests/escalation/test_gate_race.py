@@ -7,8 +7,7 @@ import asyncio
 import time
 
 from shared.consent_gate import kv_key, kv_value
-from tests.escalation.conftest import Escalation, escalation_overrides, flag, new_sub, publish_as
-from tests.escalation.conftest import _bus
+from tests.escalation.conftest import Escalation, _bus, escalation_overrides, flag, new_sub, publish_as
 
 KEYS = 30_000
 
