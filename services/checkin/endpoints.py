@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.exc import IntegrityError
 
-from services.checkin import instruments, nudges, repository, screening, service
+from services.checkin import case_notes, instruments, nudges, repository, screening, service
 from services.checkin.auth import CheckinConsented, Counsellor, Employee, consented_caller
 from services.checkin.deps import CheckinContext, Ctx
 from services.checkin.openapi import parse_body, problems, request_body
@@ -148,19 +148,26 @@ def delete_nudges(caller: Employee, session: SessionDep) -> Response:
 @router.post(
     "/v1/shared-notes/open",
     tags=["counsellors"],
-    summary="Read a note an employee shared",
-    responses=problems(401, 403, 409, 410, 422),
+    summary="Read the note an employee shared with a case you hold",
+    responses=problems(401, 403, 404, 409, 410, 422, 503),
 )
-def open_shared_note(body: NoteOpen, caller: Counsellor, ctx: Ctx, session: SessionDep) -> NoteOpened:
-    """For counsellors: opens the sealed note of a ``checkin.escalation.flagged.v1`` event. Every
-    read is written to the hash-chained audit log the employee can read; 410 once the employee's
-    data was erased (their key, and so every copy of the note, is gone)."""
-    text = service.open_shared_note(session, ctx.keys, body.pseudonym, body.checkin_ref, body.note)
+async def open_shared_note(
+    body: NoteOpen, caller: Counsellor, ctx: Ctx, session: SessionDep, request: Request
+) -> NoteOpened:
+    """For the counsellor who holds the case (``POST /v1/cases/{id}/ack`` on the escalation
+    service): opens the note the employee shared with it. Needs the employee's current
+    ``escalation`` consent or their explicit request for contact (403 ``consent-required``); 403
+    ``case-not-held`` for anyone else. Every read is written to the hash-chained audit log the
+    employee can read; 410 once the employee's data was erased (their key is gone)."""
+    runtime = request.app.state.runtime
+    reply = case_notes.authorise(await case_notes.ask(runtime, body.case_id, caller.pseudonym), runtime.gate)
+    assert reply.pseudonym is not None and reply.checkin_ref is not None
+    text = service.open_shared_note(session, ctx.keys, reply.pseudonym, reply.checkin_ref, reply.note)
     audit.append(
         session,
         actor=caller.pseudonym,
         actor_role="counsellor",
-        subject=body.pseudonym,
+        subject=reply.pseudonym,
         action="checkin.note.read",
         purpose="escalation",
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from datetime import time as Time
 from typing import Annotated, Literal
-from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
@@ -21,7 +20,6 @@ from pydantic import (
 
 from services.checkin.instruments import NOTE_MAX_CHARS
 from services.checkin.scoring import Step
-from shared.events.checkin import SealedText
 
 Lang = Literal["en", "es", "fr"]
 Who5 = Annotated[int, Field(strict=True, ge=0, le=5)]
@@ -242,13 +240,11 @@ class NudgeRead(NudgeUpdate):
 
 
 class NoteOpen(Strict):
-    """A sealed note from a ``checkin.escalation.flagged.v1`` event."""
+    """The case whose shared note to open (the escalation service holds the sealed note)."""
 
     model_config = ConfigDict(extra="forbid", strict=False)
 
-    pseudonym: str = Field(pattern=r"^[0-9a-f]{64}$")
-    checkin_ref: UUID
-    note: SealedText
+    case_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="The escalation case id.")
 
 
 class NoteOpened(BaseModel):

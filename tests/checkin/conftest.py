@@ -256,3 +256,47 @@ def harness(shared_harness: Harness) -> Harness:
 def own_harness(service_nats, start_service, platform_settings, token) -> Harness:
     """A service of the test's own (for tests that stop or restart it)."""
     return Harness(service_nats, platform_settings, start_service("checkin", **FAST), token)
+
+
+@dataclass
+class CaseDesk:
+    """The check-in service beside a real escalation service (same NATS, same platform secrets):
+    shared notes open only for the counsellor holding the case (issue 11 item 8)."""
+
+    harness: Harness
+    escalation: RunningService
+
+    def case_of(self, sub: str) -> str:
+        from sqlmodel import Session, select
+
+        from services.escalation.cases.models import Case
+
+        subject = self.harness.pseudonym(sub)
+
+        def find() -> str | None:
+            with Session(self.escalation.runtime.engine) as session:
+                return session.exec(select(Case.id).where(Case.pseudonym == subject)).first()
+
+        return str(self.harness.wait(find, "escalation case"))
+
+    def hold(self, sub: str, counsellor: str) -> str:
+        """The counsellor acknowledges (and so holds) the case about ``sub``; returns its id."""
+        case_id = self.case_of(sub)
+        r = self.escalation.client.post(f"/v1/cases/{case_id}/ack", headers=self.harness.auth(counsellor, "counsellor"))
+        assert r.status_code == 200, r.text
+        return case_id
+
+    def open_note(self, case_id: str, counsellor: str) -> Any:
+        headers = self.harness.auth(counsellor, "counsellor")
+        return self.harness.svc.client.post("/v1/shared-notes/open", json={"case_id": case_id}, headers=headers)
+
+
+@pytest.fixture
+def case_desk(own_harness: Harness, start_service) -> CaseDesk:  # type: ignore[no-untyped-def]
+    return CaseDesk(own_harness, start_service("escalation"))
+
+
+@pytest.fixture
+def held_case_desk(own_harness: Harness, start_service) -> CaseDesk:  # type: ignore[no-untyped-def]
+    """As :func:`case_desk`, with a 30-day legal hold: an erased subject's confirmed case stays."""
+    return CaseDesk(own_harness, start_service("escalation", legal_hold_days=30))

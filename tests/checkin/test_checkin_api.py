@@ -197,7 +197,8 @@ class TestCrisis:
             body["lang"] == "fr" and body["crisis"]["country"] == "CA" and body["crisis"]["emergency_number"] == "911"
         )
 
-    def test_asking_to_talk_flows_without_escalation_consent_and_shares_the_note_sealed(self, harness):
+    def test_asking_to_talk_flows_without_escalation_consent_and_shares_the_note_sealed(self, case_desk):
+        harness = case_desk.harness
         sub = new_sub()
         harness.grant(sub, "checkin")
         note = "Workload is crushing me, could someone call?"
@@ -207,11 +208,9 @@ class TestCrisis:
         assert flag["contact_requested"] is True and flag["reasons"] == ["contact_requested"]
         assert flag["severity"] == "routine" and flag["note"]["alg"] == "A256GCM"
         assert "crushing" not in json.dumps(flag)
-        opened = harness.svc.client.post(
-            "/v1/shared-notes/open",
-            json={"pseudonym": harness.pseudonym(sub), "checkin_ref": flag["checkin_ref"], "note": flag["note"]},
-            headers=harness.auth("C1", "counsellor"),
-        )
+        # The counsellor who holds the case opens it; the request for contact is its basis.
+        case_id = case_desk.hold(sub, "C1")
+        opened = case_desk.open_note(case_id, "C1")
         assert opened.status_code == 200 and opened.json() == {"text": note}
         refused = harness.svc.client.post("/v1/shared-notes/open", json={}, headers=harness.auth(sub))
         assert refused.status_code == 403

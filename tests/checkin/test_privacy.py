@@ -234,7 +234,9 @@ class TestConsumerSideGate:
 
 
 class TestErasureAndSubjectRights:
-    def test_erasure_deletes_rows_destroys_the_key_and_old_ciphertext_stays_unreadable(self, harness):
+    def test_erasure_deletes_rows_destroys_the_key_and_old_ciphertext_stays_unreadable(self, held_case_desk):
+        case_desk = held_case_desk
+        harness = case_desk.harness
         sub = new_sub()
         p = harness.pseudonym(sub)
         harness.grant(sub, "checkin", "escalation")
@@ -250,11 +252,8 @@ class TestErasureAndSubjectRights:
         with Session(engine) as session:
             row = session.exec(select(Checkin).where(Checkin.pseudonym == p)).one()
             db_copy = (row.id, bytes(row.payload), bytes(row.note))
-        note_payload = {"pseudonym": p, "checkin_ref": flag["checkin_ref"], "note": flag["note"]}
-        counsellor = harness.auth("C7", "counsellor")
-        assert (
-            harness.svc.client.post("/v1/shared-notes/open", json=note_payload, headers=counsellor).status_code == 200
-        )
+        case_id = case_desk.hold(sub, "C7")
+        assert case_desk.open_note(case_id, "C7").status_code == 200
 
         request_id = harness.request_erasure(sub)
         acks = harness.wait_stream("CHECKIN", "checkin.erasure.erased.v1", containing=str(request_id))
@@ -268,9 +267,12 @@ class TestErasureAndSubjectRights:
             with pytest.raises(KeyDestroyed):
                 fresh.require(session, p)
         assert harness.svc.app.state.checkin.keys.cached(p) is None
-        # The stream copy of the shared note no longer opens: its key is gone.
-        gone = harness.svc.client.post("/v1/shared-notes/open", json=note_payload, headers=counsellor)
-        assert gone.status_code == 410
+        # The copy of the shared note (kept by the escalation case, under a legal hold here, as in
+        # the stream) no longer opens: its key is gone.
+        gone = case_desk.open_note(case_id, "C7")
+        assert gone.status_code == 410, gone.text
+        with Session(engine) as session:  # the stream's copy names a key that no longer exists
+            assert session.get(DataKey, flag["note"]["key_id"]) is None
         # The copied database ciphertext does not open under the subject's next key either.
         harness.checkin(sub)  # consent still granted in this test: a new life, a new key
         with Session(engine) as session:
@@ -279,7 +281,8 @@ class TestErasureAndSubjectRights:
             new_key.open(db_copy[2], "checkin", db_copy[0], "note")
         assert harness.svc.client.get("/v1/me/checkins", headers=harness.auth(sub)).json()["items"][0]["note"] is None
 
-    def test_export_and_access_log_answer_consents_requests(self, harness):
+    def test_export_and_access_log_answer_consents_requests(self, case_desk):
+        harness = case_desk.harness
         sub = new_sub()
         p = harness.pseudonym(sub)
         harness.grant(sub, "checkin")
@@ -287,8 +290,8 @@ class TestErasureAndSubjectRights:
         flag = harness.wait(
             lambda: [json.loads(d) for _, d in harness.stream("CHECKIN", "checkin.escalation.") if p.encode() in d]
         )[0]
-        body = {"pseudonym": p, "checkin_ref": flag["checkin_ref"], "note": flag["note"]}
-        harness.svc.client.post("/v1/shared-notes/open", json=body, headers=harness.auth("C9", "counsellor"))
+        assert flag["note"] is not None
+        assert case_desk.open_note(case_desk.hold(sub, "C9"), "C9").status_code == 200
 
         async def ask(subject: str) -> dict:
             nc = await nats.connect(**harness.nats.connect_kwargs("consent"))
@@ -306,3 +309,52 @@ class TestErasureAndSubjectRights:
         actions = [(e["actor_role"], e["action"]) for e in log["entries"]]
         assert ("counsellor", "checkin.note.read") in actions and ("service", "checkin.export") in actions
         assert all("C9" not in json.dumps(e) for e in log["entries"])
+
+
+class TestSharedNoteAccess:
+    """Issue 11 item 8: counsellors read notes without a case or consent."""
+
+    def test_after_withdrawal_a_different_counsellor_cannot_open_a_note_shared_under_consent_alone(self, case_desk):
+        harness = case_desk.harness
+        sub = new_sub()
+        p = harness.pseudonym(sub)
+        harness.grant(sub, "checkin", "escalation")
+        note = "I want to die, nobody would notice"
+        assert harness.checkin(sub, note=note, share_note=True).status_code == 201
+        flag = harness.wait(
+            lambda: [json.loads(d) for _, d in harness.stream("CHECKIN", "checkin.escalation.") if p.encode() in d]
+        )[0]
+        assert flag["contact_requested"] is False  # shared under the escalation consent alone
+        case_id = case_desk.hold(sub, "C1")
+        assert case_desk.open_note(case_id, "C1").json() == {"text": note}
+        assert case_desk.open_note(case_id, "C2").status_code == 403  # C2 does not hold the case
+        harness.withdraw(sub, "escalation")
+        case_desk.harness.wait(lambda: case_desk.escalation.runtime.gate.answer(p, "escalation").value == "denied")
+        # The attack: another counsellor asks for the note after the withdrawal (the old API took
+        # the stream's copy directly; it no longer exists), and cannot even take the case over.
+        old_shape = {"pseudonym": p, "checkin_ref": flag["checkin_ref"], "note": flag["note"]}
+        headers = harness.auth("C2", "counsellor")
+        assert harness.svc.client.post("/v1/shared-notes/open", json=old_shape, headers=headers).status_code == 422
+        refused = case_desk.open_note(case_id, "C2")
+        assert refused.status_code == 403 and refused.json()["type"].endswith("/case-not-held")
+        take_over = case_desk.escalation.client.post(f"/v1/cases/{case_id}/ack", headers=headers)
+        harness.wait(lambda: case_desk.open_note(case_id, "C1").status_code == 403, "withdrawal reached the case")
+        assert take_over.status_code in (200, 409)  # 409 once the withdrawal closed the case
+        assert case_desk.open_note(case_id, "C2").status_code == 403
+        # Every read stayed in the employee's access log: exactly the one by C1.
+        with Session(harness.svc.runtime.engine) as session:
+            from shared.audit import entries_for
+
+            reads = [e for e in entries_for(session, p) if e.action == "checkin.note.read"]
+        assert [e.actor for e in reads] == [harness.pseudonym("C1")]
+
+    def test_an_explicit_request_for_contact_is_its_own_basis_for_the_holder(self, case_desk):
+        harness = case_desk.harness
+        sub = new_sub()
+        harness.grant(sub, "checkin")  # no escalation consent at all
+        r = harness.checkin(sub, note="please call me", talk_to_someone=True, share_note=True)
+        assert r.status_code == 201
+        case_id = case_desk.hold(sub, "C3")
+        assert case_desk.open_note(case_id, "C3").json() == {"text": "please call me"}
+        assert case_desk.open_note(case_id, "C4").status_code == 403
+        assert case_desk.open_note("0" * 32, "C3").status_code == 404
