@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 from prometheus_client import start_http_server
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -40,6 +40,7 @@ from shared.db import make_engine, run_migrations
 from shared.edge import SecurityHeaders
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
+from shared.openapi import install_openapi
 from shared.settings import ServiceSettings
 from shared.telemetry import (
     HTTP_LATENCY,
@@ -89,6 +90,8 @@ class ServiceSpec:
     on_stop: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     title: str = ""
     description: str = ""
+    # Models of bodies that routes parse by hand (shared.openapi.parse_body), for the document.
+    schemas: list[type[BaseModel]] = field(default_factory=list)
 
 
 @dataclass
@@ -297,6 +300,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
 
     for router in spec.routers:
         app.include_router(router)
+    install_openapi(app, spec.routers, spec.schemas)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticateBeforeBody, routes=body_routes_needing_principal(spec.routers))
     app.add_middleware(SecurityHeaders)

@@ -337,9 +337,9 @@ def authenticates(dependency: F) -> F:
     return dependency
 
 
-def _needs_principal(dependant: Dependant) -> bool:
+def needs_principal(dependant: Dependant) -> bool:
     return any(
-        d.call is get_principal or getattr(d.call, "__kinwell_authenticates__", False) or _needs_principal(d)
+        d.call is get_principal or getattr(d.call, "__kinwell_authenticates__", False) or needs_principal(d)
         for d in dependant.dependencies
     )
 
@@ -349,7 +349,7 @@ def body_routes_needing_principal(routers: Iterable[APIRouter]) -> list[tuple[re
     found = []
     for router in routers:
         for route in router.routes:
-            if isinstance(route, APIRoute) and route.body_field is not None and _needs_principal(route.dependant):
+            if isinstance(route, APIRoute) and route.body_field is not None and needs_principal(route.dependant):
                 found.append((route.path_regex, set(route.methods or ())))
     return found
 

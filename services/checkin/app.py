@@ -23,7 +23,6 @@ from services.checkin.endpoints import router
 from services.checkin.handlers import NAME, bindings
 from services.checkin.instruments import check_complete
 from services.checkin.nudges import EVENT_TYPES, handle_router
-from services.checkin.openapi import component_schemas
 from services.checkin.relay import PipelinedOutboxRelay
 from services.checkin.schemas import CheckinCreate
 from services.checkin.signals import SignalBatch
@@ -110,13 +109,13 @@ def create_app(settings: CheckinSettings | None = None) -> FastAPI:
     signals = SignalsState.create(settings)
     spec = build_spec(settings, ctx)
     spec.routers.append(signals_router)
+    spec.schemas += [CheckinCreate, SignalBatch]  # bodies parsed by hand, documented by schema
     spec.on_stop.append(signals.stop)
     app = create_service_app(spec, settings)
     app.state.checkin = ctx
     app.state.signals = signals
     widen_body_limit(app, settings)
     _routes_first(app, router)
-    _document_manual_bodies(app)
     return app
 
 
@@ -129,21 +128,6 @@ def _routes_first(app: FastAPI, ours: APIRouter) -> None:
     for route in mine:
         routes.remove(route)
     routes[:0] = mine
-
-
-def _document_manual_bodies(app: FastAPI) -> None:
-    """Add the schemas of bodies validated by ``schemas.parse_body`` to the OpenAPI components."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(component_schemas(CheckinCreate, SignalBatch))
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 __all__ = ["Runtime", "build_spec", "create_app"]

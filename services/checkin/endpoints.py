@@ -12,7 +12,6 @@ from sqlalchemy.exc import IntegrityError
 from services.checkin import case_notes, instruments, nudges, repository, screening, service
 from services.checkin.auth import CheckinConsented, Counsellor, Employee, consented_caller
 from services.checkin.deps import CheckinContext, Ctx
-from services.checkin.openapi import parse_body, problems, request_body
 from services.checkin.schemas import (
     CheckinCreate,
     CheckinList,
@@ -27,6 +26,7 @@ from services.checkin.schemas import (
 from shared import audit
 from shared.db import SessionDep
 from shared.errors import ServiceUnavailable
+from shared.openapi import BEARER, parse_body, problems, request_body
 
 router = APIRouter()
 CheckinId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Check-in id.")]
@@ -39,7 +39,7 @@ CheckinId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Check-in
     summary="Submit the weekly check-in",
     response_model=CheckinResult,
     responses=problems(401, 403, 422, 503),
-    openapi_extra={"requestBody": request_body(CheckinCreate)},
+    openapi_extra={"requestBody": request_body(CheckinCreate), **BEARER},
 )
 async def submit_checkin(request: Request) -> Response:
     """Needs ``checkin`` consent (403 names the missing purpose; 503 while consent state is not

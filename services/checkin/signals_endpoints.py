@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from pydantic_core import to_json
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,12 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.checkin.auth import current_caller, synced_gate
 from services.checkin.clock import utcnow
 from services.checkin.config import CheckinSettings
-from services.checkin.openapi import Problem, request_body
 from services.checkin.signals import MAX_RECORDS, Pseudonymiser, SignalBatch, SignalsAccepted, prepare
 from services.checkin.signals_writer import SignalWriter
 from shared.auth import Role
 from shared.db import make_engine
 from shared.errors import BodyLimitMiddleware, Forbidden, PayloadTooLarge
+from shared.openapi import BEARER, parse_body, problems, request_body
 
 PATH = "/v1/signals"
 router = APIRouter()
@@ -55,28 +54,13 @@ class SignalsState:
         self.writer.engine.dispose()
 
 
-_PROBLEMS = {
-    400: "The body is not JSON.",
-    401: "Missing, invalid or expired bearer token.",
-    403: "Only an integration may post signals.",
-    413: f"The body is over the limit, or the batch holds more than {MAX_RECORDS:,} records.",
-    422: "The batch failed validation; nothing was stored.",
-    503: "Consent state is not available yet (the gate fails closed); retry shortly.",
-}
-_NOT_JSON = {"loc": ("body",), "type": "model_attributes_type", "msg": "Input should be a JSON object"}
-
-
 async def _parse(request: Request) -> SignalBatch:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json" and not content_type.endswith("+json"):
-        raise RequestValidationError([_NOT_JSON])
     try:
-        return SignalBatch.model_validate_json(await request.body())
-    except ValidationError as exc:
-        errors = exc.errors()
-        if any(e["type"] == "too_long" and e["loc"] == ("records",) for e in errors):
+        return await parse_body(request, SignalBatch)
+    except RequestValidationError as exc:
+        if any(e["type"] == "too_long" and tuple(e["loc"]) == ("body", "records") for e in exc.errors()):
             raise PayloadTooLarge(f"A batch holds at most {MAX_RECORDS:,} records.", code="batch-too-large") from None
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        raise
 
 
 @router.post(
@@ -84,11 +68,18 @@ async def _parse(request: Request) -> SignalBatch:
     tags=["integrations"],
     summary="Post daily work-pattern metadata",
     response_model=SignalsAccepted,
-    responses={
-        s: {"model": Problem, "description": d, "content": {"application/problem+json": {}}}
-        for s, d in _PROBLEMS.items()
-    },
-    openapi_extra={"requestBody": request_body(SignalBatch)},
+    responses=problems(
+        400,
+        401,
+        403,
+        413,
+        422,
+        503,
+        d403="Only an integration may post signals.",
+        d413=f"The body is over the limit, or the batch holds more than {MAX_RECORDS:,} records.",
+        d422="The batch failed validation; nothing was stored.",
+    ),
+    openapi_extra={"requestBody": request_body(SignalBatch), **BEARER},
 )
 async def post_signals(request: Request) -> Response:
     """For integrations (role ``integration``): up to 1,000 per-person daily records of metadata

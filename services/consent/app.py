@@ -12,7 +12,6 @@ from services.consent import endpoints, endpoints_policy, endpoints_rights, eras
 from services.consent.config import ConsentSettings
 from services.consent.contact import start_contact_responder
 from services.consent.deps import ConsentContext
-from services.consent.problems import finish_openapi
 from services.consent.revocation import start_revocations, stop_revocations
 from services.consent.writer import stop_writer
 from shared.app import Runtime, ServiceSpec, create_service_app
@@ -91,5 +90,4 @@ def create_app(settings: ConsentSettings | None = None) -> FastAPI:
     ctx = ConsentContext.from_settings(settings)
     app = create_service_app(build_spec(ctx), settings)
     app.state.consent = ctx
-    finish_openapi(app, secured_prefixes=("/v1/me", "/v1/admin", "/v1/stats", "/v1/hris"))
     return app

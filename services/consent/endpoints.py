@@ -13,7 +13,6 @@ from fastapi import APIRouter, Query
 
 from services.consent import service
 from services.consent.deps import ContextDep
-from services.consent.problems import AUTH, BODY, problems
 from services.consent.revocation import RevocationsDep
 from services.consent.schemas import (
     DEFAULT_LANGUAGE,
@@ -28,6 +27,7 @@ from services.consent.writer import WriterDep
 from shared.auth import EmployeePrincipal
 from shared.db import SessionDep
 from shared.events.consent import Purpose
+from shared.openapi import AUTH, BODY, problems
 
 router = APIRouter(prefix="/v1/me", tags=["my consents"])
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, status
 
 from services.consent import policy, stats
 from services.consent.deps import ContextDep
-from services.consent.problems import AUTH, BODY, problems
 from services.consent.schemas import (
     DEFAULT_LANGUAGE,
     ConsentRates,
@@ -20,6 +19,7 @@ from services.consent.schemas import (
 from shared.auth import AdminPrincipal, HRAnalystPrincipal
 from shared.db import SessionDep
 from shared.events.consent import Purpose
+from shared.openapi import AUTH, BODY, problems
 
 public = APIRouter(tags=["policy"])
 admin = APIRouter(prefix="/v1/admin", tags=["admin"])

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Response, status
 
 from services.consent import erasure, rights
 from services.consent.deps import BusDep, ContextDep
-from services.consent.problems import AUTH, problems
 from services.consent.schemas import AccessLogRead, ErasureAccepted, ErasureStatus, ExportRead
 from shared.auth import EmployeePrincipal
 from shared.db import SessionDep
+from shared.openapi import AUTH, problems
 
 router = APIRouter(prefix="/v1/me", tags=["my data"])
 

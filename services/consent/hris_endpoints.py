@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from services.consent import hris, stats
 from services.consent.deps import ContextDep
 from services.consent.hris_schemas import HrisImported, HrisWebhookAccepted, OrgUnitRatesRead
-from services.consent.problems import AUTH, BODY, problems
 from shared.auth import HRAnalystPrincipal, Principal, Role, require_roles
 from shared.db import SessionDep
+from shared.openapi import AUTH, BODY, problems
 
 webhooks = APIRouter(tags=["hris"])
 imports = APIRouter(prefix="/v1/hris", tags=["hris"])

@@ -1,8 +1,11 @@
-"""OpenAPI ``responses`` entries for the escalation service's problem+json answers."""
+"""OpenAPI ``responses`` entries for the escalation service's problem+json answers, in its words
+(the entries themselves, and everything the edge adds, come from ``shared.openapi``)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from shared.openapi import problems as shared_problems
 
 DESCRIPTIONS = {
     401: "Missing, invalid or expired bearer token.",
@@ -15,7 +18,4 @@ DESCRIPTIONS = {
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"description": DESCRIPTIONS[status], "content": {"application/problem+json": {}}}
-        for status in statuses
-    }
+    return shared_problems(*statuses, **{f"d{status}": text for status, text in DESCRIPTIONS.items()})
