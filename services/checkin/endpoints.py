@@ -26,9 +26,21 @@ from services.checkin.schemas import (
 from shared import audit
 from shared.db import SessionDep
 from shared.errors import ServiceUnavailable
-from shared.openapi import BEARER, parse_body, problems, request_body
+from shared.openapi import BEARER, parse_body, request_body
+from shared.openapi import problems as shared_problems
 
 router = APIRouter()
+_WORDS = {
+    "d409": "Conflicts with the check-in's state.",
+    "d503": "Consent state is not available yet (the gate fails closed); retry shortly.",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The shared problem+json entries, in the check-in service's words."""
+    return shared_problems(*codes, **_WORDS)
+
+
 CheckinId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Check-in id.")]
 
 

@@ -78,6 +78,7 @@ async def _parse(request: Request) -> SignalBatch:
         d403="Only an integration may post signals.",
         d413=f"The body is over the limit, or the batch holds more than {MAX_RECORDS:,} records.",
         d422="The batch failed validation; nothing was stored.",
+        d503="Consent state is not available yet (the gate fails closed); retry shortly.",
     ),
     openapi_extra={"requestBody": request_body(SignalBatch), **BEARER},
 )
