@@ -48,7 +48,8 @@ from shared.bus.connection import Bus
 from shared.bus.failures import retry_delay
 from shared.db import after_commit
 from shared.events.base import Event
-from shared.telemetry import EVENTS_PUBLISHED, counted, inject_headers
+from shared.telemetry import EVENTS_PUBLISHED, inject_headers
+from shared.telemetry import counted as counted_subject
 
 log = logging.getLogger("kinwell.outbox")
 
@@ -392,7 +393,7 @@ class OutboxRelay:
         if done:
             await self._discard(done)
             self.published += len(done)
-            EVENTS_PUBLISHED.labels(self.bus.service).inc(sum(1 for row in done if counted(row.subject)))
+            EVENTS_PUBLISHED.labels(self.bus.service).inc(sum(1 for row in done if counted_subject(row.subject)))
         if failed:
             self._dirty = True
             # Count against the rows only if the broker took others meanwhile (or refused these
