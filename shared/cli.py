@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,7 +15,16 @@ import time
 
 import httpx
 
-from shared.settings import DEFAULT_PORTS, SERVICES, PlatformSettings, load_or_create_dev_secrets, nats_password_env
+from shared.settings import (
+    DEFAULT_PORTS,
+    EMBEDDED_ONLY_SECRETS,
+    KEYRINGS,
+    SERVICES,
+    PlatformSettings,
+    load_or_create_dev_secrets,
+    nats_password_env,
+)
+from shared.topology import SERVICE_SECRETS
 
 
 def _port_in_use(host: str, port: int) -> bool:
@@ -30,14 +41,40 @@ def _nats_port(url: str) -> int:
     return int(url.rsplit(":", 1)[-1].split("/")[0])
 
 
-def service_env(platform: PlatformSettings, ports: dict[str, int], host: str) -> dict[str, str]:
-    env = dict(os.environ)
+# Secrets a `kinwell up` child must not inherit from the operator's shell: each gets only its own.
+_SECRET_ENV = re.compile(
+    r"^KINWELL_(PSEUDONYM_KEY|PERIOD_KEY|MASTER_KEY|WEBHOOK_KEY|DEV_JWT_SECRET|RECEIPT_SIGNING_KEY|OLD_\w+_KEYS"
+    r"|\w+_NATS_PASSWORD|NATS_\w+_PASSWORD|CONSENT_HRIS_WEBHOOK_SECRETS)$"
+)
+
+
+def service_env(
+    platform: PlatformSettings, ports: dict[str, int], host: str, service: str, stored: dict[str, str]
+) -> dict[str, str]:
+    """The environment of one service process: its ports, and only the secrets it holds.
+
+    The child is told not to read ``dev-secrets.json`` (``KINWELL_LOAD_DEV_SECRETS=false``), so
+    the secrets it holds are exactly those of ``shared.topology.SERVICE_SECRETS``.
+    """
+    env = {name: value for name, value in os.environ.items() if not _SECRET_ENV.match(name)}
     env["KINWELL_MODE"] = "embedded"
     env["KINWELL_DATA_DIR"] = str(platform.data_dir.resolve())
     env["KINWELL_NATS_URL"] = platform.nats_url
+    env["KINWELL_LOAD_DEV_SECRETS"] = "false"
     for name, port in ports.items():
         env[f"KINWELL_{name.upper()}_PORT"] = str(port)
         env[f"KINWELL_{name.upper()}_HOST"] = host
+    held = (*SERVICE_SECRETS[service], *EMBEDDED_ONLY_SECRETS)
+    for name in held:
+        env[f"KINWELL_{name.upper()}"] = platform.secret(name).decode()
+    for ring, (id_field, old_field) in KEYRINGS.items():
+        if ring in held:
+            env[f"KINWELL_{id_field.upper()}"] = getattr(platform, id_field)
+            retired = {kid: key.get_secret_value() for kid, key in getattr(platform, old_field).items()}
+            env[f"KINWELL_{old_field.upper()}"] = json.dumps(retired)
+    env[f"KINWELL_{service.upper()}_NATS_PASSWORD"] = stored[f"nats_{service}_password"]
+    if service == "consent":
+        env["KINWELL_CONSENT_HRIS_WEBHOOK_SECRETS"] = json.dumps([stored["hris_webhook_secret"]])
     return env
 
 
@@ -95,16 +132,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     print(f"nats-server  {nats.url}  (JetStream, permissions from deploy/nats/auth.conf; streams provisioned)")
 
-    env = service_env(platform, ports, host)
-    for svc in SERVICES:
-        env[nats_password_env(svc)] = passwords[svc]
     logs = platform.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for name in SERVICES:
         log_file = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], env=env, stdout=log_file, stderr=subprocess.STDOUT
+            [sys.executable, "-m", f"services.{name}"],
+            env=service_env(platform, ports, host, name, secrets),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
 
     stopping = False
@@ -194,6 +231,32 @@ def cmd_hris_import(args: argparse.Namespace) -> int:
     return SnapshotImporter.from_args(args).run()
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``kinwell keys rotate|rewrap|status``: see shared/keyrotation.py and docs/operations.md."""
+    from shared import keyrotation
+
+    if args.keys_command == "rotate":
+        new_id, new_key, retired = keyrotation.rotate(args.keyring)
+        id_field, old_field = KEYRINGS[args.keyring]
+        if PlatformSettings().mode == "embedded":
+            print(f"{args.keyring}: {new_id} is current; retired: {', '.join(sorted(retired))} (dev-secrets.json).")
+        else:  # the operator's secret store is the only place these go
+            print(f"KINWELL_{args.keyring.upper()}={new_key}")
+            print(f"KINWELL_{id_field.upper()}={new_id}")
+            print(f"KINWELL_{old_field.upper()}='{json.dumps(retired)}'")
+        holders = [svc for svc, held in SERVICE_SECRETS.items() if args.keyring in held]
+        print(f"Next: restart {', '.join(holders)}; then `kinwell keys rewrap --service <name>` for each.")
+        return 0
+    dry_run = args.keys_command == "status"
+    counts = keyrotation.rewrap_service(args.service, keyrotation.service_settings(args.service), dry_run=dry_run)
+    verb = "stale (not under the current key)" if dry_run else "re-sealed under the current key"
+    for column, count in counts.items():
+        print(f"{column}: {count} {verb}")
+    if not counts:
+        print(f"{args.service} has no encrypted columns")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kinwell", description="Kinwell platform commands")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,6 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     from shared.bus.ops_cli import register as register_bus_ops
 
     register_bus_ops(sub)  # kinwell dlq list|show|replay, kinwell outbox list|replay
+    keys_cmd = sub.add_parser("keys", help="key rotation (docs/operations.md)")
+    keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True)
+    rot = keys_sub.add_parser("rotate", help="make a new key current, keep the old one to open old data")
+    rot.add_argument("--keyring", choices=("master_key", "webhook_key"), required=True)
+    rot.set_defaults(fn=cmd_keys)
+    for name, text in (("rewrap", "re-seal every encrypted column under the current key"),
+                       ("status", "count what is not yet sealed under the current key")):  # fmt: skip
+        cmd = keys_sub.add_parser(name, help=text)
+        cmd.add_argument("--service", choices=SERVICES, required=True)
+        cmd.set_defaults(fn=cmd_keys)
     args = parser.parse_args(argv)
     if args.command == "token" and not args.role:
         args.role = ["employee"]

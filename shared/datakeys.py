@@ -265,7 +265,7 @@ class DataKeyStore:
                 kek_id, wrapped = self.master.wrap(self.master.unwrap(row), row.pseudonym, row.key_id)
                 session.exec(
                     update(DataKey)
-                    .where(col(DataKey.key_id) == row.key_id)
+                    .where(col(DataKey.key_id) == row.key_id, col(DataKey.wrapped) == row.wrapped)  # CAS
                     .values(kek_id=kek_id, wrapped=wrapped, rewrapped_at=datetime.now(UTC))
                 )
                 done += 1

@@ -98,12 +98,23 @@ def load_or_create_dev_secrets(data_dir: Path) -> dict[str, str]:
     if missing:
         for name in missing:
             stored.setdefault(name, _new_secret())
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(stored, fh, indent=2)
-        os.replace(tmp, path)
+        write_dev_secrets(data_dir, stored)
     return stored
+
+
+def write_dev_secrets(data_dir: Path, stored: dict[str, str]) -> None:
+    """Replace ``<data_dir>/dev-secrets.json`` atomically, readable by its owner only."""
+    path = data_dir / "dev-secrets.json"
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(stored, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def new_secret() -> str:
+    """A fresh random secret (32 bytes, URL-safe base64), as generated for embedded mode."""
+    return _new_secret()
 
 
 class PlatformSettings(BaseSettings):

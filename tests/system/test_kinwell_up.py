@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 
 from shared.natsserver import free_port
-from shared.settings import DEFAULT_PORTS, SERVICES
+from shared.settings import DEFAULT_PORTS, SECRET_FIELDS, SERVICES
+from shared.topology import SERVICE_SECRETS
 
 
 def _offset() -> int:
@@ -62,6 +63,7 @@ def test_up_starts_everything_ready_and_stops_cleanly_on_sigterm(tmp_path):
                 break
         assert any("Kinwell is ready" in line for line in lines), "".join(lines)
         # Time to ready is measured by bench/bench_up.py, not asserted here (a loaded CI box is slow).
+        _each_process_holds_only_its_own_secrets(proc.pid)
         for name in SERVICES:
             r = httpx.get(f"http://127.0.0.1:{DEFAULT_PORTS[name] + offset}/readyz", timeout=5)
             assert r.status_code == 200 and r.json()["ready"], name
@@ -84,6 +86,41 @@ def test_up_starts_everything_ready_and_stops_cleanly_on_sigterm(tmp_path):
     assert _free(nats_port)
     # Data is kept for the next start.
     assert (tmp_path / "data" / "consent.db").exists() and (tmp_path / "data" / "nats").is_dir()
+
+
+SECRET_ENV = {f"KINWELL_{name.upper()}": name for name in SECRET_FIELDS}
+
+
+def _children(parent: int) -> dict[str, int]:
+    """The service processes `kinwell up` started: name -> pid (from /proc)."""
+    found: dict[str, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and b"-m" in cmdline:
+            module = cmdline[cmdline.index(b"-m") + 1].decode()
+            found[module.removeprefix("services.")] = int(stat.parent.name)
+    return found
+
+
+def _each_process_holds_only_its_own_secrets(parent: int) -> None:
+    """Issue 11.1: each process gets exactly its topology secrets, and never reads the dev file."""
+    children = _children(parent)
+    assert set(children) == set(SERVICES), children
+    for name, pid in children.items():
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        held = {secret for var, secret in SECRET_ENV.items() if var in env}
+        assert held == {*SERVICE_SECRETS[name], "dev_jwt_secret"}, (name, held)
+        assert env["KINWELL_LOAD_DEV_SECRETS"] == "false", name
+        passwords = {var for var in env if var.endswith("_PASSWORD")}
+        assert passwords == {f"KINWELL_{name.upper()}_NATS_PASSWORD"}, (name, passwords)
+        if "master_key" not in SERVICE_SECRETS[name]:
+            assert "KINWELL_OLD_MASTER_KEYS" not in env, name
+    assert not {"pseudonym_key", "period_key", "master_key"} & set(SERVICE_SECRETS["aggregator"])
 
 
 def _employee_journey(offset: int, token: str) -> None:
