@@ -24,6 +24,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from sqlalchemy import tuple_, update
 from sqlmodel import Session, SQLModel, select
 
 from shared.crypto import Keyring
+from shared.datakeys import DataKey, MasterKeys
 from shared.settings import ServiceSettings
 from shared.topology import SERVICE_SECRETS
 
@@ -122,8 +124,24 @@ def rewrap_service(service: str, settings: ServiceSettings, *, dry_run: bool = F
         engine.dispose()
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+_master = cache(MasterKeys.from_keyring)  # one per keyring: HKDF once, not per row
+
+
+def _wrapped_data_key(keyring: Keyring, row: Any) -> bytes | None:
+    master = _master(keyring)
+    return None if master.is_current(row) else master.wrap(master.unwrap(row), row.pseudonym, row.key_id)[1]
+
+
+DATA_KEYS = SealedColumn(
+    "data_key.wrapped",
+    "master_key",
+    DataKey,
+    "wrapped",
+    ("key_id",),
+    _wrapped_data_key,
+    lambda keyring: {"kek_id": keyring.current_id, "rewrapped_at": datetime.now(UTC)},
+)
+"""Subjects' wrapped data keys (``shared.datakeys``), in every service that keeps them."""
 
 
 def next_key_id(current: str, taken: set[str]) -> str:

@@ -6,27 +6,6 @@ name that data key, which does not change when the master key does.
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
+from shared.keyrotation import DATA_KEYS
 
-from shared.crypto import Keyring
-from shared.datakeys import DataKey, MasterKeys
-from shared.keyrotation import SealedColumn, now_utc
-
-_master = cache(MasterKeys.from_keyring)
-
-
-def _wrapped(keyring: Keyring, row: Any) -> bytes | None:
-    master = _master(keyring)
-    if master.is_current(row):
-        return None
-    return master.wrap(master.unwrap(row), row.pseudonym, row.key_id)[1]
-
-
-def _kek(keyring: Keyring) -> dict[str, Any]:
-    return {"kek_id": keyring.current_id, "rewrapped_at": now_utc()}
-
-
-SEALED_COLUMNS = [
-    SealedColumn("checkin.data_key.wrapped", "master_key", DataKey, "wrapped", ("key_id",), _wrapped, _kek)
-]
+SEALED_COLUMNS = [DATA_KEYS]

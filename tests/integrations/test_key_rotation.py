@@ -147,7 +147,7 @@ def test_rotation_then_rewrap_reads_export_contact_and_webhooks_back(
     assert counts == {
         "consent.directory.employee_id": 1,
         "consent.contact_detail.ciphertext": len(CONTACT),
-        "checkin.data_key.wrapped": 1,  # the other subject's key was wrapped under k2 already
+        "data_key.wrapped": 1,  # the other subject's key was wrapped under k2 already
         "webhook_subscription.secret_ciphertext": 1,
     }, counts
 
