@@ -39,6 +39,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from shared.crypto import CiphertextInvalid, Envelope, Keyring, UnknownKeyId, aad
 from shared.db import after_commit
 from shared.settings import PlatformSettings
+from shared.shredding import scrub_after_commit
 
 __all__ = [
     "CiphertextInvalid",
@@ -244,6 +245,8 @@ class DataKeyStore:
         self.evict(pseudonym)
         # Evict again once committed: a concurrent reader may have re-cached it meanwhile.
         after_commit(session, lambda: self.evict(pseudonym))
+        # Then leave no recoverable copy of the wrapped key in the database files.
+        scrub_after_commit(session, ("data_key",))
         result: Any = session.exec(delete(DataKey).where(col(DataKey.pseudonym) == pseudonym))
         return int(result.rowcount or 0)
 

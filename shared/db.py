@@ -56,6 +56,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # Deleted content is overwritten with zeros, so an erased row cannot be carved from
+            # free pages (the WAL is emptied after an erasure: shared.shredding).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.close()
 
         return engine

@@ -60,3 +60,28 @@ def make_db_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 @pytest.fixture
 def db_url(make_db_url: Callable[[str], str]) -> str:
     return make_db_url("db")
+
+
+@pytest.fixture
+def make_own_db_url(make_db_url: Callable[[str], str]) -> Iterator[Callable[[str], str]]:
+    """Like ``make_db_url``, but on PostgreSQL a whole database of the test's own (dropped on exit):
+    for what depends on every session of a database, such as what VACUUM may remove, when other
+    suites share the test database."""
+    if not PG_URL:
+        yield make_db_url
+        return
+    made: list[str] = []
+
+    def make(name: str) -> str:
+        made.append(f"t_{name}_{uuid.uuid4().hex[:10]}")
+        with _pg_admin() as conn:  # type: ignore[attr-defined]
+            conn.execute(f'CREATE DATABASE "{made[-1]}"')
+        base, _, query = PG_URL.partition("?")
+        return base.rsplit("/", 1)[0] + "/" + made[-1] + (f"?{query}" if query else "")
+
+    try:
+        yield make
+    finally:
+        with _pg_admin() as conn:  # type: ignore[attr-defined]
+            for name in made:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

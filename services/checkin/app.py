@@ -33,6 +33,7 @@ from services.checkin.writer import GroupCommitWriter
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.db import make_engine
+from shared.shredding import start_scrubber
 from shared.webhooks import service_webhooks
 
 
@@ -68,7 +69,7 @@ def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
         consumers=lambda rt: bindings(ctx),
         export=export,
         uses_gate=True,
-        on_start=[start, webhooks.hooks.on_start],
+        on_start=[start, webhooks.hooks.on_start, start_scrubber("data_key")],
         on_stop=[stop, webhooks.hooks.on_stop],
     )
 

@@ -17,6 +17,7 @@ from services.consent.writer import stop_writer
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.db import session_scope
 from shared.periodic import every
+from shared.shredding import start_scrubber
 from shared.topology import KV_BUCKET
 
 NAME = "consent"
@@ -80,6 +81,7 @@ def build_spec(ctx: ConsentContext) -> ServiceSpec:
             start_erasure_retries,
             start_hris_purge,
             start_contact_responder(ctx),
+            start_scrubber("directory", "contact_detail"),  # PostgreSQL: vacuum after erasures
         ],
         on_stop=[stop_revocations, stop_writer],
     )

@@ -36,6 +36,7 @@ from services.consent.models import (
     PolicyVersion,
     PurposeRow,
 )
+from shared.shredding import scrub_after_commit
 
 GRANTED = "granted"
 _CONNECTION = "consent_repository_connection"
@@ -215,6 +216,8 @@ def count_directory(session: Session, group: Collection[str] | None = None) -> i
 def delete_directory(session: Session, pseudonym: str) -> int:
     delete_contact(session, pseudonym)
     result = session.exec(delete(DirectoryEntry).where(col(DirectoryEntry.pseudonym) == pseudonym))
+    # Sealed under the long-lived master key: no carvable copy may stay in the files.
+    scrub_after_commit(session, ("directory", "contact_detail"))
     return int(result.rowcount or 0)
 
 
@@ -225,7 +228,10 @@ def contact_of(session: Session, pseudonym: str) -> list[ContactDetail]:
 
 def delete_contact(session: Session, pseudonym: str) -> int:
     result = session.exec(delete(ContactDetail).where(col(ContactDetail.pseudonym) == pseudonym))
-    return int(result.rowcount or 0)
+    removed = int(result.rowcount or 0)
+    if removed:
+        scrub_after_commit(session, ("contact_detail",))
+    return removed
 
 
 # --- consents and history -----------------------------------------------------------------------

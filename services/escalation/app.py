@@ -24,6 +24,7 @@ from services.escalation.notify import EVENT_TYPES
 from services.escalation.support import endpoints as support_endpoints
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.periodic import every
+from shared.shredding import start_scrubber
 from shared.topology import requests_to
 from shared.webhooks import WebhookSettings, service_webhooks
 
@@ -62,7 +63,7 @@ def build_spec(ctx: EscalationContext, webhook_settings: WebhookSettings | None 
         routers=[webhooks.router, case_endpoints.router, support_endpoints.router, ladder_endpoints.router],
         consumers=lambda rt: handlers.bindings(ctx, rt),
         export=lambda session, pseudonym: handlers.export(session, ctx, pseudonym),
-        on_start=[webhooks.hooks.on_start, _attach(ctx), start_timer_poll(_now)],
+        on_start=[webhooks.hooks.on_start, _attach(ctx), start_timer_poll(_now), start_scrubber("data_key")],
         on_stop=[webhooks.hooks.on_stop],
         uses_gate=True,
     )
