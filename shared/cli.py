@@ -43,7 +43,7 @@ def _nats_port(url: str) -> int:
 
 # Secrets a `kinwell up` child must not inherit from the operator's shell: each gets only its own.
 _SECRET_ENV = re.compile(
-    r"^KINWELL_(PSEUDONYM_KEY|PERIOD_KEY|MASTER_KEY|WEBHOOK_KEY|DEV_JWT_SECRET|RECEIPT_SIGNING_KEY|OLD_\w+_KEYS"
+    r"^KINWELL_(PSEUDONYM_KEY|PERIOD_KEY|MASTER_KEY|WEBHOOK_KEY|MANAGER_SCOPE_KEY|DEV_JWT_SECRET|RECEIPT_SIGNING_KEY|OLD_\w+_KEYS"
     r"|\w+_NATS_PASSWORD|NATS_\w+_PASSWORD|CONSENT_HRIS_WEBHOOK_SECRETS)$"
 )
 
