@@ -270,6 +270,7 @@ class DataKeyStore:
                     update(DataKey)
                     .where(col(DataKey.key_id) == row.key_id, col(DataKey.wrapped) == row.wrapped)  # CAS
                     .values(kek_id=kek_id, wrapped=wrapped, rewrapped_at=datetime.now(UTC))
+                    .execution_options(synchronize_session=False)  # not evaluated against the batch
                 )
                 done += 1
             session.commit()

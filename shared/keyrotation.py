@@ -73,7 +73,10 @@ def rewrap_column(session: Session, spec: SealedColumn, keyring: Keyring, *, dry
                 same_row = [column == getattr(row, name) for column, name in zip(pk, spec.primary_key, strict=True)]
                 unchanged = blob == getattr(row, spec.column)  # compare-and-set: a newer write wins
                 values = {spec.column: resealed, **spec.also_set(keyring)}
-                session.exec(update(spec.model).where(*same_row, unchanged).values(**values))  # type: ignore[call-overload]
+                stmt = update(spec.model).where(*same_row, unchanged).values(**values)
+                # No ORM synchronisation: evaluating each update against the whole batch loaded in
+                # the session made a rewrap quadratic in the batch size.
+                session.exec(stmt.execution_options(synchronize_session=False))  # type: ignore[call-overload]
         session.commit()
         last = tuple(getattr(rows[-1], name) for name in spec.primary_key)
 
