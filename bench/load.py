@@ -199,6 +199,9 @@ def serve_service(name: str, nats: Any, data_dir: Path, database_url: str) -> It
         prefix + "PORT": str(port),
         prefix + "DATABASE_URL": database_url,
         prefix + "NATS_PASSWORD": nats.connect_kwargs(name)["password"],
+        # The benches measure the write path at full load from one address, not the abuse limits.
+        prefix + "RATE_LIMIT_PER_PRINCIPAL": "",
+        prefix + "RATE_LIMIT_PER_SOURCE": "",
     }
     with serve_app(f"services.{name}.app:create_app", port=port, env=env) as url:
         deadline = time.monotonic() + 30

@@ -41,6 +41,7 @@ from shared.edge import SecurityHeaders
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.openapi import install_openapi
+from shared.ratelimit import RateLimiter, SourceRateLimit
 from shared.settings import ServiceSettings
 from shared.telemetry import (
     HTTP_LATENCY,
@@ -279,6 +280,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.verifier = TokenVerifier(settings.platform)
+    app.state.limiter = RateLimiter(settings.rate_limit_per_principal, settings.rate_limit_per_source)
     install_error_handlers(app)
     _install_http_telemetry(app, spec.name)
 
@@ -303,6 +305,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     install_openapi(app, spec.routers, spec.schemas)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthenticateBeforeBody, routes=body_routes_needing_principal(spec.routers))
+    app.add_middleware(SourceRateLimit, limiter=app.state.limiter)
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -381,6 +381,14 @@ class AuthenticateBeforeBody:
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
+async def limited_read(request: Request, principal: CurrentPrincipal) -> None:
+    """Dependency of an expensive read (an export fans out to every service): it counts against
+    the caller's rate limit as a write does."""
+    limiter = getattr(request.app.state, "limiter", None)
+    if limiter is not None:
+        limiter.hit_principal(request.scope, principal.sub, read=True)
+
+
 def require_roles(*roles: Role | str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency returning the principal if it holds any of ``roles``: 403 if not, 401 first."""
     wanted = frozenset(Role(role) for role in roles)

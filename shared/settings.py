@@ -268,8 +268,9 @@ class ServiceSettings(BaseSettings):
     http_keepalive_timeout_seconds: float = Field(default=5.0, gt=0)
     http_max_connections: int = Field(default=1000, ge=1)
     # `limits` notation; writes (POST/PUT/PATCH/DELETE) per verified principal and per client address.
-    rate_limit_per_principal: str = "10/second;300/minute"
-    rate_limit_per_source: str = "100/second;3000/minute"
+    # ("" turns one off; each replica counts on its own).
+    rate_limit_per_principal: str = "20/second;600/minute"
+    rate_limit_per_source: str = "500/second"
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
     @model_validator(mode="after")

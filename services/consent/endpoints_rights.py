@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from services.consent import erasure, rights
 from services.consent.deps import BusDep, ContextDep
 from services.consent.schemas import AccessLogRead, ErasureAccepted, ErasureStatus, ExportRead
-from shared.auth import EmployeePrincipal
+from shared.auth import EmployeePrincipal, limited_read
 from shared.db import SessionDep
 from shared.openapi import AUTH, problems
 
 router = APIRouter(prefix="/v1/me", tags=["my data"])
 
 
-@router.get("/export", summary="Export my data", responses=problems(*AUTH))
+@router.get("/export", summary="Export my data", responses=problems(*AUTH, 429), dependencies=[Depends(limited_read)])
 async def export_my_data(principal: EmployeePrincipal, session: SessionDep, ctx: ContextDep, bus: BusDep) -> ExportRead:
     """One JSON document with what every service holds about me, gathered concurrently with a
     deadline. A service that does not answer in time is named under ``unavailable`` and

@@ -74,7 +74,8 @@ def test_every_response_carries_the_security_headers(platform, name):
 
 def test_personal_data_is_never_cacheable(platform):
     auth = platform.auth(new_sub(), "employee")
-    export = platform.consent.client.post("/v1/me/export", headers=auth)
+    export = platform.consent.client.get("/v1/me/export", headers=auth)
+    assert export.status_code == 200, export.text
     assert export.headers["cache-control"] == "no-store" and export.headers["x-content-type-options"] == "nosniff"
 
 
