@@ -192,13 +192,14 @@ class PlatformSettings(BaseSettings):
                 raise SettingsError("unsafe production settings: " + "; ".join(problems))
         elif self.load_dev_secrets:
             stored = load_or_create_dev_secrets(self.data_dir)
+            given = set(self.model_fields_set)  # before filling: setattr adds to it
             for name in SECRET_FIELDS:
                 if getattr(self, name) is None:
                     setattr(self, name, SecretStr(stored[name]))
             for secret, (id_field, old_field) in KEYRINGS.items():
                 # A key rotated by `kinwell keys rotate` (embedded): its id and retired keys.
                 # Retired keys are kept there as a JSON object in a string (the file maps str -> str).
-                if secret not in self.model_fields_set and id_field in stored:
+                if secret not in given and id_field in stored:
                     setattr(self, id_field, stored[id_field])
                     retired = json.loads(stored.get(old_field, "{}"))
                     setattr(self, old_field, {kid: SecretStr(key) for kid, key in retired.items()})
