@@ -1,46 +1,90 @@
 """Assembly of the recommender service.
 
-Until its own issue lands it serves health, readiness and metrics, answers data-subject export
-and access-log requests with what it holds (nothing yet), and acknowledges erasure requests.
+HTTP: the catalogue (public browsing, admin changes), recommendations, preferences,
+interactions, the profile, learning paths, self-declared attributes and fairness reports.
+Bus: needs from check-ins, HRIS profiles, consent changes and erasure requests; publishes
+``recommender.fairness.flagged.v1``. Background: the weekly fairness audit.
 """
 
 from __future__ import annotations
 
+import asyncio
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
-from sqlmodel import Session
 
+from services.recommender import subjects
+from services.recommender.audits.endpoints import router as audits_router
+from services.recommender.audits.tasks import release_ended_week
+from services.recommender.catalogue.endpoints import router as catalogue_router
+from services.recommender.catalogue.service import CatalogueCache, seed_starter
 from services.recommender.config import RecommenderSettings
+from services.recommender.deps import RecommenderContext
+from services.recommender.paths.endpoints import router as paths_router
+from services.recommender.profiles.endpoints import router as profiles_router
+from services.recommender.profiles.handlers import bindings
+from services.recommender.ranking.endpoints import router as ranking_router
 from shared.app import Runtime, ServiceSpec, create_service_app
+from shared.db import session_scope
+from shared.periodic import every
 from shared.service_kit import erasure_binding
 
 NAME = "recommender"
 
 
-def _erase(session: Session, pseudonym: str) -> int:
-    return 0  # holds no subject data yet
+def build_spec(ctx: RecommenderContext) -> ServiceSpec:
+    settings = ctx.settings
 
+    async def start(rt: Runtime) -> None:
+        def seed() -> int:
+            with contextmanager(session_scope)(rt.engine) as session:
+                return seed_starter(session)
 
-def _export(session: Session, pseudonym: str) -> dict[str, Any]:
-    return {}
+        await asyncio.to_thread(seed)
+        if rt.gate is not None and not rt.extras.get("recommender_started"):
+            rt.gate.on_revoked(lambda pseudonym, purpose: _forget_now(rt, pseudonym, purpose))
+            rt.tasks.append(
+                every(
+                    settings.audit_interval_seconds,
+                    lambda: release_ended_week(rt.engine, settings, rt.relay.notify),
+                    name="recommender-fairness-audit",
+                )
+            )
+            rt.extras["recommender_started"] = True
 
-
-def build_spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         title="Kinwell recommender",
         description="Resources chosen for each employee, in their language, with the reason shown.",
         migrations=Path(__file__).parent / "migrations",
-        consumers=lambda rt: [erasure_binding(NAME, _erase)],
-        export=_export,
+        routers=[catalogue_router, ranking_router, profiles_router, paths_router, audits_router],
+        consumers=lambda rt: [erasure_binding(NAME, subjects.erase), *bindings(rt.gate)],
+        export=subjects.export,
         uses_gate=True,
+        on_start=[start],
     )
 
 
+def _forget_now(rt: Runtime, pseudonym: str, purpose: str) -> None:
+    """The gate saw a consent end: delete what was held for it at once (the durable consent
+    consumer does the same, so a lost call loses nothing)."""
+    if purpose not in subjects.FORGET:
+        return
+
+    def forget() -> None:
+        with contextmanager(session_scope)(rt.engine) as session:
+            subjects.forget(session, pseudonym, purpose)
+
+    rt.tasks.append(asyncio.get_running_loop().create_task(asyncio.to_thread(forget)))
+
+
 def create_app(settings: RecommenderSettings | None = None) -> FastAPI:
-    return create_service_app(build_spec(), settings or RecommenderSettings())
+    settings = settings or RecommenderSettings()
+    ctx = RecommenderContext(settings=settings, catalogue=CatalogueCache())
+    app = create_service_app(build_spec(ctx), settings)
+    app.state.recommender = ctx
+    return app
 
 
 __all__ = ["Runtime", "build_spec", "create_app"]

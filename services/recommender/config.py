@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
+
+DEFAULT_ATTRIBUTES = {
+    "gender": ["woman", "man", "non_binary", "self_described"],
+    "age_band": ["under_25", "25_34", "35_44", "45_54", "55_plus"],
+}
 
 
 class RecommenderSettings(ServiceSettings):
@@ -12,3 +18,11 @@ class RecommenderSettings(ServiceSettings):
 
     service_name: str = "recommender"
     port: int = 8003
+    # Fairness audits: what employees may self-declare (``prefer_not_to_say`` is always added),
+    # the privacy budget of one report and of one ISO week, and the minimum group size (the
+    # aggregator's rule: never below 3).
+    fairness_attributes: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
+    fairness_epsilon: float = Field(default=1.0, gt=0, le=10)
+    fairness_weekly_budget: float = Field(default=4.0, gt=0, le=50)
+    min_group_size: int = Field(default=5, ge=3)
+    audit_interval_seconds: float = Field(default=3600, gt=0)

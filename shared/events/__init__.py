@@ -14,7 +14,15 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
-from shared.events import aggregator, checkin, consent, contribution, hris, subject  # noqa: F401 - registers contracts
+from shared.events import (  # noqa: F401 - registers contracts
+    aggregator,
+    checkin,
+    consent,
+    contribution,
+    hris,
+    recommender,
+    subject,
+)
 from shared.events.base import Event
 from shared.events.consent import ConsentChanged, Purpose
 from shared.events.subject import ErasureRequested, SubjectDataReply, SubjectDataRequest, SubjectErased

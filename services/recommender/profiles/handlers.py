@@ -1,0 +1,38 @@
+"""Inbound events -> the same profile functions the HTTP side uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlmodel import Session
+
+from services.recommender import subjects
+from services.recommender.profiles import service
+from shared.app import ConsumerBinding
+from shared.events.checkin import PersonalizationSubmitted, gated
+from shared.events.consent import ConsentChanged
+from shared.events.hris import PersonalizationProfile
+
+PURPOSE = "personalization"
+
+
+def bindings(gate: Any) -> list[ConsumerBinding]:
+    """Needs from check-ins and the HRIS profile (both under ``personalization``, checked again
+    here), and consent changes (an ended consent deletes what was held only for it)."""
+
+    def hris_profile(session: Session, event: PersonalizationProfile) -> None:
+        if gate.allowed(event.pseudonym, PURPOSE):
+            service.on_hris_profile(session, event)
+
+    def consent(session: Session, event: ConsentChanged) -> None:
+        if event.state != "granted":
+            subjects.forget(session, event.pseudonym, event.purpose)
+
+    return [
+        ConsumerBinding(
+            "checkin.personalization.>", TypeAdapter(PersonalizationSubmitted), gated(gate, service.on_needs)
+        ),
+        ConsumerBinding("hris.personalization.>", TypeAdapter(PersonalizationProfile), hris_profile),
+        ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
+    ]

@@ -1,0 +1,138 @@
+"""Profile rules: preferences, interactions and inbound signals, and what ranking reads of them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session
+
+from services.recommender.catalogue.service import Entry
+from services.recommender.columns import as_utc, utcnow
+from services.recommender.profiles import repository as repo
+from services.recommender.profiles.models import HrisProfile, NeedSignal, Preference
+from services.recommender.profiles.schemas import (
+    InteractionCreate,
+    InteractionRead,
+    NeedsRead,
+    PreferencesRead,
+    PreferencesUpdate,
+)
+from shared.errors import NotFound
+from shared.events.checkin import PersonalizationSubmitted
+from shared.events.hris import PersonalizationProfile
+
+
+@dataclass
+class Signals:
+    """What ranking may use about one person (never a demographic attribute)."""
+
+    language: str | None = None
+    topics: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+    minutes_available: int | None = None
+    needs_by_week: list[tuple[str, ...]] = field(default_factory=list)  # newest first
+    country: str | None = None
+    role_family: str | None = None
+    dismissed: frozenset[str] = frozenset()
+    completed: frozenset[str] = frozenset()
+    not_helpful: frozenset[str] = frozenset()
+    helpful_topics: Counter[str] = field(default_factory=Counter)
+
+
+def preferences(session: Session, pseudonym: str) -> PreferencesRead:
+    row = repo.preference(session, pseudonym)
+    if row is None:
+        return PreferencesRead()
+    return PreferencesRead(
+        language=row.language,  # type: ignore[arg-type]
+        topics=row.topics,  # type: ignore[arg-type]
+        formats=row.formats,  # type: ignore[arg-type]
+        minutes_available=row.minutes_available,
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+def set_preferences(session: Session, pseudonym: str, body: PreferencesUpdate) -> PreferencesRead:
+    row = repo.preference(session, pseudonym) or Preference(pseudonym=pseudonym)
+    row.language, row.topics, row.formats = body.language, list(body.topics), list(body.formats)
+    row.minutes_available, row.updated_at = body.minutes_available, utcnow()
+    session.add(row)
+    return preferences(session, pseudonym)
+
+
+def record_interaction(session: Session, pseudonym: str, body: InteractionCreate, known: bool) -> None:
+    if not known:
+        raise NotFound("No such resource.")
+    repo.add_interaction(session, pseudonym, body.resource_id, body.kind, utcnow())
+
+
+def on_needs(session: Session, event: PersonalizationSubmitted) -> None:
+    """A week's needs replace that week's earlier ones (a step-up may refine them)."""
+    repo.put_needs(
+        session,
+        NeedSignal(
+            pseudonym=event.pseudonym,
+            iso_week=event.iso_week,
+            needs=list(event.needs),
+            lang=event.lang,
+            received_at=utcnow(),
+        ),
+    )
+
+
+def on_hris_profile(session: Session, event: PersonalizationProfile) -> None:
+    """A null field was not part of this change and leaves what we know unchanged."""
+    row = repo.hris_profile(session, event.pseudonym) or HrisProfile(pseudonym=event.pseudonym)
+    for name in ("role_family", "country", "language"):
+        value = getattr(event, name)
+        if value is not None:
+            setattr(row, name, value)
+    row.updated_at = utcnow()
+    session.add(row)
+
+
+def signals(session: Session, pseudonym: str, catalogue: tuple[Entry, ...]) -> Signals:
+    pref = repo.preference(session, pseudonym)
+    hris = repo.hris_profile(session, pseudonym)
+    topics_of = {e.id: e.topics for e in catalogue}
+    dismissed, completed, not_helpful = set(), set(), set()
+    helpful_topics: Counter[str] = Counter()
+    for item in repo.interactions(session, pseudonym):
+        if item.kind == "dismissed":
+            dismissed.add(item.resource_id)
+        elif item.kind == "completed":
+            completed.add(item.resource_id)
+        elif item.kind == "not_helpful":
+            not_helpful.add(item.resource_id)
+        elif item.kind == "helpful":
+            helpful_topics.update(topics_of.get(item.resource_id, ()))
+    return Signals(
+        language=(pref.language if pref else None) or (hris.language if hris else None),
+        topics=tuple(pref.topics) if pref else (),
+        formats=tuple(pref.formats) if pref else (),
+        minutes_available=pref.minutes_available if pref else None,
+        needs_by_week=[tuple(n.needs) for n in repo.needs(session, pseudonym)],
+        country=hris.country if hris else None,
+        role_family=hris.role_family if hris else None,
+        dismissed=frozenset(dismissed),
+        completed=frozenset(completed),
+        not_helpful=frozenset(not_helpful),
+        helpful_topics=helpful_topics,
+    )
+
+
+def export_of(session: Session, pseudonym: str) -> dict[str, Any]:
+    hris = repo.hris_profile(session, pseudonym)
+    return {
+        "preferences": preferences(session, pseudonym).model_dump(mode="json"),
+        "needs": [NeedsRead(iso_week=n.iso_week, needs=n.needs).model_dump() for n in repo.needs(session, pseudonym)],
+        "hris": None
+        if hris is None
+        else {"role_family": hris.role_family, "country": hris.country, "language": hris.language},
+        "interactions": [
+            InteractionRead(resource_id=i.resource_id, kind=i.kind, at=as_utc(i.at)).model_dump(mode="json")  # type: ignore[arg-type]
+            for i in repo.interactions(session, pseudonym)
+        ],
+    }

@@ -1,0 +1,171 @@
+"""Ranking: pure functions from the catalogue and a person's signals to an ordered, explained list.
+
+* Score: needs from recent check-ins (newest week weighs most, halving each week back), topics
+  and formats the person chose, the time they have, topics of resources they found helpful.
+  Country and role family only filter (a resource's audience), and no demographic attribute is
+  read at all: the self-declared attributes of fairness audits never reach this module.
+* Fresh: dismissed and "not helpful" resources never come back; completed ones sink.
+* Diverse: greedy selection that discounts a candidate for each already chosen resource sharing
+  a topic, and at most ``ceil(limit / 3)`` resources per leading topic.
+* Professional help (an EAP the person can use, else the counsellor request) is placed in the
+  top three whenever the latest check-in shows moderate or worse needs: a positive anxiety or
+  depression screen (``anxiety``, ``low_mood``) or three needs at once.
+* Hotlines are not ranked: check-in shows crisis lines at once whenever screening fires.
+* Language: each resource in the list's language, else English, else any version, with a note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from services.recommender.catalogue.service import Entry
+from services.recommender.profiles.service import Signals
+from services.recommender.ranking import reasons
+from services.recommender.ranking.schemas import Reason, Recommendation
+
+SERIOUS_NEEDS = frozenset({"anxiety", "low_mood"})
+DEFAULT_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class Scored:
+    entry: Entry
+    score: float
+    reason: str
+    detail: str | None
+
+
+def needs_moderate_or_worse(signals: Signals) -> bool:
+    latest = set(signals.needs_by_week[0]) if signals.needs_by_week else set()
+    return bool(latest & SERIOUS_NEEDS) or len(latest) >= 3
+
+
+def _need_weights(signals: Signals) -> dict[str, float]:
+    weights: dict[str, float] = defaultdict(float)
+    for age, week in enumerate(signals.needs_by_week):
+        for need in week:
+            weights[need] += 0.5**age
+    return weights
+
+
+def _score(entry: Entry, signals: Signals, needs: dict[str, float]) -> Scored:
+    """The score and the strongest reason for it."""
+    parts: list[tuple[float, str, str | None]] = []
+    need_hits = [(needs.get(t, 0.0), t) for t in entry.topics if needs.get(t, 0.0) > 0]
+    if need_hits:
+        weight, need = max(need_hits)
+        primary = 0.5 if entry.topics[0] == need else 0.0  # made for this need, not touching on it
+        parts.append((3.0 * min(sum(w for w, _ in need_hits), 2.5) + primary, "need", need))
+    chosen = [t for t in entry.topics if t in signals.topics]
+    if chosen:
+        parts.append((1.5, "topic", chosen[0]))
+    if entry.format in signals.formats:
+        parts.append((1.0, "format", entry.format))
+    if signals.minutes_available is not None and entry.kind not in ("eap", "counsellor"):
+        fits = entry.duration_minutes <= signals.minutes_available
+        parts.append((0.6 if fits else -1.0, "time", str(signals.minutes_available)))
+    liked = sum(signals.helpful_topics[t] for t in entry.topics)
+    if liked:
+        parts.append((0.4 * min(liked, 3), "helpful", None))
+    score = sum(p[0] for p in parts) + (0.3 if "general" in entry.topics else 0.0)
+    if entry.id in signals.completed:
+        score -= 2.0
+    positive = [p for p in parts if p[0] > 0]
+    reason, detail = max(positive, key=lambda p: p[0])[1:] if positive else ("start", None)
+    return Scored(entry, score, reason, detail)
+
+
+def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
+    per_topic_cap = math.ceil(limit / 3)
+    pool = sorted(scored, key=lambda s: (-s.score, s.entry.id))
+    chosen: list[Scored] = []
+    lead_count: Counter[str] = Counter()
+    seen_topics: Counter[str] = Counter()
+    while pool and len(chosen) < limit:
+        best_i, best_value = -1, -math.inf
+        for i, item in enumerate(pool):
+            if lead_count[item.entry.topics[0]] >= per_topic_cap:
+                continue
+            value = item.score - 0.8 * max((seen_topics[t] for t in item.entry.topics), default=0)
+            if value > best_value:
+                best_i, best_value = i, value
+        if best_i < 0:
+            break
+        item = pool.pop(best_i)
+        chosen.append(item)
+        lead_count[item.entry.topics[0]] += 1
+        seen_topics.update(item.entry.topics)
+    return chosen
+
+
+def _professional(catalogue: tuple[Entry, ...], signals: Signals) -> Entry | None:
+    """An EAP the person can use (not dismissed), else the counsellor request: at moderate need
+    professional help stays in the list even if it was dismissed once (safety over freshness)."""
+    reachable = [e for e in catalogue if e.kind in ("eap", "counsellor") and e.reaches(signals.country, None)]
+    eaps = [e for e in reachable if e.kind == "eap" and e.id not in signals.dismissed]
+    counsellor = [e for e in reachable if e.kind == "counsellor"]
+    return (eaps or counsellor or [None])[0]  # type: ignore[list-item]
+
+
+def rank(
+    catalogue: tuple[Entry, ...], signals: Signals | None, lang: str, limit: int = DEFAULT_LIMIT
+) -> tuple[list[Recommendation], bool]:
+    """The list in ``lang`` and whether professional help was placed near the top.
+
+    ``signals`` is ``None`` without the personalization consent: the list is the same for
+    everyone in a language (short, general and diverse first). Every list ends with the
+    counsellor request unless professional help already stands near the top.
+    """
+    person = signals or Signals()
+    needs = _need_weights(person)
+    candidates = [
+        _score(e, person, needs)
+        for e in catalogue
+        if not e.professional_help  # placed by the rule below, never by score
+        and e.id not in person.dismissed
+        and e.id not in person.not_helpful
+        and e.reaches(person.country, person.role_family)
+    ]
+    if signals is None:
+        candidates = [_non_personal(s) for s in candidates]
+    picked = _diverse(candidates, limit - 1)
+    pro, at = None, len(picked)
+    if signals is not None and needs_moderate_or_worse(person):
+        pro, at = _professional(catalogue, person), 1
+    reason = "professional" if at == 1 else "always"
+    if pro is None:
+        pro = next((e for e in catalogue if e.kind == "counsellor"), None)
+    if pro is not None:
+        picked.insert(min(at, len(picked)), Scored(pro, 0.0, reason, None))
+    return [_render(i + 1, s, lang) for i, s in enumerate(picked)], pro is not None and at == 1
+
+
+def _non_personal(scored: Scored) -> Scored:
+    entry = scored.entry
+    score = (1.0 if "general" in entry.topics else 0.0) + (0.5 if entry.duration_minutes <= 10 else 0.0)
+    return Scored(entry, score, "start", None)
+
+
+def _render(rank_no: int, scored: Scored, lang: str) -> Recommendation:
+    entry = scored.entry
+    shown = lang if lang in entry.versions else ("en" if "en" in entry.versions else sorted(entry.versions)[0])
+    version = entry.versions[shown]
+    fallback = shown != lang
+    return Recommendation(
+        rank=rank_no,
+        resource_id=entry.id,
+        kind=entry.kind,
+        format=entry.format,
+        topics=list(entry.topics),
+        duration_minutes=entry.duration_minutes,
+        professional_help=entry.professional_help,
+        title=version["title"],
+        summary=version["summary"],
+        url=version.get("url"),
+        language=shown,
+        language_fallback=fallback,
+        fallback_note=reasons.fallback_note(lang, shown) if fallback else None,
+        reason=Reason(code=scored.reason, text=reasons.text(lang, scored.reason, scored.detail)),  # type: ignore[arg-type]
+    )
