@@ -77,7 +77,8 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     "consent": ("pseudonym_key", "master_key", "receipt_signing_key", "manager_scope_key"),
     # pseudonyms, per-period contribution tokens, subjects' data keys, outbound webhooks
     "checkin": ("pseudonym_key", "period_key", "master_key", "webhook_key"),
-    "recommender": (),
+    # pseudonyms of the employees asking for their own recommendations and profile
+    "recommender": ("pseudonym_key",),
     # outbound webhooks; the managers' scope references (never a pseudonym)
     "aggregator": ("webhook_key", "manager_scope_key"),
     # pseudonyms (counsellors' and employees' tokens), subjects' data keys (sealed case notes), webhooks
