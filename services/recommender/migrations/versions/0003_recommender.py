@@ -1,14 +1,14 @@
 """Recommender tables: catalogue, personalisation profile, learning-path progress, fairness audits.
 
-Revision ID: recommender_0002
-Revises: recommender_0001
+Revision ID: recommender_0003
+Revises: recommender_outbox_dead
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "recommender_0002"
-down_revision = "recommender_0001"
+revision = "recommender_0003"
+down_revision = "recommender_outbox_dead"
 branch_labels = None
 depends_on = None
 
