@@ -13,6 +13,7 @@ from services.recommender.deps import Ctx
 from shared.auth import AdminPrincipal, Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict
+from shared.openapi import problems
 from shared.subject import CurrentSubject, Subject, consented, gate_allows
 
 router = APIRouter(tags=["fairness audits"])
@@ -29,7 +30,12 @@ def get_attributes(request: Request, session: SessionDep, ctx: Ctx, subject: Cur
     return service.read(session, subject.pseudonym, allowed, ctx.settings.fairness_attributes)
 
 
-@router.put("/v1/me/attributes", response_model=AttributesRead, summary="Declare attributes for fairness audits")
+@router.put(
+    "/v1/me/attributes",
+    response_model=AttributesRead,
+    summary="Declare attributes for fairness audits",
+    responses=problems(503),
+)
 def put_attributes(session: SessionDep, ctx: Ctx, subject: Auditing, body: AttributesUpdate) -> AttributesRead:
     """Needs the ``fairness_audit`` consent. Used only in noised group counts of audits, never
     to rank, and never shown to anyone as yours."""
@@ -58,7 +64,13 @@ def list_reports(
     return FairnessReportList(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
 
 
-@router.post("/v1/audits/fairness/run", status_code=201, response_model=FairnessReportRead, summary="Run an audit now")
+@router.post(
+    "/v1/audits/fairness/run",
+    status_code=201,
+    response_model=FairnessReportRead,
+    summary="Run an audit now",
+    responses=problems(409),
+)
 def run_audit(session: SessionDep, ctx: Ctx, _: AdminPrincipal, week: Week, attribute: Attribute) -> FairnessReportRead:
     """admin: release the report of one ISO week and attribute now (the schedule does this for
     every configured attribute when a week ends). 409 when it exists or the week's budget is spent."""

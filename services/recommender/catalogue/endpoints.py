@@ -20,6 +20,7 @@ from services.recommender.catalogue.schemas import (
 from shared.auth import AdminPrincipal
 from shared.db import SessionDep
 from shared.errors import NotFound
+from shared.openapi import problems
 
 router = APIRouter(tags=["catalogue"])
 ResourceId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN)]
@@ -50,7 +51,7 @@ def list_resources(
     return ResourcePage(items=[service.read_model(e) for e in page], next_cursor=next_cursor)
 
 
-@router.get("/v1/resources/{resource_id}", response_model=ResourceRead, summary="One resource")
+@router.get("/v1/resources/{resource_id}", response_model=ResourceRead, summary="One resource", responses=problems(404))
 def get_resource(request: Request, session: SessionDep, resource_id: ResourceId) -> ResourceRead:
     entry = _cache(request).snapshot(session).by_id.get(resource_id)
     if entry is None:
@@ -58,19 +59,32 @@ def get_resource(request: Request, session: SessionDep, resource_id: ResourceId)
     return service.read_model(entry)
 
 
-@router.post("/v1/resources", status_code=201, response_model=ResourceRead, summary="Add a resource (admin)")
+@router.post(
+    "/v1/resources",
+    status_code=201,
+    response_model=ResourceRead,
+    summary="Add a resource (admin)",
+    responses=problems(409),
+)
 def create_resource(session: SessionDep, _: AdminPrincipal, body: ResourceCreate) -> ResourceRead:
     return service.create(session, body)
 
 
-@router.put("/v1/resources/{resource_id}", response_model=ResourceRead, summary="Replace a resource (admin)")
+@router.put(
+    "/v1/resources/{resource_id}",
+    response_model=ResourceRead,
+    summary="Replace a resource (admin)",
+    responses=problems(404),
+)
 def replace_resource(
     session: SessionDep, _: AdminPrincipal, resource_id: ResourceId, body: ResourceUpdate
 ) -> ResourceRead:
     return service.replace(session, resource_id, body)
 
 
-@router.delete("/v1/resources/{resource_id}", status_code=204, summary="Remove a resource (admin)")
+@router.delete(
+    "/v1/resources/{resource_id}", status_code=204, summary="Remove a resource (admin)", responses=problems(404)
+)
 def delete_resource(session: SessionDep, _: AdminPrincipal, resource_id: ResourceId) -> Response:
     service.delete(session, resource_id)
     return Response(status_code=204)

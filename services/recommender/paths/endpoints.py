@@ -12,6 +12,7 @@ from services.recommender.paths import service
 from services.recommender.paths.schemas import PathList, PathRead, ProgressCreate
 from services.recommender.profiles.schemas import UiLanguage
 from shared.db import SessionDep
+from shared.openapi import problems
 from shared.subject import CurrentSubject, Subject, consented, gate_allows
 
 router = APIRouter(tags=["learning paths"])
@@ -29,7 +30,12 @@ def list_paths(
     return PathList(personalised=personal, items=[service.view(p, progress, by_id, lang) for p in service.paths()])
 
 
-@router.post("/v1/me/paths/{path_id}/progress", response_model=PathRead, summary="Record progress on a path")
+@router.post(
+    "/v1/me/paths/{path_id}/progress",
+    response_model=PathRead,
+    summary="Record progress on a path",
+    responses=problems(404, 409, 503),
+)
 def post_progress(
     session: SessionDep,
     ctx: Ctx,

@@ -26,6 +26,7 @@ from services.recommender.profiles.schemas import (
     ProgressRead,
 )
 from shared.db import SessionDep
+from shared.openapi import problems
 from shared.subject import CurrentSubject, Subject, consented, gate_allows
 
 router = APIRouter(tags=["profile"])
@@ -37,13 +38,21 @@ def get_preferences(session: SessionDep, subject: CurrentSubject) -> Preferences
     return service.preferences(session, subject.pseudonym)
 
 
-@router.put("/v1/me/preferences", response_model=PreferencesRead, summary="Set your preferences")
+@router.put(
+    "/v1/me/preferences", response_model=PreferencesRead, summary="Set your preferences", responses=problems(503)
+)
 def put_preferences(session: SessionDep, subject: Personalizing, body: PreferencesUpdate) -> PreferencesRead:
     """Needs the ``personalization`` consent (403 names it; 503 while consent state is unknown)."""
     return service.set_preferences(session, subject.pseudonym, body)
 
 
-@router.post("/v1/me/interactions", status_code=202, response_model=InteractionAccepted, summary="Tell us how it went")
+@router.post(
+    "/v1/me/interactions",
+    status_code=202,
+    response_model=InteractionAccepted,
+    summary="Tell us how it went",
+    responses=problems(404),
+)
 def post_interaction(
     request: Request, session: SessionDep, ctx: Ctx, subject: CurrentSubject, body: InteractionCreate
 ) -> InteractionAccepted:
