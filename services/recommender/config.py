@@ -19,10 +19,11 @@ class RecommenderSettings(ServiceSettings):
     service_name: str = "recommender"
     port: int = 8003
     # Fairness audits: what employees may self-declare (``prefer_not_to_say`` is always added),
-    # the privacy budget of one report and of one ISO week, and the minimum group size (the
-    # aggregator's rule: never below 3).
+    # the zCDP budget of one report and of one ISO week (delta only converts it for reporting), and
+    # the minimum group size (the aggregator's rule: never below 3).
     fairness_attributes: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
-    fairness_epsilon: float = Field(default=1.0, gt=0, le=10)
-    fairness_weekly_budget: float = Field(default=4.0, gt=0, le=50)
+    fairness_rho: float = Field(default=0.5, gt=0, le=10)
+    fairness_weekly_rho: float = Field(default=2.0, gt=0, le=50)
+    fairness_delta: float = Field(default=1e-6, gt=0, lt=1e-3)
     min_group_size: int = Field(default=5, ge=3)
     audit_interval_seconds: float = Field(default=3600, gt=0)

@@ -15,7 +15,7 @@ from tests.consent.conftest import CONSENT_OVERRIDES, Platform, service_settings
 from tests.dbfixtures import db_urls
 from tests.servicefixtures import RunningService
 
-RECOMMENDER_OVERRIDES: dict[str, Any] = {"fairness_weekly_budget": 1.5, "min_group_size": 3}
+RECOMMENDER_OVERRIDES: dict[str, Any] = {"fairness_weekly_rho": 0.75, "min_group_size": 3}
 
 
 @pytest.fixture(scope="package")

@@ -9,6 +9,7 @@ import pytest
 from fairlearn.metrics import MetricFrame, demographic_parity_ratio, selection_rate
 
 from services.recommender.audits import maths
+from shared.release.noise import count_measurement, sum_measurement
 
 
 def people(group: str, n: int, lists: int, pro_rate: float, rng: random.Random) -> list[tuple[maths.Tally, list[int]]]:
@@ -59,9 +60,9 @@ def test_list_exposure_is_position_discounted_over_the_top_k():
     assert sum(exposure.values()) == pytest.approx(maths.MAX_EXPOSURE)  # only the top K count
 
 
-def _verdict(spec: dict[str, tuple[int, float]], group: str, epsilon: float) -> str:
+def _verdict(spec: dict[str, tuple[int, float]], group: str, rho: float) -> str:
     tallies, _, _ = constructed(spec, lists=20)
-    plan = maths.Plan.for_epsilon(epsilon)
+    plan = maths.Plan.for_rho(rho)
     noisy = maths.release(maths.group_totals(tallies), plan)
     rates = maths.rates(noisy, "professional_help")
     best = max(rates.values())
@@ -72,28 +73,41 @@ def _verdict(spec: dict[str, tuple[int, float]], group: str, epsilon: float) -> 
 
 
 def test_a_large_known_disparity_is_flagged():
-    # 2000 people a group, 20 lists each: the noise (scale 250) is small beside 40,000 lists
-    assert _verdict({"a": (2000, 0.6), "b": (2000, 0.25)}, "b", epsilon=1.0) == "flagged"
+    # 2000 people a group, 20 lists each: the noise is small beside 40,000 lists
+    assert _verdict({"a": (2000, 0.6), "b": (2000, 0.25)}, "b", rho=0.5) == "flagged"
 
 
 def test_groups_served_alike_are_not_flagged():
-    assert _verdict({"a": (2000, 0.5), "b": (2000, 0.5)}, "b", epsilon=1.0) == "ok"
+    assert _verdict({"a": (2000, 0.5), "b": (2000, 0.5)}, "b", rho=0.5) == "ok"
 
 
 def test_a_small_group_near_four_fifths_is_inconclusive():
-    # 12 people at a true ratio of 0.8: the noise at a small epsilon swamps the difference
-    assert _verdict({"a": (12, 0.5), "b": (12, 0.4)}, "b", epsilon=0.2) == "inconclusive"
+    # 12 people at a true ratio of 0.8: the noise at a small budget swamps the difference
+    assert _verdict({"a": (12, 0.5), "b": (12, 0.4)}, "b", rho=0.02) == "inconclusive"
 
 
-def test_the_split_adds_up_to_the_runs_epsilon_under_opendps_privacy_maps():
-    plan = maths.Plan.for_epsilon(1.0)
+def test_the_split_adds_up_to_the_reports_rho_under_opendps_privacy_maps():
+    plan = maths.Plan.for_rho(0.5)
     spent = (
-        maths._laplace(plan.scales["people"]).map(1.0)
-        + maths._laplace(plan.scales["lists"]).map(float(maths.MAX_LISTS))
-        + len(maths.CATEGORIES) * maths._laplace(plan.scales["shown"]).map(float(maths.MAX_LISTS))
-        + len(maths.CATEGORIES) * maths._laplace(plan.scales["exposure"]).map(maths.MAX_LISTS * maths.MAX_EXPOSURE)
+        plan.shares["people"]
+        + plan.shares["lists"]
+        + len(maths.CATEGORIES) * (plan.shares["shown"] + plan.shares["exposure"])
     )
-    assert spent == pytest.approx(1.0)
+    assert spent == pytest.approx(0.5)
+    assert count_measurement(plan.shares["people"]).scale == plan.scales["people"]
+    for name, (low, high) in maths.BOUNDS.items():
+        measurement = sum_measurement(plan.shares[name], low, high)
+        assert measurement.scale == plan.scales[name]
+        assert measurement.sensitivity == (high - low) / 2
+
+
+def test_released_sums_add_back_the_midpoint_times_the_noised_size():
+    # one group, every person served the maximum: the noised figures stay near the truth
+    heavy = [maths.Tally("a", maths.MAX_LISTS, {"article": 20.0}, {"article": 20.0}) for _ in range(5000)]
+    noisy = maths.release(maths.group_totals(heavy), maths.Plan.for_rho(0.5))["a"]
+    assert noisy.lists == pytest.approx(5000 * maths.MAX_LISTS, rel=0.02)
+    assert noisy.shown["article"] == pytest.approx(5000 * 20, rel=0.02)
+    assert noisy.shown["video"] == pytest.approx(0, abs=0.02 * 5000 * 20)
 
 
 def test_verdict_rules():

@@ -197,12 +197,13 @@ class TestFairnessReports:
         )
         assert run.status_code == 201, run.text
         report = run.json()
-        assert report["epsilon"] == 1.0 and report["noise_scales"]["people"] > 0
+        assert report["rho"] == 0.5 and report["noise_scales"]["people"] > 0
+        assert 0 < report["epsilon"] < 10 and report["delta"] == 1e-6
         again = rec.svc.client.post(
             "/v1/audits/fairness/run", params={"week": week, "attribute": "gender"}, headers=admin
         )
         assert again.status_code == 409  # released once, never re-drawn
-        # budget 1.5 a week: a second attribute's report (epsilon 1.0) would overspend it
+        # 0.75 a week: a second attribute's report (rho 0.5) would overspend it
         over = rec.svc.client.post(
             "/v1/audits/fairness/run", params={"week": week, "attribute": "age_band"}, headers=admin
         )

@@ -81,8 +81,9 @@ def run_audit(session: SessionDep, ctx: Ctx, _: AdminPrincipal, week: Week, attr
         session,
         week,
         attribute,
-        epsilon=s.fairness_epsilon,
-        budget=s.fairness_weekly_budget,
+        rho=s.fairness_rho,
+        budget=s.fairness_weekly_rho,
+        delta=s.fairness_delta,
         min_group=s.min_group_size,
     )
     if report is None:

@@ -1,11 +1,11 @@
-"""The audit's arithmetic: exposure tallies, group totals, OpenDP noise and the verdicts.
+"""The audit's arithmetic: exposure tallies, group totals, noise and the verdicts.
 
 Each person belongs to exactly one group of the audited attribute, so groups are disjoint and
-their releases compose in parallel; within a group, the released quantities compose
-sequentially and the run's epsilon is split between them. Each person's contribution is bounded
+their releases compose in parallel; within a group, the released figures compose by adding their
+zCDP costs, and one report's ``rho`` is split between them. Each person's contribution is bounded
 (``MAX_LISTS`` lists a week, at most ``MAX_EXPOSURE`` exposure per list), which fixes every
-sensitivity. Noise comes from OpenDP's Laplace measurement, whose privacy map checks the split.
-The ratio's 95% interval is a parametric bootstrap over the same noise distributions.
+sensitivity. Noise comes from the platform's release measurements (``shared.release``, OpenDP), the
+same the aggregator uses. The ratio's 95% interval is a parametric bootstrap of that noise.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import opendp.prelude as dp
-
-dp.enable_features("contrib")
+from shared.release.noise import count_measurement, noisy_centred_sums, noisy_counts, sum_measurement
 
 TOP_K = 10
 MAX_LISTS = 20
@@ -86,44 +84,56 @@ def disparity_ratio(group_rates: dict[str, float]) -> float:
 
 @dataclass(frozen=True)
 class Plan:
-    """How one run's epsilon is split, and the Laplace scale each quantity gets."""
+    """How one report's zCDP budget ``rho`` is split, and the noise scale each figure gets.
 
-    epsilon: float
+    A quarter for the group sizes (they decide what is reported), the rest to list counts, shown
+    counts and exposure sums (each category an equal part). Counts and bounded sums are the
+    platform's release measurements (``shared.release.noise``: OpenDP Gaussians whose scales come
+    from their own privacy maps); sums are noised centred on their range's midpoint, and the
+    midpoint times the *noised* group size is added back, so only noised figures combine.
+    """
+
+    rho: float
+    shares: dict[str, float]
     scales: dict[str, float]
 
     @classmethod
-    def for_epsilon(cls, epsilon: float) -> Plan:
-        """Shares of epsilon: a quarter for the group sizes (they decide what is reported), the
-        rest to list counts, shown counts and exposure sums (each category gets an equal part)."""
+    def for_rho(cls, rho: float) -> Plan:
         shares = {
-            "people": 0.25 * epsilon,
-            "lists": 0.15 * epsilon,
-            "shown": 0.40 * epsilon / len(CATEGORIES),
-            "exposure": 0.20 * epsilon / len(CATEGORIES),
+            "people": 0.25 * rho,
+            "lists": 0.15 * rho,
+            "shown": 0.40 * rho / len(CATEGORIES),
+            "exposure": 0.20 * rho / len(CATEGORIES),
         }
-        sensitivities = {"people": 1.0, "lists": float(MAX_LISTS), "shown": float(MAX_LISTS)}
-        sensitivities["exposure"] = MAX_LISTS * MAX_EXPOSURE
-        scales = {name: sensitivities[name] / share for name, share in shares.items()}
-        for name, share in shares.items():  # OpenDP's privacy map confirms each share
-            assert _laplace(scales[name]).map(sensitivities[name]) <= share * (1 + 1e-9)
-        return cls(epsilon, scales)
+        scales = {"people": count_measurement(shares["people"]).scale}
+        for name, (_, high) in BOUNDS.items():
+            scales[name] = sum_measurement(shares[name], 0.0, high).scale
+        return cls(rho, shares, scales)
 
 
-def _laplace(scale: float) -> dp.Measurement:
-    return dp.m.make_laplace(dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale)
+BOUNDS = {"lists": (0.0, float(MAX_LISTS)), "shown": (0.0, float(MAX_LISTS))}
+BOUNDS["exposure"] = (0.0, MAX_LISTS * MAX_EXPOSURE)
+
+
+def _noised_sums(plan: Plan, name: str, totals: list[float], people: list[int], noisy_people: list[int]) -> list[float]:
+    low, high = BOUNDS[name]
+    centred = noisy_centred_sums(plan.shares[name], low, high, totals, people)
+    return [c + n * (low + high) / 2 for c, n in zip(centred, noisy_people, strict=True)]
 
 
 def release(totals: dict[str, Totals], plan: Plan) -> dict[str, Totals]:
-    """Noised copies of every group's totals (OpenDP Laplace), not clamped: the interval below
-    resamples around these raw values, and clamping them would fake certainty."""
-    noisy: dict[str, Totals] = {}
-    m = {name: _laplace(scale) for name, scale in plan.scales.items()}
-    for g, t in totals.items():
-        n = Totals(people=m["people"](t.people), lists=m["lists"](t.lists))
-        for c in CATEGORIES:
-            n.shown[c] = m["shown"](t.shown[c])
-            n.exposure[c] = m["exposure"](t.exposure[c])
-        noisy[g] = n
+    """Noised copies of every group's totals, not clamped: the interval below resamples around
+    these raw values, and clamping them would fake certainty."""
+    groups = sorted(totals)
+    people = [int(totals[g].people) for g in groups]
+    noisy_people = noisy_counts(plan.shares["people"], people)
+    lists = _noised_sums(plan, "lists", [totals[g].lists for g in groups], people, noisy_people)
+    noisy = {g: Totals(people=float(n), lists=v) for g, n, v in zip(groups, noisy_people, lists, strict=True)}
+    for c in CATEGORIES:
+        shown = _noised_sums(plan, "shown", [totals[g].shown[c] for g in groups], people, noisy_people)
+        exposure = _noised_sums(plan, "exposure", [totals[g].exposure[c] for g in groups], people, noisy_people)
+        for g, sv, ev in zip(groups, shown, exposure, strict=True):
+            noisy[g].shown[c], noisy[g].exposure[c] = sv, ev
     return noisy
 
 
@@ -133,20 +143,19 @@ def rate(shown: float, lists: float) -> float:
 
 
 def ratio_interval(noisy: dict[str, Totals], group: str, category: str, plan: Plan, seed: int) -> tuple[float, float]:
-    """95% interval of ``group``'s disparity ratio, by resampling the Laplace noise around the
-    released values. Draws where no group is served at all say nothing about the ratio; when more
-    than 2.5% of them are such, the interval is the whole [0, 1]."""
+    """95% interval of ``group``'s disparity ratio, by resampling the released figures' Gaussian
+    noise (a group's size noise enters its list and shown figures alike, through the midpoint).
+    Draws where no group is served at all say nothing about the ratio; when more than 2.5% of them
+    are such, the interval is the whole [0, 1]."""
     rng = random.Random(seed)  # noqa: S311 - simulation of known noise, not a secret
-
-    def lap(scale: float) -> float:
-        return scale * (rng.expovariate(1) - rng.expovariate(1))
-
+    mid_lists, mid_shown = BOUNDS["lists"][1] / 2, BOUNDS["shown"][1] / 2
     draws = []
     for _ in range(BOOTSTRAP):
-        sim = {
-            g: rate(t.shown[category] + lap(plan.scales["shown"]), t.lists + lap(plan.scales["lists"]))
-            for g, t in noisy.items()
-        }
+        sim = {}
+        for g, t in noisy.items():
+            size = rng.gauss(0, plan.scales["people"])
+            lists = t.lists + rng.gauss(0, plan.scales["lists"]) + mid_lists * size
+            sim[g] = rate(t.shown[category] + rng.gauss(0, plan.scales["shown"]) + mid_shown * size, lists)
         best = max(sim.values())
         if best > 0:
             draws.append(sim[group] / best)

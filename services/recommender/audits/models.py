@@ -1,5 +1,5 @@
 """Fairness audits (``fairness_audit`` purpose): self-declared attributes, exposure tallies,
-stored reports and the privacy-budget ledger."""
+and stored reports (the budget is the platform's release ledger, ``shared.release.ledger``)."""
 
 from __future__ import annotations
 
@@ -45,12 +45,3 @@ class FairnessReport(SQLModel, table=True):
     attribute: str = Field(max_length=32)
     created_at: datetime = ts()
     report: dict[str, Any] = json_column()
-
-
-class AuditBudget(SQLModel, table=True):
-    """Privacy budget spent per audit window (epsilon, pure DP; adds up across runs)."""
-
-    __tablename__ = "audit_budget"
-
-    audit_week: str = Field(primary_key=True, max_length=8)
-    epsilon_spent: float = 0.0

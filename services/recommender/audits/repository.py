@@ -6,7 +6,11 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, delete, select
 
-from services.recommender.audits.models import AuditBudget, DeclaredAttribute, ExposureTally, FairnessReport
+from services.recommender.audits.models import DeclaredAttribute, ExposureTally, FairnessReport
+from shared.release import ledger
+
+# One budget per ISO week for every attribute's report (a person is in every attribute's groups).
+LEDGER_SCOPE, LEDGER_UNIT = "recommender:fairness", "all"
 
 
 def attributes_of(session: Session, pseudonym: str) -> Sequence[DeclaredAttribute]:
@@ -32,15 +36,9 @@ def tallies_with(session: Session, week: str, attribute: str) -> Sequence[tuple[
     return session.exec(query).all()  # type: ignore[return-value]
 
 
-def spend(session: Session, week: str, epsilon: float, cap: float) -> bool:
-    """Spend ``epsilon`` of the week's budget if it fits under ``cap`` (row locked); False if not."""
-    row = session.exec(select(AuditBudget).where(AuditBudget.audit_week == week).with_for_update()).first()
-    row = row or AuditBudget(audit_week=week, epsilon_spent=0.0)
-    if row.epsilon_spent + epsilon > cap + 1e-12:
-        return False
-    row.epsilon_spent += epsilon
-    session.add(row)
-    return True
+def spend(session: Session, week: str, rho: float, cap: float) -> bool:
+    """Charge ``rho`` to the week's fairness budget if it stays within ``cap`` (row locked)."""
+    return bool(ledger.spend(session, LEDGER_SCOPE, week, [LEDGER_UNIT], rho, cap))
 
 
 def add_report(session: Session, report: FairnessReport) -> None:

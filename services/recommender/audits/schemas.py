@@ -56,7 +56,9 @@ class FairnessReportRead(BaseModel):
     attribute: str
     created_at: datetime
     top_k: int
-    epsilon: float = Field(description="Privacy budget this report spent (pure DP, Laplace).")
+    rho: float = Field(description="Privacy budget this report spent (zero-concentrated DP).")
+    epsilon: float = Field(description="The same budget as (epsilon, delta)-DP, by OpenDP's conversion.")
+    delta: float
     noise_scales: dict[str, float]
     groups: list[GroupResult]
     left_out: int = Field(description="Groups below the minimum size, not reported.")

@@ -31,6 +31,7 @@ from services.recommender.columns import as_utc, utcnow
 from shared.bus.outbox import stage
 from shared.errors import Unprocessable
 from shared.events.recommender import FairnessFlagged
+from shared.release.noise import epsilon
 
 PREFER_NOT = "prefer_not_to_say"
 
@@ -76,7 +77,7 @@ def _report_id() -> str:
 
 
 def run(
-    session: Session, week: str, attribute: str, *, epsilon: float, budget: float, min_group: int
+    session: Session, week: str, attribute: str, *, rho: float, budget: float, min_group: int, delta: float
 ) -> FairnessReport | None:
     """Release the (week, attribute) report once; ``None`` if it exists or the budget is spent."""
     if repo.has_report(session, week, attribute):
@@ -85,8 +86,8 @@ def run(
         maths.Tally(value, t.lists, dict(t.shown), dict(t.exposure))
         for t, value in repo.tallies_with(session, week, attribute)
     ]
-    plan = maths.Plan.for_epsilon(epsilon)
-    if not repo.spend(session, week, epsilon, budget):
+    plan = maths.Plan.for_rho(rho)
+    if not repo.spend(session, week, rho, budget):
         return None
     noisy = maths.release(maths.group_totals(tallies), plan)
     kept = {g: t for g, t in sorted(noisy.items()) if t.people >= min_group}
@@ -100,7 +101,9 @@ def run(
         created_at=utcnow(),
         report={
             "top_k": maths.TOP_K,
-            "epsilon": epsilon,
+            "rho": rho,
+            "epsilon": round(epsilon(rho, delta), 4),
+            "delta": delta,
             "noise_scales": plan.scales,
             "groups": [g.model_dump() for g in groups],
             "left_out": len(noisy) - len(kept),

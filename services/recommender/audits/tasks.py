@@ -27,8 +27,9 @@ def release_ended_week(
                 session,
                 week,
                 attribute,
-                epsilon=settings.fairness_epsilon,
-                budget=settings.fairness_weekly_budget,
+                rho=settings.fairness_rho,
+                budget=settings.fairness_weekly_rho,
+                delta=settings.fairness_delta,
                 min_group=settings.min_group_size,
             )
             if report is not None:
