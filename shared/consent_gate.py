@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.errors import ConsentRequired
-from shared.topology import KV_BUCKET
+from shared.topology import KV_BUCKET, KV_STREAM
 
 log = logging.getLogger("kinwell.consent_gate")
 
@@ -52,8 +52,13 @@ def kv_key(pseudonym: str, purpose: str) -> str:
     return f"{pseudonym}.{purpose}"
 
 
-def kv_value(state: str, policy_version: int, at: str) -> bytes:
-    return json.dumps({"state": state, "policy_version": policy_version, "at": at}).encode()
+def kv_value(state: str, policy_version: int, at: str, version: int | None = None) -> bytes:
+    """A KV value; ``version`` is the key's version, which the entry also carries as a header
+    (``shared.bus.kvput``: an older put never wins)."""
+    value: dict[str, object] = {"state": state, "policy_version": policy_version, "at": at}
+    if version is not None:
+        value["version"] = version
+    return json.dumps(value).encode()
 
 
 class ConsentGate:
@@ -71,6 +76,8 @@ class ConsentGate:
         self._task: asyncio.Task[None] | None = None
         self._resync = asyncio.Event()
         self.revision = 0
+        self._bus: Any = None
+        self._catching_up: list[tuple[int, asyncio.Future[None]]] = []  # (revision, waiter)
 
     # --- checks (hot path) -------------------------------------------------------------------
 
@@ -104,6 +111,38 @@ class ConsentGate:
         """Raise :class:`ConsentRequired` (403) unless ``allowed``."""
         if not self.allowed(pseudonym, purpose):
             raise ConsentRequired(str(purpose))
+
+    async def current(self, timeout: float = 2.0) -> bool:
+        """A read barrier: wait until the projection holds everything the bucket held when this was
+        called (its stream's last sequence, asked of JetStream). A change stored before this call,
+        such as a withdrawal whose 200 the caller saw, is then reflected by ``allowed``. False when
+        that cannot be established in ``timeout`` (not synced, NATS unreachable): deny."""
+        if not self._synced or self._bus is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                info = await self._bus.js.stream_info(KV_STREAM)
+                target = int(info.state.last_seq)
+                if self.revision < target:
+                    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._catching_up.append((target, waiter))
+                    await waiter
+        except Exception as exc:  # noqa: BLE001 - unknown: the caller denies
+            log.warning("consent gate barrier failed", extra={"error_type": type(exc).__name__})
+            return False
+        return self._synced
+
+    def _caught_up(self) -> None:
+        if self._catching_up:
+            waiting = []
+            for target, waiter in self._catching_up:
+                if waiter.done():
+                    continue
+                if self.revision >= target:
+                    waiter.set_result(None)
+                else:
+                    waiting.append((target, waiter))
+            self._catching_up = waiting
 
     def on_revoked(self, listener: Listener) -> None:
         """Call ``listener(pseudonym, purpose)`` when a granted purpose is withdrawn or lapses
@@ -194,6 +233,7 @@ class ConsentGate:
         async def lost() -> None:
             self.mark_unsynced()
 
+        self._bus = bus
         bus.on_disconnect.append(lost)
         bus.on_reconnect.append(lost)
         self._task = asyncio.create_task(self._run(bus), name="consent-gate")
@@ -241,11 +281,14 @@ class ConsentGate:
                 if entry is None:
                     self._emit_lost(previous)
                     self._set_synced(True)
+                    self._caught_up()
                     continue
                 if not hasattr(entry, "key"):
                     break  # watcher stopped
                 self.apply(entry.key, entry.value, entry.operation in (KV_DEL, KV_PURGE), entry.revision)
                 self.revision = entry.revision
+                if self._synced:
+                    self._caught_up()
         finally:
             self._set_synced(False)
             try:

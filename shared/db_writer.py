@@ -15,9 +15,11 @@ with ``SessionDep``.
 * ``stop()`` fails what is still queued with ``ServiceUnavailable`` (503).
 
 Subclasses implement ``_apply(conn, items) -> list[result]`` (one result per item, in order) and
-may override ``_size(item)`` (default 1). Used by check-in ingest (``services.checkin.writer``)
-and the signals route (``services.checkin.signals_writer``). The consent writer is a different
-shape (sessions, savepoints, outbox hand-over) and does not use it.
+may override ``_size(item)`` (default 1) and ``_admit(items)``, a last check on the event loop
+just before the batch is written (check-in asks the consent gate again there). Used by check-in
+ingest (``services.checkin.writer``) and the signals route (``services.checkin.signals_writer``).
+The consent writer is a different shape (sessions, savepoints, outbox hand-over) and does not
+use it.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class BatchWriter(Generic[I, R]):
         """How much of ``max_batch`` the item takes."""
         return 1
 
+    async def _admit(self, items: list[I]) -> list[BaseException | None]:
+        """Per item, None to write it, or the error to answer it with instead."""
+        return [None] * len(items)
+
     # --- event loop ------------------------------------------------------------------------------
 
     async def write(self, item: I) -> R:
@@ -147,6 +153,24 @@ class BatchWriter(Generic[I, R]):
             while size < self.max_batch and not self._queue.empty():
                 batch.append(self._take())
                 size += self._size(batch[-1][0])
+            try:
+                refusals = await self._admit([item for item, _ in batch])
+            except asyncio.CancelledError:  # stopped before anything was written
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(ServiceUnavailable("The service is shutting down."))
+                raise
+            except Exception as exc:  # noqa: BLE001 - the check could not be made: write nothing
+                self.log.warning(
+                    "admission check failed", extra={"writer": self.name, "error_type": type(exc).__name__}
+                )
+                refusals = [ServiceUnavailable("Please retry in a moment.")] * len(batch)
+            for (_, future), refusal in zip(batch, refusals, strict=True):
+                if refusal is not None:
+                    resolve(future, refusal)
+            batch = [entry for entry, refusal in zip(batch, refusals, strict=True) if refusal is None]
+            if not batch:
+                continue
             items = [item for item, _ in batch]
             writing = loop.run_in_executor(self._executor, self._write_batch, items)
             try:

@@ -48,6 +48,7 @@ def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
             rt.relay = PipelinedOutboxRelay(rt.engine, rt.bus)
             rt.relay.start()
         ctx.writer.on_commit = rt.relay.notify
+        ctx.writer.gate = rt.gate
         if not ctx.started:
             if rt.gate is not None:
                 rt.gate.on_revoked(lambda pseudonym, purpose: _revoked(rt, pseudonym, purpose))

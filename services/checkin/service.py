@@ -118,7 +118,7 @@ def prepare_checkin(
         week=week,
         week_start=start,
         point=(scores.who5_index, scores.mood),
-        outbox=[flows.outbox_row(e, created) for e in events],
+        outbox=[(e, flows.outbox_row(e, created)) for e in events],
         contributions=flows.contributions(gate, period_key, key.pseudonym, week, scores),
     )
     return Prepared(write, scores, reasons, locale, created, body.talk_to_someone)

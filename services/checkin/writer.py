@@ -14,6 +14,15 @@ PostgreSQL the same code runs with ``SELECT ... FOR UPDATE`` on the trend rows i
 
 If a batch fails (e.g. a foreign-key error because an erasure destroyed a cached data key), each
 item is retried alone so that only the failing request sees the error.
+
+Consent is asked again when a batch is written (``_admit``), not only when a request arrives:
+first a read barrier on the gate (``ConsentGate.current``: the projection has caught up with
+everything the bucket held at that moment; the consent service answers a withdrawal only once
+the bucket holds it), then, per item, ``checkin`` for the check-in itself (else 403),
+each derived event's own rule (``consent_current``: the flag's purpose, or the employee's request
+to talk) and ``aggregate_insights`` for the contributions, which are dropped when it is gone. So a
+check-in posted after a withdrawal's 200 is refused whatever the timing, and nothing derived
+under a withdrawn purpose is stored. No barrier (NATS unreachable, gate not synced): 503.
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ from sqlalchemy.engine import Connection, Engine
 from services.checkin import repository as repo
 from services.checkin.clock import iso_week
 from services.checkin.scoring import Scores
+from shared.consent_gate import ConsentGate
 from shared.datakeys import CiphertextInvalid, SubjectKey
 from shared.db_writer import BatchWriter
+from shared.errors import ConsentRequired, ServiceUnavailable
+from shared.events.checkin import GatedEvent
 from shared.events.contribution import ContributionRecorded
 
 KEEP_WEEKS = 8
@@ -53,7 +65,8 @@ class CheckinWrite:
     week: str
     week_start: date
     point: tuple[int, int]
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    # Derived events (each with its outbox row), asked their consent again when written.
+    outbox: list[tuple[GatedEvent, dict[str, Any]]] = field(default_factory=list)
     contributions: list[ContributionDraft] = field(default_factory=list)
 
 
@@ -104,6 +117,24 @@ class GroupCommitWriter(BatchWriter[CheckinWrite, WriteResult]):
     ) -> None:
         super().__init__(engine, name="checkin-writer", max_batch=max_batch, linger=linger, on_commit=on_commit)
         self.trend_weeks = trend_weeks
+        self.gate: ConsentGate | None = None  # set when the service starts; every batch asks it
+
+    async def _admit(self, items: list[CheckinWrite]) -> list[BaseException | None]:
+        """Ask consent again, as of now (the module docstring)."""
+        gate = self.gate
+        if gate is None or not await gate.current():
+            return [ServiceUnavailable("Consent state is not available yet; please retry.")] * len(items)
+        refusals: list[BaseException | None] = []
+        for item in items:
+            pseudonym = item.key.pseudonym
+            if not gate.allowed(pseudonym, "checkin"):
+                refusals.append(ConsentRequired("checkin"))
+                continue
+            item.outbox = [(event, row) for event, row in item.outbox if event.consent_current(gate)]
+            if item.contributions and not gate.allowed(pseudonym, "aggregate_insights"):
+                item.contributions = []
+            refusals.append(None)
+        return refusals
 
     # --- executor thread -----------------------------------------------------------------------
 
@@ -127,7 +158,7 @@ class GroupCommitWriter(BatchWriter[CheckinWrite, WriteResult]):
             org_unit = org_units.get((p, item.week_start))
             if org_unit is not None:
                 pending += [self._contribution(item, org_unit, draft) for draft in item.contributions]
-            outbox += item.outbox
+            outbox += [row for _, row in item.outbox]
             results.append(
                 WriteResult(trend_window(points[p], item.week_start, self.trend_weeks), org_unit is not None)
             )

@@ -12,7 +12,6 @@ from services.consent import endpoints, endpoints_policy, endpoints_rights, eras
 from services.consent.config import ConsentSettings
 from services.consent.contact import start_contact_responder
 from services.consent.deps import ConsentContext
-from services.consent.revocation import start_revocations, stop_revocations
 from services.consent.writer import stop_writer
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.db import session_scope
@@ -77,13 +76,12 @@ def build_spec(ctx: ConsentContext) -> ServiceSpec:
         consumers=handlers.bindings,
         on_start=[
             ensure_kv_bucket,
-            start_revocations(ctx),
             start_erasure_retries,
             start_hris_purge,
             start_contact_responder(ctx),
             start_scrubber("directory", "contact_detail"),  # PostgreSQL: vacuum after erasures
         ],
-        on_stop=[stop_revocations, stop_writer],
+        on_stop=[stop_writer],
     )
 
 

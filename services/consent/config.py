@@ -33,9 +33,6 @@ class ConsentSettings(ServiceSettings):
     erasure_retry_after_seconds: float = Field(default=300.0, gt=0)
     # ... checked this often.
     erasure_retry_check_seconds: float = Field(default=30.0, gt=0)
-    # A consent key left ``withdrawing`` this long (its withdrawal never committed: a crash, a
-    # restore that gave up) is re-projected from the database (services/consent/revocation.py).
-    revocation_stale_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     # Inbound HRIS webhooks: every secret that may sign (several while one is rotated), as a JSON
     # list, e.g. KINWELL_CONSENT_HRIS_WEBHOOK_SECRETS='["whsec_new...", "whsec_old..."]'.

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Query
 
 from services.consent import service
 from services.consent.deps import ContextDep
-from services.consent.revocation import RevocationsDep
 from services.consent.schemas import (
     DEFAULT_LANGUAGE,
     Channel,
@@ -31,6 +30,9 @@ from shared.openapi import AUTH, BODY, problems
 
 router = APIRouter(prefix="/v1/me", tags=["my consents"])
 
+CHANGE_PENDING = (
+    "``change-pending``: recorded, but not yet confirmed in every service's consent check; it takes effect shortly"
+)
 Lang = Annotated[str, Query(pattern=r"^[a-z]{2}$", description="Language for titles and summaries.")]
 
 
@@ -44,7 +46,9 @@ def list_consents(
     return service.consents(session, ctx, principal.sub, lang)
 
 
-@router.put("/consents/{purpose}", summary="Give consent", responses=problems(*AUTH, *BODY, 409))
+@router.put(
+    "/consents/{purpose}", summary="Give consent", responses=problems(*AUTH, *BODY, 409, 503, d503=CHANGE_PENDING)
+)
 async def grant_consent(
     purpose: Purpose, body: ConsentGrant, principal: EmployeePrincipal, ctx: ContextDep, writer: WriterDep
 ) -> ConsentRead:
@@ -55,19 +59,22 @@ async def grant_consent(
     return await writer.run(lambda session: service.grant(session, ctx, principal.sub, purpose, body))
 
 
-@router.delete("/consents/{purpose}", summary="Withdraw consent", responses=problems(*AUTH, 409, 422))
+@router.delete(
+    "/consents/{purpose}", summary="Withdraw consent", responses=problems(*AUTH, 409, 422, 503, d503=CHANGE_PENDING)
+)
 async def withdraw_consent(
     purpose: Purpose,
     principal: EmployeePrincipal,
     ctx: ContextDep,
-    revocations: RevocationsDep,
+    writer: WriterDep,
     channel: Channel = Channel.web,
     lang: Annotated[str | None, Query(pattern=r"^[a-z]{2}$")] = None,
 ) -> ConsentRead:
-    """Withdraw consent to ``purpose``: as easy as giving it, effective at once in every service
-    (409 when there is no current consent). Withdrawing ``escalation`` deletes my contact details.
-    Every service denies from before the withdrawal commits (``revocation.py``)."""
-    return await revocations.withdraw(ctx, principal.sub, purpose, channel, lang)
+    """Withdraw consent to ``purpose``: as easy as giving it (409 when there is no current
+    consent). Withdrawing ``escalation`` deletes my contact details. The answer comes once every
+    service's consent check denies (503 ``change-pending`` if that cannot be confirmed in time:
+    the withdrawal is recorded and takes effect as soon as it can)."""
+    return await writer.run(lambda session: service.withdraw(session, ctx, principal.sub, purpose, channel, lang))
 
 
 @router.get("/consents/history", summary="My consent history", responses=problems(*AUTH))

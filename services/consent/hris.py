@@ -229,7 +229,7 @@ def end_consents(session: Session, ctx: ConsentContext, employee_id: str) -> int
         if consent.state != repo.GRANTED:
             continue
         purpose = Purpose(consent.purpose)
-        service.record_change(
+        kv_version = service.record_change(
             session,
             subject=subject,
             purpose=purpose,
@@ -250,6 +250,7 @@ def end_consents(session: Session, ctx: ConsentContext, employee_id: str) -> int
                 "language": consent.language,
                 "receipt_id": None,
                 "lapsed_by_version": None,
+                "kv_version": kv_version,
             },
         )
         ended += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -90,6 +90,9 @@ class Consent(SQLModel, table=True):
     receipt_id: str | None = Field(default=None, max_length=36)
     # Set when a new policy version lapsed this consent: the version that did it.
     lapsed_by_version: int | None = None
+    # Version of the subject's KV entry for this purpose: raised by every change in the change's
+    # own transaction (the row lock orders them), carried by the KV put (``shared.bus.kvput``).
+    kv_version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class ConsentHistory(SQLModel, table=True):

@@ -104,7 +104,7 @@ def publish_version(
     session.add(row)
     lapsed = 0
     if new.material:
-        for subject, consented_version in repo.lapse_granted(session, purpose.value, new.version, now):
+        for subject, consented_version, kv_version in repo.lapse_granted(session, purpose.value, new.version, now):
             service.record_change(
                 session,
                 subject=subject,
@@ -113,6 +113,7 @@ def publish_version(
                 policy_version=consented_version,
                 at=now,
                 reason="policy_updated",
+                kv_version=kv_version,
             )
             lapsed += 1
     session.flush()

@@ -21,7 +21,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, func, update
+from sqlalchemy import and_, bindparam, delete, func, literal_column, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Session, col, select
@@ -95,16 +95,20 @@ def versions_of(session: Session, purpose: str | None = None) -> list[PolicyVers
     return list(session.exec(stmt))
 
 
-def lapse_granted(session: Session, purpose: str, new_version: int, at: datetime) -> list[tuple[str, int]]:
-    """Lapse every granted consent to ``purpose``; returns (pseudonym, version consented to) of each."""
+def lapse_granted(session: Session, purpose: str, new_version: int, at: datetime) -> list[tuple[str, int, int]]:
+    """Lapse every granted consent to ``purpose``; returns (pseudonym, version consented to, KV
+    version) of each."""
     stmt = (
         update(Consent)
         .where(col(Consent.purpose) == purpose, col(Consent.state) == GRANTED)
-        .values(state="lapsed", changed_at=at, lapsed_by_version=new_version, receipt_id=None)
-        .returning(col(Consent.pseudonym), col(Consent.policy_version))
+        .values(
+            state="lapsed", changed_at=at, lapsed_by_version=new_version, receipt_id=None,
+            kv_version=col(Consent.kv_version) + 1,
+        )
+        .returning(col(Consent.pseudonym), col(Consent.policy_version), col(Consent.kv_version))
         .execution_options(synchronize_session=False)
-    )
-    return [(row[0], row[1]) for row in session.exec(stmt)]
+    )  # fmt: skip
+    return [(row[0], row[1], row[2]) for row in session.exec(stmt)]
 
 
 # --- directory ----------------------------------------------------------------------------------
@@ -120,13 +124,18 @@ def _statements(dialect: str) -> dict[str, Any]:
     history: Any = ConsentHistory.__table__  # type: ignore[attr-defined]
     upsert = insert(consent)
     keep = ("pseudonym", "purpose")
+    kept = (*keep, "kv_version")  # the KV version is raised by bump_kv_version only
     return {
         "directory": insert(directory).on_conflict_do_nothing(index_elements=["pseudonym"]),
         "consent": upsert.on_conflict_do_update(
             index_elements=list(keep),
-            set_={c.name: upsert.excluded[c.name] for c in consent.columns if c.name not in keep},
+            set_={c.name: upsert.excluded[c.name] for c in consent.columns if c.name not in kept},
         ),
         "history": history.insert(),
+        "bump_kv_version": update(consent)
+        .where(consent.c.pseudonym == bindparam("p_pseudonym"), consent.c.purpose == bindparam("p_purpose"))
+        .values(kv_version=consent.c.kv_version + literal_column("1"))  # no bind: run on the raw cursor
+        .returning(consent.c.kv_version),
     }
 
 
@@ -260,6 +269,17 @@ def consent_state(session: Session, pseudonym: str, purpose: str) -> tuple[str, 
 def save_consent(session: Session, values: dict[str, Any]) -> None:
     """Insert or replace the subject's current consent to a purpose (every column in ``values``)."""
     _run(session, "consent", values)
+
+
+def bump_kv_version(session: Session, pseudonym: str, purpose: str) -> int | None:
+    """Raise the consent's KV version and return it (None: no consent row). The update locks the
+    row, so two changes of one key get their versions in the order they commit."""
+    conn = _connection(session)
+    values = {"p_pseudonym": pseudonym, "p_purpose": purpose}
+    row = _prepared(conn, "bump_kv_version", _statements(conn.dialect.name)["bump_kv_version"], values).one(
+        conn, values
+    )
+    return None if row is None else int(row[0])
 
 
 def add_history(session: Session, values: dict[str, Any]) -> None:

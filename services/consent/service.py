@@ -7,9 +7,10 @@ A rolled-back request therefore changes nothing anywhere; a committed one reache
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from sqlmodel import Session
@@ -30,7 +31,7 @@ from services.consent.schemas import (
     Lapse,
     ReceiptRead,
 )
-from shared.bus.outbox import stage, stage_raw
+from shared.bus.outbox import stage, stage_kv
 from shared.consent_gate import kv_key, kv_value
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.consent import ConsentChanged, ConsentState, Purpose
@@ -66,8 +67,10 @@ def record_change(
     channel: Channel | None = None,
     language: str | None = None,
     reason: str | None = None,
-) -> None:
-    """History row (with its signed ``receipt``, if any), KV put and event."""
+    kv_version: int | None = None,
+) -> int:
+    """History row (with its signed ``receipt``, if any), KV put and event; returns the KV version
+    (``kv_version`` when the caller has already raised it, as a lapse does)."""
     receipt_id, receipt_jws = receipt or (None, None)
     repo.add_history(
         session,
@@ -84,7 +87,7 @@ def record_change(
             "receipt_jws": receipt_jws,
         },
     )
-    project(session, subject, purpose, state, policy_version, at)
+    return project(session, subject, purpose, state, policy_version, at, kv_version=kv_version)
 
 
 def project(
@@ -95,29 +98,28 @@ def project(
     version: int,
     at: datetime,
     *,
+    kv_version: int | None = None,
     event: bool = True,
-) -> None:
-    """Stage the KV put (first: gates watch it) and the ``ConsentChanged`` event."""
+) -> int:
+    """Stage the KV put (first: gates watch it) and the ``ConsentChanged`` event; returns the put's
+    KV version (raised here unless the caller passes it)."""
+    if kv_version is None:
+        kv_version = next_kv_version(session, subject, purpose)
     changed = ConsentChanged(pseudonym=subject, purpose=purpose, state=state, policy_version=version, changed_at=at)
-    stage_raw(
-        session,
-        f"$KV.{KV_BUCKET}.{kv_key(subject, purpose.value)}",
-        kv_value(state, version, at.isoformat()),
-        f"kv:{changed.event_id}",
-    )
+    value = kv_value(state, version, at.isoformat(), kv_version)
+    stage_kv(session, KV_BUCKET, kv_key(subject, purpose.value), value, kv_version, f"kv:{changed.event_id}")
     if event:
         stage(session, changed)
+    return kv_version
 
 
-def reproject(session: Session, subject: str, purpose: Purpose) -> None:
-    """Stage the KV put of the subject's consent as the database holds it (no event: nothing
-    changed). Restores a key after an early ``withdrawing`` whose withdrawal did not commit."""
-    consent = repo.get_consent(session, subject, purpose.value)
-    if consent is None:  # never given, or erased (erasure leaves ``withdrawn`` in the bucket too)
-        project(session, subject, purpose, "withdrawn", 0, utcnow(), event=False)
-        return
-    state = cast(ConsentState, consent.state)
-    project(session, subject, purpose, state, consent.policy_version, as_utc(consent.changed_at), event=False)
+def next_kv_version(session: Session, subject: str, purpose: Purpose) -> int:
+    """The next version of the subject's KV key: one more than the consent row's (whose update
+    orders concurrent changes), or, for a consent not yet in the database, the time in
+    microseconds, so that a key given again after its row was deleted (erasure) starts above every
+    version it had before. Store it with the row (``kv_version``) when inserting one."""
+    raised = repo.bump_kv_version(session, subject, purpose.value)
+    return raised if raised is not None else time.time_ns() // 1000
 
 
 def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purpose, body: ConsentGrant) -> ConsentRead:
@@ -150,7 +152,7 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
         # (PostgreSQL's FOR SHARE already guarantees it; SQLite reads took no lock, unless the
         # transaction began IMMEDIATE, as the consent writer's do).
         _require_current(body.policy_version, repo.current_version(session, purpose.value) or 0)
-    record_change(
+    kv_version = record_change(
         session,
         subject=subject,
         purpose=purpose,
@@ -171,6 +173,7 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
         "language": body.language,
         "receipt_id": receipt[0],
         "lapsed_by_version": None,
+        "kv_version": kv_version,
     }
     repo.save_consent(session, consent)
     if body.contact is not None:
@@ -204,7 +207,7 @@ def withdraw(
         receipt = sign_receipt(
             ctx, subject=subject, policy=policy, state="withdrawn", at=now, channel=channel, language=language
         )
-    record_change(
+    kv_version = record_change(
         session,
         subject=subject,
         purpose=purpose,
@@ -225,6 +228,7 @@ def withdraw(
         "language": language,
         "receipt_id": receipt[0] if receipt else None,
         "lapsed_by_version": None,
+        "kv_version": kv_version,
     }
     repo.save_consent(session, consent)
     if purpose is Purpose.escalation:

@@ -11,11 +11,16 @@ own SAVEPOINT, and commits once:
   commits. Nothing a rolled-back unit staged is published. (Units run without savepoints, which
   cost as much as their own statements; when one raises, the batch is rolled back and run again
   with a SAVEPOINT around each unit. Units are functions of the session, so they can run twice.)
-* only after the commit is each request's future resolved: a 2xx is never sent before its data
-  is durable, as with ``SessionDep``.
 * the committed outbox rows are handed to the relay, which publishes them at once (no table read,
   see ``shared.bus.outbox``), and the relay's deletes of acknowledged rows come back here, to be
   done in the next transaction: on SQLite nothing else competes for the write lock.
+* each request is answered only once its batch has committed **and** the batch's KV puts are
+  stored in the bucket (or superseded by newer versions): a 2xx is never sent before its data is
+  durable, and a withdrawal's 200 means the bucket already says ``withdrawn``, so every gate
+  denies from then on, whatever the timing of the grant before it. When the puts are not stored
+  within ``stored_timeout`` (NATS unreachable), the committed change is answered 503
+  ``change-pending``: it takes effect once the relay can publish it, and reading one's consents
+  shows it.
 
 On SQLite the writer has its own connection that begins with ``BEGIN IMMEDIATE`` (the write lock
 before the first read, so a unit's reads are never stale) and holds the service's in-process
@@ -28,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypeVar
 
@@ -49,6 +54,7 @@ log = logging.getLogger("kinwell.consent.writer")
 T = TypeVar("T")
 CHECKPOINT_S = 0.5
 DELETE_LINGER_S = 0.05
+STORED_TIMEOUT_S = 5.0
 Unit = Callable[[Session], Any]
 _OUTBOX: Any = OutboxMessage.__table__  # type: ignore[attr-defined]
 
@@ -81,7 +87,7 @@ class ConsentWriter:
         ctx: ConsentContext,
         *,
         max_batch: int = 64,
-        on_commit: Callable[[list[Pending]], None] | None = None,
+        on_commit: Callable[[list[Pending]], Awaitable[None]] | None = None,
     ) -> None:
         self.engine = _writer_engine(engine)
         self._own_engine = self.engine is not engine
@@ -96,6 +102,8 @@ class ConsentWriter:
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consent-writer")
         self._stopped = False
+        self._answering: set[asyncio.Task[None]] = set()  # batches waiting for their KV puts
+        self.stored_timeout = STORED_TIMEOUT_S
         self.batches = 0
         self.units = 0
         self.committed_at = 0.0  # perf_counter() when the last batch committed (benchmarks)
@@ -179,6 +187,7 @@ class ConsentWriter:
         for _, future in self._deletes:
             if not future.done():
                 future.set_exception(failed)
+        await asyncio.gather(*self._answering, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
         if self._own_engine:
             self.engine.dispose()
@@ -200,15 +209,37 @@ class ConsentWriter:
             outcomes, staged = await loop.run_in_executor(
                 self._executor, self._write_batch, [unit for unit, _ in units], acked
             )
+            futures = [future for _, future in units]
             if staged and self.on_commit is not None:
-                self.on_commit(staged)  # first: the relay publishes before the responses go out
-            for (_, future), outcome in zip(units, outcomes, strict=True):
-                resolve(future, outcome)
+                stored = self.on_commit(staged)
+                task = asyncio.ensure_future(self._answer_once_stored(futures, outcomes, stored))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
+            else:
+                for future, outcome in zip(futures, outcomes, strict=True):
+                    resolve(future, outcome)
             for _, future in deletes:
                 if not future.done():
                     future.set_result(None)
             if self._stopped and self._queue.empty():
                 return
+
+    async def _answer_once_stored(
+        self, futures: list[asyncio.Future[Any]], outcomes: list[Any], stored: Awaitable[None]
+    ) -> None:
+        """Answer a committed batch once its KV puts are stored (the module docstring)."""
+        try:
+            await asyncio.wait_for(stored, self.stored_timeout)
+        except Exception as exc:  # noqa: BLE001 - committed, not yet effective: say so
+            log.warning("consent changes committed but not yet published", extra={"error_type": type(exc).__name__})
+            pending = ServiceUnavailable(
+                "The change is recorded and takes effect as soon as it reaches every service; "
+                "read your consents to see it.",
+                code="change-pending",
+            )
+            outcomes = [o if isinstance(o, BaseException) else pending for o in outcomes]
+        for future, outcome in zip(futures, outcomes, strict=True):
+            resolve(future, outcome)
 
     # --- writer thread ---------------------------------------------------------------------------
 

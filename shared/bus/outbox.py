@@ -3,23 +3,23 @@
 A rolled-back transaction therefore publishes nothing, and a committed one publishes at least
 once; JetStream de-duplicates on ``Nats-Msg-Id`` (the event id), so consumers see it once.
 
-The relay publishes pending rows in commit order, pipelined: a round of messages is written on the
-one connection in outbox order (JetStream stores them in that order), each with its own reply
-subject under one inbox subscription, and the acknowledgements are counted when they arrive
-(~30 us of CPU a message instead of a round trip each). A round is cut at the first repeated KV
-key and the next round starts only once the previous one is acknowledged, and a failed round
-stops the batch: so a KV put that fails is never overtaken by a later put of the same key (the
-consent KV bucket is last-write-wins per key). Events need no cut: each is self-contained and
-de-duplicated by id, and consumers read current consent from the bucket.
+The relay publishes a batch of pending rows in two steps. KV puts first, each a versioned
+compare-and-set (``shared.bus.kvput``: a put older than what the bucket holds never wins, so
+their order, their relay and their retries do not matter). Then the events, pipelined: written
+on the one connection in outbox order, each with its own reply subject under one inbox
+subscription, the acknowledgements counted when they arrive (~30 us of CPU a message instead of a
+round trip each). Events go after the puts so that a consumer acting on a ``consent.changed``
+event (deleting data) normally finds the bucket already changed. Events need no other order: each
+is self-contained and de-duplicated by id.
 
 Fast path. A writer that commits outbox rows itself (``handoff_session``; the consent service's
 group-commit writer) hands the committed rows to the relay, which publishes them at once, with no
 database read, and has them deleted through ``deleter`` (on SQLite the writer's own connection, so
 deletes never queue on the write lock against requests). The rows stay in the table until then: a
-crash or a failed publish leaves them to the table path. The fast path is taken only while the
-table is known to hold nothing older: the relay reads the table first whenever another
-transaction in this process committed outbox rows (``notify``), while one that staged a KV put is
-still committing, at start-up, every ``poll_interval``, and after any failure.
+crash or a failed publish leaves them to the table path, which the relay reads whenever another
+transaction in this process committed outbox rows (``notify``), at start-up, every
+``poll_interval``, and after any failure. ``handoff`` returns a future that is done once the
+rows' KV puts are stored: the consent service answers a change only then.
 
 A row that JetStream will not take is retried ``max_attempts`` times, then parked in
 ``outbox_dead`` (``shared/bus/parking.py``) so that it stops holding up the rest. A round whose
@@ -32,20 +32,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
-from sqlalchemy import Column, LargeBinary, Table, delete, event, func, insert, text, update
+from sqlalchemy import Column, LargeBinary, Table, delete, func, insert, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from shared.bus import parking
 from shared.bus.connection import Bus
 from shared.bus.failures import retry_delay
+from shared.bus.kvput import KV_PREFIX, REFUSED, STORED, VERSION_HEADER, acknowledged, put_all
 from shared.db import after_commit
 from shared.events.base import Event
 from shared.telemetry import EVENTS_PUBLISHED, inject_headers
@@ -53,14 +53,11 @@ from shared.telemetry import counted as counted_subject
 
 log = logging.getLogger("kinwell.outbox")
 
-KV_PREFIX = "$KV."
 ACK_TIMEOUT_S = 10.0
 STRAGGLER_TIMEOUT_S = 2.0
 MAX_ATTEMPTS = 5
 # A session whose owner hands its committed outbox rows to the relay itself keeps them here.
 HANDOFF_KEY = "kinwell_outbox_handoff"
-_FOREIGN_KEY = "kinwell_outbox_foreign_kv"
-_COUNTED = "kinwell_outbox_foreign_kv_counted"
 _BATCH = text("SELECT seq, msg_id, subject, payload, headers FROM outbox ORDER BY seq LIMIT :n")
 
 
@@ -110,20 +107,26 @@ def stage(session: Session, event: Event) -> None:
     stage_raw(session, event.subject, event.model_dump_json().encode(), str(event.event_id))
 
 
-def stage_raw(session: Session, subject: str, payload: bytes, msg_id: str) -> None:
-    """Queue a raw message (a KV put is a publish to ``$KV.<bucket>.<key>``)."""
-    headers = json.dumps(inject_headers())
+def stage_kv(session: Session, bucket: str, key: str, value: bytes, version: int, msg_id: str) -> None:
+    """Queue a put of ``value`` on ``bucket``/``key`` at the key's ``version`` (from the caller's
+    database, raised in the same transaction by every change of the key: ``shared.bus.kvput``)."""
+    stage_raw(session, f"{KV_PREFIX}{bucket}.{key}", value, msg_id, headers={VERSION_HEADER: str(version)})
+
+
+def stage_raw(
+    session: Session, subject: str, payload: bytes, msg_id: str, headers: dict[str, str] | None = None
+) -> None:
+    """Queue a raw message with optional ``headers`` (KV puts: use :func:`stage_kv`)."""
+    headers_json = json.dumps({**inject_headers(), **(headers or {})})
     handoff: list[Staged] | None = session.info.get(HANDOFF_KEY)
     if handoff is not None:
         # The session's owner inserts these (insert_handed) and hands them over once committed.
-        handoff.append(Staged(msg_id, subject, payload, headers, datetime.now(UTC)))
+        handoff.append(Staged(msg_id, subject, payload, headers_json, datetime.now(UTC)))
         return
-    session.add(OutboxMessage(msg_id=msg_id, subject=subject, payload=payload, headers=headers))
+    session.add(OutboxMessage(msg_id=msg_id, subject=subject, payload=payload, headers=headers_json))
     relay = _RELAYS.get(id(session.get_bind()))
     if relay is not None:
         after_commit(session, relay.notify)
-        if subject.startswith(KV_PREFIX):
-            session.info[_FOREIGN_KEY] = relay
 
 
 def handoff_session(session: Session) -> list[Staged]:
@@ -148,50 +151,10 @@ def insert_handed(session: Session, staged: list[Staged]) -> list[Pending]:
     return [Pending(m.msg_id, m.subject, m.payload, m.headers) for m in staged]
 
 
-# A transaction that staged a KV put without handing it over counts as "committing" from just
-# before its commit until just after it, so that a fast-path put of the same key, which can only
-# commit after it, is not published before it (the relay reads the table instead).
-@event.listens_for(Session, "before_commit")
-def _foreign_committing(session: Session) -> None:
-    relay = session.info.get(_FOREIGN_KEY)
-    if relay is not None and _COUNTED not in session.info:
-        session.info[_COUNTED] = relay
-        relay._foreign_begin()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _foreign_done(session: Session, transaction: Any) -> None:
-    # Every way a transaction ends (commit, rollback, a failed commit, close) passes here.
-    if transaction.parent is None and (relay := session.info.pop(_COUNTED, None)) is not None:
-        session.info.pop(_FOREIGN_KEY, None)
-        relay._foreign_end()
-
-
 def pending_count(engine: Engine) -> int:
     """Messages committed but not yet acknowledged by JetStream (readiness and tests)."""
     with Session(engine) as session:
         return int(session.exec(select(func.count()).select_from(OutboxMessage)).one())
-
-
-def acknowledged(msg: Msg) -> bool:
-    """A JetStream publish ack: JSON without "error"; a status reply (no stream) is not one."""
-    if msg.headers and msg.headers.get("Status"):
-        return False
-    return bool(msg.data) and b'"error"' not in msg.data
-
-
-def _rounds(rows: Sequence[Any]) -> list[Sequence[Any]]:
-    """Split ``rows`` (outbox order) so that no round holds two puts of one KV key."""
-    rounds: list[Sequence[Any]] = []
-    start, seen = 0, set[str]()
-    for i, row in enumerate(rows):
-        if row.subject.startswith(KV_PREFIX):
-            if row.subject in seen:
-                rounds.append(rows[start:i])
-                start, seen = i, set[str]()
-            seen.add(row.subject)
-    rounds.append(rows[start:])
-    return rounds
 
 
 class _Round:
@@ -242,11 +205,11 @@ class OutboxRelay:
         self.published = 0
         self.fast_published = 0
         self.flushes = 0  # completed flush_once calls (tests probe it instead of sleeping)
-        # Fast path state (event loop only, except the counter of foreign KV commits).
+        # Fast path state (event loop only).
         self._fast: list[Pending] = []
         self._dirty = True  # the table may hold rows the fast path has not been handed
-        self._foreign = 0
-        self._foreign_lock = threading.Lock()
+        # Handed-over KV puts awaited by their writer: (msg ids not yet stored, future).
+        self._awaited: list[tuple[set[str], asyncio.Future[None]]] = []
         self._deleting: set[str] = set()  # msg ids handed to the deleter, not yet deleted
         self._reply_nc: Any = None
         self._reply_sub: Any = None
@@ -261,20 +224,34 @@ class OutboxRelay:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
 
-    def handoff(self, rows: Sequence[Pending]) -> None:
-        """Publish these just-committed rows now (event loop only; see the module docstring)."""
+    def handoff(self, rows: Sequence[Pending]) -> asyncio.Future[None]:
+        """Publish these just-committed rows now (event loop only; see the module docstring).
+        Returns a future done once their KV puts are stored (or superseded by newer versions)."""
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        puts = {row.msg_id for row in rows if row.subject.startswith(KV_PREFIX)}
+        if puts:
+            self._awaited.append((puts, stored))
+        else:
+            stored.set_result(None)
         if rows:
             self._fast.extend(rows)
             self._wake.set()
+        return stored
 
-    def _foreign_begin(self) -> None:
-        with self._foreign_lock:
-            self._foreign += 1
-
-    def _foreign_end(self) -> None:
-        with self._foreign_lock:
-            self._foreign -= 1
-        self.notify()
+    def _settle(self, done: Sequence[Any]) -> None:
+        """Tell the writers awaiting these (now stored) KV puts."""
+        if not self._awaited:
+            return
+        ids = {row.msg_id for row in done}
+        waiting = []
+        for puts, stored in self._awaited:
+            puts -= ids
+            if not puts:
+                if not stored.done():
+                    stored.set_result(None)
+            elif not stored.done():
+                waiting.append((puts, stored))
+        self._awaited = waiting
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -362,7 +339,7 @@ class OutboxRelay:
     async def _flush_once(self) -> int:
         if not self.bus.connected:
             raise ConnectionError("nats not connected")
-        if self._fast and not self._dirty and self._foreign == 0:
+        if self._fast and not self._dirty:
             rows: Sequence[Any] = self._fast
             self._fast = []
             sent = await self._publish(rows)
@@ -380,16 +357,22 @@ class OutboxRelay:
         return await self._publish(rows)
 
     async def _publish(self, rows: Sequence[Any]) -> int:
+        puts = [row for row in rows if row.subject.startswith(KV_PREFIX)]
+        events = [row for row in rows if not row.subject.startswith(KV_PREFIX)] if puts else rows
         done: list[Any] = []
         failed: list[str] = []
         rejected: list[str] = []
-        for batch in _rounds(rows):
-            pending = await self._publish_round(batch)
-            done += [row for row, ok in zip(batch, pending.acked, strict=True) if ok]
-            failed += [row.msg_id for row, ok in zip(batch, pending.acked, strict=True) if not ok]
-            rejected += [row.msg_id for row, no in zip(batch, pending.rejected, strict=True) if no]
-            if failed:
-                break  # later rounds wait: one may hold a newer put of a key that failed here
+        if puts:
+            outcomes = await put_all(self.bus, puts, self.ack_timeout)
+            done += [row for row, outcome in zip(puts, outcomes, strict=True) if outcome == STORED]
+            failed += [row.msg_id for row, outcome in zip(puts, outcomes, strict=True) if outcome != STORED]
+            rejected += [row.msg_id for row, outcome in zip(puts, outcomes, strict=True) if outcome == REFUSED]
+            self._settle(done)
+        if events:
+            pending = await self._publish_round(events)
+            done += [row for row, ok in zip(events, pending.acked, strict=True) if ok]
+            failed += [row.msg_id for row, ok in zip(events, pending.acked, strict=True) if not ok]
+            rejected += [row.msg_id for row, no in zip(events, pending.rejected, strict=True) if no]
         if done:
             await self._discard(done)
             self.published += len(done)

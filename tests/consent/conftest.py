@@ -34,7 +34,6 @@ CONSENT_OVERRIDES: dict[str, Any] = {
     "erasure_retry_after_seconds": 1.0,
     "erasure_retry_check_seconds": 0.5,
     "subject_request_timeout_seconds": 1.0,
-    "revocation_stale_seconds": 0.5,
 }
 
 
