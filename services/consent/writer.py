@@ -87,7 +87,7 @@ class ConsentWriter:
         ctx: ConsentContext,
         *,
         max_batch: int = 64,
-        on_commit: Callable[[list[Pending]], Awaitable[None]] | None = None,
+        on_commit: Callable[[list[Pending]], Awaitable[None] | None] | None = None,
     ) -> None:
         self.engine = _writer_engine(engine)
         self._own_engine = self.engine is not engine
@@ -210,8 +210,8 @@ class ConsentWriter:
                 self._executor, self._write_batch, [unit for unit, _ in units], acked
             )
             futures = [future for _, future in units]
-            if staged and self.on_commit is not None:
-                stored = self.on_commit(staged)
+            stored = self.on_commit(staged) if staged and self.on_commit is not None else None
+            if stored is not None:
                 task = asyncio.ensure_future(self._answer_once_stored(futures, outcomes, stored))
                 self._answering.add(task)
                 task.add_done_callback(self._answering.discard)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
 from pathlib import Path
 
 import nats
-from sqlalchemy import event
 from sqlmodel import Session, select
 
 from services.consent import service
@@ -23,7 +21,7 @@ from services.consent.models import Consent, DirectoryEntry
 from services.consent.schemas import Channel, ConsentGrant
 from services.consent.writer import ConsentWriter
 from shared.bus import Bus, OutboxRelay, stage_raw
-from shared.bus.outbox import OutboxMessage, Pending, handoff_session, insert_handed
+from shared.bus.outbox import OutboxMessage, Pending, handoff_session, insert_handed, stage_kv
 from shared.db import make_engine, run_migrations
 from shared.errors import Conflict
 from shared.events.consent import Purpose
@@ -104,86 +102,64 @@ def test_a_late_delete_never_removes_a_newer_row(db_url, tmp_path):
     engine.dispose()  # type: ignore[attr-defined]
 
 
-def _put(engine: object, subject: str, value: str, msg_id: str, *, hand_over: bool) -> list[Pending]:
+def _put(engine: object, key: str, state: str, version: int, msg_id: str, *, hand_over: bool) -> list[Pending]:
     with Session(engine) as session:  # type: ignore[call-overload]
         staged = handoff_session(session) if hand_over else None
-        stage_raw(session, subject, json.dumps({"state": value}).encode(), msg_id)
+        stage_kv(session, KV_BUCKET, key, json.dumps({"state": state}).encode(), version, msg_id)
         rows = insert_handed(session, staged) if staged is not None else []
         session.commit()
     return rows
 
 
-def test_the_fast_path_never_lets_an_older_put_of_a_key_overtake(nats_server, db_url, tmp_path):
+def test_an_older_put_of_a_key_never_wins_whatever_its_path_relay_or_timing(nats_server, db_url, tmp_path):
+    """Versioned compare-and-set puts (shared.bus.kvput): the bucket ends with the newest version
+    of a key whichever path (table or hand-over), relay or order its puts are published in. (Was:
+    the fast path keeps per-key order within one process, which two replicas could not rely on.)"""
     _, engine = _setup(db_url, tmp_path)
     key = f"{uuid.uuid4().hex}{uuid.uuid4().hex}.checkin"
-    subject = f"$KV.{KV_BUCKET}.{key}"
     run = uuid.uuid4().hex
 
     async def body() -> None:
         kw = nats_server.connect_kwargs("consent")
-        bus = Bus("consent", kw["servers"][0], kw["user"], kw["password"])
-        await bus.connect()
+        buses = [Bus("consent", kw["servers"][0], kw["user"], kw["password"]) for _ in range(2)]
+        for bus in buses:
+            await bus.connect()
         ops = await nats.connect(**nats_server.connect_kwargs("ops"))
         kv = await ops.jetstream().key_value(KV_BUCKET)
 
         async def value() -> str:
             return str(json.loads((await kv.get(key)).value or b"{}")["state"])
 
-        relay = OutboxRelay(engine, bus)  # type: ignore[arg-type]
+        relay, other = (OutboxRelay(engine, bus) for bus in buses)  # type: ignore[arg-type]
         try:
-            # An older put committed the ordinary way, a newer one handed over: the relay has not
-            # read the table yet, so it reads it first and publishes both in order.
-            _put(engine, subject, "v1", f"{run}-1", hand_over=False)
-            relay.handoff(_put(engine, subject, "v2", f"{run}-2", hand_over=True))
+            # An older put committed the ordinary way, a newer one handed over: both go out, the
+            # newer wins.
+            _put(engine, key, "v1", 1, f"{run}-1", hand_over=False)
+            stored = relay.handoff(_put(engine, key, "v2", 2, f"{run}-2", hand_over=True))
             assert await relay.flush_once() == 2
-            assert await relay.flush_once() == 0  # the table is empty: caught up
-            assert relay.fast_published == 0 and await value() == "v2"
-            # Caught up: handed rows go straight out, no table read.
-            relay.handoff(_put(engine, subject, "v3", f"{run}-3", hand_over=True))
+            assert stored.done() and await value() == "v2"
+            # The newer one handed over first, the older one read from the table later: the older
+            # is acknowledged (superseded) and writes nothing.
+            relay.handoff(_put(engine, key, "v4", 4, f"{run}-4", hand_over=True))
+            assert await relay.flush_once() == 1 and await value() == "v4"
+            _put(engine, key, "v3", 3, f"{run}-3", hand_over=False)
             assert await relay.flush_once() == 1
-            assert relay.fast_published == 1 and await value() == "v3"
-
-            # Another transaction that staged a put of the key is committing (held just before its
-            # commit): a newer put handed over meanwhile must wait for the table path.
-            relay.start()
-            flushed, release = threading.Event(), threading.Event()
-
-            def foreign() -> None:
-                with Session(engine) as session:  # type: ignore[call-overload]
-                    stage_raw(session, subject, json.dumps({"state": "v4"}).encode(), f"{run}-4")
-
-                    @event.listens_for(session, "after_flush_postexec")
-                    def hold(*_: object) -> None:
-                        flushed.set()
-                        release.wait(10)
-
-                    session.commit()
-
-            thread = threading.Thread(target=foreign)
-            thread.start()
-            await asyncio.to_thread(flushed.wait, 10)
-            relay.handoff([Pending(f"{run}-5", subject, json.dumps({"state": "v5"}).encode(), "{}")])
-            # Probe, not sleep: two more completed flushes mean one that began after the hand-over
-            # (at most one was under way) has finished, and the hand-over is no longer pending.
-            flushes = relay.flushes
-            for _ in range(500):
-                if relay.flushes >= flushes + 2 and not relay._fast:
-                    break
-                await asyncio.sleep(0.01)
-            assert relay.flushes >= flushes + 2 and not relay._fast
-            assert relay.fast_published == 1 and await value() == "v3"  # v5 not fast-published ahead of v4
-            release.set()
-            await asyncio.to_thread(thread.join, 10)
-            for _ in range(100):
-                if await value() == "v4":
-                    break
-                await asyncio.sleep(0.05)
             assert await value() == "v4"
+            # Two relays (two replicas) racing puts of one key: the highest version is what stays,
+            # in either order.
+            for first, second, versions in ((relay, other, (6, 5)), (other, relay, (7, 8))):
+                rows = [_put(engine, key, f"v{v}", v, f"{run}-{v}", hand_over=True) for v in versions]
+                first.handoff(rows[0])
+                second.handoff(rows[1])
+                await asyncio.gather(first.flush_once(), second.flush_once())
+                assert await value() == f"v{max(versions)}"
+            assert (await kv.get(key)).revision is not None
         finally:
-            release.set()
-            await relay.stop()
+            for r in (relay, other):
+                await r.stop()
             await ops.close()
-            await bus.close()
+            for bus in buses:
+                await bus.close()
 
     asyncio.run(body())
     engine.dispose()  # type: ignore[attr-defined]
