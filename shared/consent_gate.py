@@ -13,11 +13,13 @@ ask :meth:`ConsentGate.answer`, which tells ``unknown`` (not synced) apart from 
 event consumed while the gate is blind is put back and judged once the projection is synced
 (``shared.events.checkin.gated``), never dropped as if consent had been withdrawn.
 
-A withdrawal is revoked in two steps (``services/consent/revocation.py``): the consent service
-first puts ``withdrawing`` (every gate denies at once, before the withdrawal's transaction has
-committed), then the committed state through its outbox. ``withdrawing`` is provisional: a gate
-denies on it but tells its revocation listeners (which delete purpose-only data) only when the
-committed state arrives, so a withdrawal that fails, and is put back, deletes nothing.
+The consent service answers a change only once its put is stored (``services/consent/writer.py``),
+so :meth:`ConsentGate.current`, a read barrier, lets a producer make sure it sees every change
+answered before it asked (check-in does, per batch it stores).
+
+``withdrawing`` is a provisional value older consent versions put before a withdrawal committed:
+a gate denies on it but tells its revocation listeners (which delete purpose-only data) only when
+the committed state arrives. One may remain in a bucket; the key's next change overwrites it.
 """
 
 from __future__ import annotations
