@@ -54,6 +54,8 @@ def prepared(keys, engine, pseudonym: str, answers=ANSWERS, weeks_ago: int = 0, 
 def write_all(engine, items, **kw):
     async def main():
         writer = GroupCommitWriter(engine, **kw)
+        # The writer asks consent again per batch: everyone here consents (see test_privacy.py).
+        writer.gate = gate(*{i.write.key.pseudonym for i in items})
         try:
             return writer, await asyncio.gather(*(writer.write(i.write) for i in items), return_exceptions=True)
         finally:
