@@ -26,6 +26,11 @@ from shared.natsserver import USERS, NatsServer, free_port
 from shared.server import server_config
 from shared.settings import PlatformSettings, ServiceSettings
 
+# Tests act as a few principals from one address at machine speed: the abuse limits of a real
+# deployment would answer them 429. The limits themselves are tested, with their own small values,
+# in tests/system/test_rate_limits.py.
+TEST_RATE_LIMITS = {"rate_limit_per_principal": "100000/second", "rate_limit_per_source": "100000/second"}
+
 
 @dataclass
 class RunningService:
@@ -114,6 +119,7 @@ def start_service(
             "nats_user": kw["user"],
             "nats_password": kw["password"],
             "platform": platform_settings,
+            **TEST_RATE_LIMITS,
         }
         values.update(overrides)
         svc = RunningService(name, cls(**values)).start()

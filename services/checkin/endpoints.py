@@ -28,6 +28,7 @@ from shared.db import SessionDep
 from shared.errors import ServiceUnavailable
 from shared.openapi import BEARER, parse_body, request_body
 from shared.openapi import problems as shared_problems
+from shared.pagination import PageQuery
 
 router = APIRouter()
 _WORDS = {
@@ -116,10 +117,10 @@ def my_checkins(
     caller: Employee,
     ctx: Ctx,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    page: PageQuery,
 ) -> CheckinList:
-    """Your own check-ins, newest first, decrypted for you only."""
-    return CheckinList(items=service.history(session, ctx.keys, caller.pseudonym, limit))
+    """Your own check-ins, newest first, decrypted for you only; in pages (``next_cursor``)."""
+    return service.history_page(session, ctx.keys, caller.pseudonym, page)
 
 
 @router.delete(

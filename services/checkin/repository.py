@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import and_, delete, func, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
@@ -118,8 +118,18 @@ def get_checkin(session: Session, checkin_id: str, pseudonym: str) -> Checkin | 
     return row if row is not None and row.pseudonym == pseudonym else None
 
 
-def list_checkins(session: Session, pseudonym: str, limit: int | None = None) -> list[Checkin]:
-    stmt = select(Checkin).where(CHECKIN.c.pseudonym == pseudonym).order_by(CHECKIN.c.created_at.desc())
+def list_checkins(
+    session: Session, pseudonym: str, limit: int | None = None, before: tuple[datetime, str] | None = None
+) -> list[Checkin]:
+    """Newest first (ties by id); only those before ``before`` (created_at, id) when given."""
+    stmt = (
+        select(Checkin)
+        .where(CHECKIN.c.pseudonym == pseudonym)
+        .order_by(CHECKIN.c.created_at.desc(), CHECKIN.c.id.desc())
+    )
+    if before is not None:
+        at, checkin_id = before
+        stmt = stmt.where(or_(CHECKIN.c.created_at < at, and_(CHECKIN.c.created_at == at, CHECKIN.c.id < checkin_id)))
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(session.exec(stmt))

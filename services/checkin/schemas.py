@@ -185,6 +185,7 @@ class CheckinRead(BaseModel):
 
 class CheckinList(BaseModel):
     items: list[CheckinRead]
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null: last page.")
 
 
 class QuietHours(BaseModel):

@@ -21,6 +21,7 @@ from services.checkin.clock import aware, iso_week, week_start
 from services.checkin.models import Checkin
 from services.checkin.schemas import (
     CheckinCreate,
+    CheckinList,
     CheckinRead,
     CrisisSupport,
     NextStep,
@@ -34,6 +35,7 @@ from services.checkin.writer import CheckinWrite, WriteResult, payload_context
 from shared.bus.outbox import stage
 from shared.datakeys import CiphertextInvalid, DataKeyStore, KeyDestroyed, SubjectKey
 from shared.errors import Conflict, Gone, NotFound
+from shared.pagination import PageRequest, page
 
 STEPS_PATH = "/v1/checkins/{id}/steps"
 
@@ -238,6 +240,19 @@ def history(session: Session, keys: DataKeyStore, pseudonym: str, limit: int | N
         return []
     key = keys.require(session, pseudonym)
     return [read_checkin(key, row) for row in rows]
+
+
+def history_page(session: Session, keys: DataKeyStore, pseudonym: str, request: PageRequest) -> CheckinList:
+    """One page of the subject's own check-ins, newest first."""
+    after = request.after(str, str)
+    before = (datetime.fromisoformat(after[0]), after[1]) if after else None
+    rows, next_cursor = page(
+        repo.list_checkins(session, pseudonym, request.limit + 1, before),
+        request,
+        lambda row: (row.created_at.isoformat(), row.id),
+    )
+    key = keys.require(session, pseudonym) if rows else None
+    return CheckinList(items=[read_checkin(key, row) for row in rows] if key else [], next_cursor=next_cursor)
 
 
 def delete_checkin(session: Session, pseudonym: str, checkin_id: str) -> None:

@@ -27,6 +27,7 @@ from shared.auth import EmployeePrincipal
 from shared.db import SessionDep
 from shared.events.consent import Purpose
 from shared.openapi import AUTH, BODY, problems
+from shared.pagination import PageQuery
 
 router = APIRouter(prefix="/v1/me", tags=["my consents"])
 
@@ -78,9 +79,9 @@ async def withdraw_consent(
 
 
 @router.get("/consents/history", summary="My consent history", responses=problems(*AUTH))
-def consent_history(principal: EmployeePrincipal, session: SessionDep, ctx: ContextDep) -> HistoryRead:
-    """Every grant, withdrawal and lapse, oldest first, with receipt ids."""
-    return service.history(session, ctx, principal.sub)
+def consent_history(principal: EmployeePrincipal, session: SessionDep, ctx: ContextDep, page: PageQuery) -> HistoryRead:
+    """Every grant, withdrawal and lapse, oldest first, with receipt ids; in pages (``next_cursor``)."""
+    return service.history(session, ctx, principal.sub, page)
 
 
 @router.get("/receipts/{receipt_id}", summary="Download a consent receipt", responses=problems(*AUTH, 404, 422))

@@ -308,8 +308,15 @@ def granted_counts(session: Session, group: Collection[str] | None = None) -> di
     return {purpose: int(n) for purpose, n in session.exec(stmt)}
 
 
-def history_of(session: Session, pseudonym: str) -> list[ConsentHistory]:
+def history_of(
+    session: Session, pseudonym: str, after_id: int | None = None, limit: int | None = None
+) -> list[ConsentHistory]:
+    """The subject's history, oldest first; from after ``after_id`` and at most ``limit`` rows."""
     stmt = select(ConsentHistory).where(ConsentHistory.pseudonym == pseudonym).order_by(col(ConsentHistory.id))
+    if after_id is not None:
+        stmt = stmt.where(col(ConsentHistory.id) > after_id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return list(session.exec(stmt))
 
 

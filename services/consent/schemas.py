@@ -205,6 +205,7 @@ class HistoryEntry(BaseModel):
 
 class HistoryRead(BaseModel):
     entries: list[HistoryEntry]
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null: last page.")
 
 
 class ReceiptRead(BaseModel):

@@ -35,6 +35,7 @@ from shared.bus.outbox import stage, stage_kv
 from shared.consent_gate import kv_key, kv_value
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.consent import ConsentChanged, ConsentState, Purpose
+from shared.pagination import PageRequest, page
 from shared.topology import KV_BUCKET
 
 
@@ -152,6 +153,13 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
         # (PostgreSQL's FOR SHARE already guarantees it; SQLite reads took no lock, unless the
         # transaction began IMMEDIATE, as the consent writer's do).
         _require_current(body.policy_version, repo.current_version(session, purpose.value) or 0)
+    existing = repo.get_consent(session, subject, purpose.value)
+    if existing is not None and existing.state == repo.GRANTED and existing.policy_version == policy.version:
+        # Already granted at this version: nothing changes, so no new history entry, receipt,
+        # KV put or event (a client retrying, or a loop, cannot grow the history without bound).
+        if body.contact is not None:
+            directory.store_contact(session, ctx, subject, body.contact)
+        return _view(session, ctx, purpose, existing.model_dump(), policy, body.language)
     kv_version = record_change(
         session,
         subject=subject,
@@ -286,9 +294,16 @@ def _view(
     )
 
 
-def history(session: Session, ctx: ConsentContext, employee_id: str) -> HistoryRead:
-    entries = repo.history_of(session, ctx.pseudonym(employee_id))
+def history(session: Session, ctx: ConsentContext, employee_id: str, request: PageRequest | None = None) -> HistoryRead:
+    """The whole history (for an export), or one page of it."""
+    if request is None:
+        entries, next_cursor = repo.history_of(session, ctx.pseudonym(employee_id)), None
+    else:
+        after = request.after(int)
+        rows = repo.history_of(session, ctx.pseudonym(employee_id), after[0] if after else None, request.limit + 1)
+        entries, next_cursor = page(rows, request, lambda e: (e.id,))
     return HistoryRead(
+        next_cursor=next_cursor,
         entries=[
             HistoryEntry(
                 receipt_id=UUID(e.receipt_id) if e.receipt_id else None,
@@ -301,7 +316,7 @@ def history(session: Session, ctx: ConsentContext, employee_id: str) -> HistoryR
                 reason=e.reason,
             )
             for e in entries
-        ]
+        ],
     )
 
 

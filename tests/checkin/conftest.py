@@ -34,7 +34,7 @@ from shared.events.subject import ErasureRequested
 from shared.natsserver import NatsServer
 from shared.settings import PlatformSettings
 from shared.topology import KV_BUCKET
-from tests.servicefixtures import RunningService, bearer
+from tests.servicefixtures import TEST_RATE_LIMITS, RunningService, bearer
 
 CHECKIN_MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
 FAST = {"nudge_interval_seconds": 0.2, "contribution_release_seconds": 0.2}
@@ -234,7 +234,7 @@ def shared_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness
         kw = server.connect_kwargs("checkin")
         settings = CheckinSettings(
             port=free_port(), metrics_port=free_port(), database_url=make_db_url("checkin"), nats_user=kw["user"],
-            nats_password=kw["password"], platform=platform, **FAST,
+            nats_password=kw["password"], platform=platform, **FAST, **TEST_RATE_LIMITS,
         )  # fmt: skip
         svc = RunningService("checkin", settings).start()
 

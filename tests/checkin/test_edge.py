@@ -60,3 +60,23 @@ def test_absurd_token_lifetimes_are_401_not_500(harness):
             assert response.headers["content-type"] == "application/problem+json"
     no_iat = _signed(harness, exp=now + 600)
     assert harness.svc.client.get("/v1/me/checkins", headers=bearer(no_iat)).status_code == 401
+
+
+def test_my_checkins_come_in_cursor_pages(harness):
+    sub = new_sub()
+    harness.grant(sub, "checkin")
+    for _ in range(5):
+        body = {"answers": WEEKLY_OK}
+        assert harness.svc.client.post("/v1/checkins", json=body, headers=harness.auth(sub)).status_code == 201
+    everything = harness.svc.client.get("/v1/me/checkins", headers=harness.auth(sub)).json()
+    assert len(everything["items"]) == 5 and everything["next_cursor"] is None
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        body = harness.svc.client.get("/v1/me/checkins", params=params, headers=harness.auth(sub)).json()
+        seen.append([c["id"] for c in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(p) for p in seen] == [2, 2, 1]
+    assert [i for p in seen for i in p] == [c["id"] for c in everything["items"]]

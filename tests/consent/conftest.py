@@ -27,7 +27,7 @@ from shared.crypto import pseudonym
 from shared.natsserver import USERS, NatsServer, free_port
 from shared.settings import SERVICES, PlatformSettings, ServiceSettings
 from tests.dbfixtures import db_urls
-from tests.servicefixtures import RunningService, bearer
+from tests.servicefixtures import TEST_RATE_LIMITS, RunningService, bearer
 
 GATED = ("checkin", "recommender", "escalation")
 CONSENT_OVERRIDES: dict[str, Any] = {
@@ -62,6 +62,7 @@ def service_settings(
         "port": free_port(),
         "metrics_port": free_port(),
         "database_url": db_url,
+        **TEST_RATE_LIMITS,
         "nats_user": creds["user"],
         "nats_password": creds["password"],
     }

@@ -44,7 +44,7 @@ def test_erasure_withdraws_in_every_gate_at_once_and_completes_when_all_acknowle
 
     client, auth = platform.consent.client, platform.auth(sub)
     assert all(c["state"] == "not_given" for c in client.get("/v1/me/consents", headers=auth).json()["consents"])
-    assert client.get("/v1/me/consents/history", headers=auth).json() == {"entries": []}
+    assert client.get("/v1/me/consents/history", headers=auth).json() == {"entries": [], "next_cursor": None}
     assert client.get(f"/v1/me/receipts/{receipt_id}", headers=auth).status_code == 404
     # Someone else cannot see the request.
     assert client.get(f"/v1/me/erasure/{request_id}", headers=platform.auth(new_sub())).status_code == 404

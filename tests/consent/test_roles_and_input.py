@@ -101,7 +101,7 @@ def test_bad_input_is_refused_and_changes_nothing(platform):
         body = assert_problem(response, status)
         assert sub not in response.text and other not in response.text, body  # no echo of identifiers
 
-    assert client.get("/v1/me/consents/history", headers=auth).json() == {"entries": []}
+    assert client.get("/v1/me/consents/history", headers=auth).json() == {"entries": [], "next_cursor": None}
     assert all(c["state"] == "not_given" for c in client.get("/v1/me/consents", headers=auth).json()["consents"])
     for purpose in ("checkin", "escalation"):
         assert _kv_entry(platform, kv_key(subject, purpose)) is None
