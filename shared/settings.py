@@ -53,7 +53,7 @@ KEYRINGS: dict[str, tuple[str, str]] = {
     "webhook_key": ("webhook_key_id", "old_webhook_keys"),
 }
 # Symmetric secrets whose strength is checked (the receipt key is a PEM, checked when loaded).
-_STRENGTH_CHECKED = ("pseudonym_key", "period_key", "master_key", "webhook_key")
+_STRENGTH_CHECKED = ("pseudonym_key", "period_key", "master_key", "webhook_key", "manager_scope_key")
 # Given to every process in embedded mode only (production accepts no HS256 tokens).
 EMBEDDED_ONLY_SECRETS: tuple[str, ...] = ("dev_jwt_secret",)
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "dev", "test", "kinwell", ""}
@@ -181,6 +181,10 @@ class PlatformSettings(BaseSettings):
         if self.api_docs is None:
             self.api_docs = self.mode != "production"
         problems = [p for name in _STRENGTH_CHECKED if (p := self._weakness(name)) is not None]
+        for _, old_field in KEYRINGS.values():  # a retired key still opens data: same bar
+            for kid, value in getattr(self, old_field).items():
+                if len(value.get_secret_value()) < MIN_SECRET_BYTES:
+                    problems.append(f"{old_field}[{kid}] is shorter than {MIN_SECRET_BYTES} characters")
         if self.mode == "production":
             if self.dev_token_issuer:
                 problems.append("dev_token_issuer must be false")

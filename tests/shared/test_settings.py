@@ -54,6 +54,8 @@ def test_production_accepts_complete_settings():
         ({"jwt_algorithms": ["HS256"]}, "asymmetric"),
         ({"jwks_json": None}, "jwks_url or jwks_json"),
         ({"webhook_key": "short"}, "webhook_key is shorter"),
+        ({"manager_scope_key": "changeme"}, "manager_scope_key is a placeholder"),
+        ({"old_master_keys": {"k0": "short"}}, "old_master_keys[k0] is shorter"),
     ],
 )
 def test_production_refuses_unsafe_settings(override, problem):
