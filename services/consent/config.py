@@ -8,6 +8,7 @@ import binascii
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.release.rules import ReleaseRules
 from shared.settings import ServiceSettings, SettingsError, load_or_create_dev_secrets
 
 # Standard Webhooks secrets: "whsec_" + base64 of 24 to 64 random bytes.
@@ -15,7 +16,9 @@ _WHSEC_MIN_BYTES = 24
 
 
 class ConsentSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="KINWELL_CONSENT_", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="KINWELL_CONSENT_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
+    )
 
     service_name: str = "consent"
     port: int = 8001
@@ -41,6 +44,9 @@ class ConsentSettings(ServiceSettings):
     hris_webhook_id_retention_days: int = Field(default=30, ge=1, le=3650)
     # Events accepted by one ``POST /v1/hris/import`` call (the CLI sends bounded batches).
     hris_import_max_events: int = Field(default=1000, ge=1, le=10000)
+    # Consent statistics' noise budget (KINWELL_CONSENT_STATS_RELEASE__RHO_COUNT, __RHO_CAP); their
+    # k is the platform's k_anonymity (docs/aggregator.md).
+    stats_release: ReleaseRules = Field(default_factory=ReleaseRules)
 
     @model_validator(mode="after")
     def _hris_secrets(self) -> ConsentSettings:

@@ -25,6 +25,7 @@ from services.consent.models import PolicyVersion
 from shared.auth import ReceiptSigner
 from shared.bus.connection import Bus
 from shared.crypto import CiphertextInvalid, Keyring, aad, key_id_of, pseudonym
+from shared.release.rules import ReleaseRules
 
 NONCE_BYTES = 12
 _LOCK_HELD = "consent_write_lock_held"
@@ -123,6 +124,12 @@ class ConsentContext:
 
     def pseudonym(self, employee_id: str) -> str:
         return pseudonym(self._pseudonym_key, self.tenant, employee_id)
+
+    @property
+    def release_rules(self) -> ReleaseRules:
+        """The shared release rules at this tenant's k (docs/aggregator.md)."""
+        rules = self.settings.stats_release
+        return rules.model_copy(update={"k": self.k, "manager_k": max(self.k, rules.manager_k)})
 
     def manager_ref(self, employee_id: str) -> str:
         """How the aggregator knows a manager (``hris.org.manager_scope.v1``): not the pseudonym."""

@@ -70,6 +70,8 @@ def publish_policy_version(
 
 @hr.get("/consent-rates", summary="Consent rates per purpose", responses=problems(*AUTH))
 def consent_rates(_: HRAnalystPrincipal, session: SessionDep, ctx: ContextDep) -> ConsentRates:
-    """Share of the tenant's subjects consenting to each purpose; every figure is null and
-    ``suppressed`` when fewer than k subjects are in the group."""
-    return stats.consent_rates(session, None, ctx.k)
+    """Share of the tenant's subjects consenting to each purpose, from this ISO week's stored
+    release (the first reading of a week releases it; later ones replay it): noised counts
+    (OpenDP), every figure null and ``suppressed`` when the group is below k, or when it would
+    differ from an earlier release by fewer than k people (docs/aggregator.md)."""
+    return stats.consent_rates(session, ctx.release_rules)

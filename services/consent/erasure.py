@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 from sqlmodel import Session
 
-from services.consent import directory, hris_profile, service
+from services.consent import directory, hris_profile, service, stats_repository
 from services.consent import repository as repo
 from services.consent.deps import ConsentContext
 from services.consent.models import ErasureAck, ErasureRequest, as_utc, utcnow
@@ -85,6 +85,7 @@ def erase_own_data(session: Session, ctx: ConsentContext, subject: str, request_
             service.project(session, subject, purpose, "withdrawn", consent.policy_version, now, event=False)
     repo.delete_consents(session, subject)
     repo.delete_directory(session, subject)
+    stats_repository.forget(session, subject)  # who was in which released statistic
     hris_profile.forget(session, subject)  # org unit and profile the HRIS sent
     session.flush()
     repo.unlink_history(session, subject, request_id)

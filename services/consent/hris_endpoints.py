@@ -76,7 +76,8 @@ def import_hris_snapshot(_: ImportPrincipal, body: RawBody, session: SessionDep,
 
 @rates.get("/consent-rates/org-units", summary="Consent rates per org unit", responses=problems(*AUTH))
 def consent_rates_by_org_unit(_: HRAnalystPrincipal, session: SessionDep, ctx: ContextDep) -> OrgUnitRatesRead:
-    """Per active org unit (with its sub-units), the share of its current employees consenting to
-    each purpose. A unit with fewer than k employees is suppressed, and so is a unit whose figures,
-    subtracted from its parent's, would describe fewer than k people."""
-    return stats.consent_rates_by_org_unit(session, ctx.k)
+    """Per active org unit (with its sub-units), the share of its employees consenting to each
+    purpose, from this ISO week's stored release, under the shared release rules: below k,
+    complementary suppression (no subtraction isolates fewer than k people), no release differing
+    from an earlier one by fewer than k people, noised counts (docs/aggregator.md)."""
+    return stats.consent_rates_by_org_unit(session, ctx.release_rules)

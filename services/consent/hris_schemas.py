@@ -23,11 +23,13 @@ class HrisImported(BaseModel):
 class OrgUnitRates(BaseModel):
     org_unit: str
     parent: str | None
-    group_size: int | None = Field(description="Current subjects in the unit and its sub-units; null when suppressed.")
+    group_size: int | None = Field(description="Subjects in the unit and its sub-units (noised); null when suppressed.")
     suppressed: bool
+    reason: str | None = None
     purposes: list[PurposeRate]
 
 
 class OrgUnitRatesRead(BaseModel):
     k: int
+    period: str = Field(description="The ISO week of the stored release these figures come from.")
     org_units: list[OrgUnitRates] = Field(description="Active units, sorted by id; small ones suppressed.")

@@ -272,12 +272,17 @@ class ErasureStatus(BaseModel):
 
 class PurposeRate(BaseModel):
     purpose: Purpose
-    rate: float | None = Field(description="Share of the group that currently consents; null when suppressed.")
+    rate: float | None = Field(
+        description="Share of the group that consents, from noised counts (OpenDP); null when suppressed."
+    )
     suppressed: bool
+    interval_95: tuple[float, float] | None = Field(default=None, description="95% interval of the rate's noise.")
 
 
 class ConsentRates(BaseModel):
     k: int
-    group_size: int | None = Field(description="Subjects in the group; null when suppressed.")
+    period: str = Field(description="The ISO week of the stored release these figures come from.")
+    group_size: int | None = Field(description="Subjects in the group (noised); null when suppressed.")
     suppressed: bool
+    reason: str | None = Field(default=None, description="Why suppressed: below_k, complementary, differs_...")
     purposes: list[PurposeRate]

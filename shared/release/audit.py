@@ -80,14 +80,17 @@ def hierarchy_equations(tree: Hierarchy, true_counts: Mapping[str, int], tag: st
 def determined_cells(
     tree: Hierarchy, true_counts: Mapping[str, int], decisions: Mapping[str, Decision], k: int, tag: str = ""
 ) -> list[str]:
-    """Suppressed cells, and direct cells of 1..k-1 people, that the release determines."""
+    """Suppressed cells of at least one person, and direct cells of 1..k-1 people, that the release
+    determines (the attacker is assumed to know which cells are empty)."""
     space = RowSpace()
     for row in hierarchy_equations(tree, true_counts, tag):
         space.add(row)
     for unit, decision in decisions.items():
-        if decision.released:
+        if decision.released or true_counts.get(unit, 0) == 0:  # an empty cell: assumed known
             space.add({f"{tag}{unit}": 1})
-    found = [u for u, d in decisions.items() if not d.released and space.contains({f"{tag}{u}": 1})]
+    found = [
+        u for u, d in decisions.items() if not d.released and true_counts.get(u, 0) and space.contains({f"{tag}{u}": 1})
+    ]
     for unit, kids in tree.children.items():
         direct = true_counts.get(unit, 0) - sum(true_counts.get(c, 0) for c in kids)
         if kids and 0 < direct < k and space.contains({f"{tag}{direct_key(unit)}": 1}):

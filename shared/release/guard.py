@@ -31,13 +31,25 @@ class Membership:
 
 
 def too_close(current: Membership, earlier: Iterable[Membership], k: int) -> bool:
-    """True if releasing ``current`` would let it be differenced against an earlier release."""
+    """True if releasing ``current`` would let it be differenced against an earlier release.
+
+    Members are compared with every overlapping earlier cell; the other tracked sets (who granted
+    a purpose) only where the members are the same people: there a change of one person's choice
+    is exactly what subtraction would show. Where k or more members changed, the change of a
+    subset mixes with theirs.
+    """
     for before in earlier:
         if not current.members & before.members:
             continue
-        for name, now in current.sets.items():
-            if 0 < len(now ^ before.sets.get(name, frozenset())) < k:
-                return True
+        moved = len(current.members ^ before.members)
+        if 0 < moved < k:
+            return True
+        if moved == 0 and any(
+            0 < len(now ^ before.sets.get(name, frozenset())) < k
+            for name, now in current.sets.items()
+            if name != MEMBERS
+        ):
+            return True
     return False
 
 

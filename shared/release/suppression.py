@@ -3,6 +3,7 @@
 A cell is one org unit's whole subtree (its own members and everyone below). Every unit with
 children also has a *direct* cell (its own members), never published: ``parent = direct +
 children`` is public arithmetic, so the direct cell is an unknown an attacker may try to isolate.
+A cell (or direct cell) with nobody in it is taken as publicly empty: it describes no one.
 
 1. **Primary suppression.** A cell is released only if its true count *and* its DP-noised count
    reach k (Google's pre-thresholding: the true count alone would leak through the decision, the
@@ -150,7 +151,9 @@ def _fix_equation(
     """Suppress one more cell if ``unit = direct + children`` isolates a cell; True if it did."""
     true_direct, noisy_direct = direct
     true_counts, noisy_counts = counts
-    unknown = [c for c in tree.children[unit] if c in suppressed]
+    # A cell of nobody is treated as publicly empty, like a direct cell of nobody: it describes no
+    # one, and counting it as an unknown would suppress a neighbour for nothing.
+    unknown = [c for c in tree.children[unit] if c in suppressed and true_counts.get(c, 0) != 0]
     direct_small = true_direct[unit] != 0 and (true_direct[unit] < k or noisy_direct[unit] < k)
     direct_unknown = true_direct[unit] != 0  # never published; a direct cell of nobody is no one
     unknowns = len(unknown) + (1 if direct_unknown else 0)

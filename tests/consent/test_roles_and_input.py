@@ -118,6 +118,8 @@ def lone_consent(start_service):
 
 
 def test_hr_analyst_sees_rates_only_for_groups_of_at_least_k(lone_consent, token):
+    """Below k every figure is suppressed; and a reading is this ISO week's stored release, so a
+    5th subject joining does not change what HR sees until the next release (issue 11.5)."""
     client = lone_consent.client
     hr = bearer(token("H1", "hr_analyst"))
     k = lone_consent.settings.platform.k_anonymity
@@ -129,14 +131,9 @@ def test_hr_analyst_sees_rates_only_for_groups_of_at_least_k(lone_consent, token
 
     rates = client.get("/v1/stats/consent-rates", headers=hr).json()
     assert rates["suppressed"] is True and rates["group_size"] is None and rates["k"] == k
+    assert rates["reason"] == "below_k"
     assert all(p["rate"] is None and p["suppressed"] is True for p in rates["purposes"])
 
     r = client.put("/v1/me/consents/checkin", json={"policy_version": 1}, headers=bearer(token(subs[-1])))
     assert r.status_code == 200
-    rates = client.get("/v1/stats/consent-rates", headers=hr).json()
-    assert rates["suppressed"] is False and rates["group_size"] == k
-    by_purpose = {p["purpose"]: p["rate"] for p in rates["purposes"]}
-    checkin_count = len(range(0, k - 1, 2)) + 1
-    assert by_purpose["checkin"] == pytest.approx(checkin_count / k)
-    assert by_purpose["personalization"] == pytest.approx((k - 1 - len(range(0, k - 1, 2))) / k)
-    assert by_purpose["escalation"] == 0
+    assert client.get("/v1/stats/consent-rates", headers=hr).json() == rates  # the stored release

@@ -68,21 +68,30 @@ def session(db_url) -> Session:
     engine.dispose()
 
 
-def test_consent_rates_take_a_group_of_pseudonyms_and_suppress_below_k(session, ctx):
-    subs = [f"E{i}" for i in range(7)]
-    for i, sub in enumerate(subs):
-        grant(session, ctx, sub, Purpose.checkin, ConsentGrant(policy_version=1))
-        if i < 2:
-            grant(session, ctx, sub, Purpose.personalization, ConsentGrant(policy_version=1))
+def test_consent_rates_are_a_stored_noised_release_suppressed_below_k(session, ctx):
+    """Issue 11.5: rates were exact and live for any group; now one noised, stored release per
+    ISO week under the shared release rules (the differencing attacks: test_stats_releases.py)."""
+    from datetime import UTC, datetime
+
+    from shared.release.rules import ReleaseRules
+
+    quiet = ReleaseRules(k=5, rho_count=8.0, rho_sum=8.0, rho_cap=100.0)
+    for i in range(4):
+        grant(session, ctx, f"E{i}", Purpose.checkin, ConsentGrant(policy_version=1))
     session.commit()
-    group = [ctx.pseudonym(s) for s in subs[:5]]
-    assert stats.consent_rates(session, group[:4], 5).suppressed is True
-    assert stats.consent_rates(session, group[:4] + ["f" * 64], 5).suppressed is True  # not in the directory
-    rates = stats.consent_rates(session, group, 5)
-    assert rates.group_size == 5 and not rates.suppressed
-    by = {r.purpose: r.rate for r in rates.purposes}
-    assert by[Purpose.checkin] == 1.0 and by[Purpose.personalization] == 0.4 and by[Purpose.escalation] == 0.0
-    assert stats.consent_rates(session, None, 5).group_size == 7
+    small = stats.consent_rates(session, quiet, datetime(2026, 3, 2, tzinfo=UTC))
+    assert small.suppressed is True and small.group_size is None and small.reason == "below_k"
+    for i in range(4, 7):
+        grant(session, ctx, f"E{i}", Purpose.checkin, ConsentGrant(policy_version=1))
+        if i < 6:
+            grant(session, ctx, f"E{i}", Purpose.personalization, ConsentGrant(policy_version=1))
+    session.commit()
+    rates = stats.consent_rates(session, quiet, datetime(2026, 3, 9, tzinfo=UTC))
+    assert rates.group_size == 7 and not rates.suppressed and rates.period == "2026-W11"
+    by = {r.purpose: r for r in rates.purposes}
+    assert by[Purpose.checkin].rate == 1.0 and by[Purpose.personalization].rate == pytest.approx(2 / 7, abs=0.05)
+    low, high = by[Purpose.personalization].interval_95 or (0, 0)
+    assert low < 2 / 7 < high
 
 
 def test_grant_of_a_stale_version_and_release_without_contact_are_refused(session, ctx):
