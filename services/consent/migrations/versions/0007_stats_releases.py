@@ -1,14 +1,14 @@
 """Consent statistics as stored releases (issue 11.5): releases, cells, memberships, budget.
 
-Revision ID: consent_0006
-Revises: consent_outbox_dead
+Revision ID: consent_0007
+Revises: consent_kv_version
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "consent_0006"
-down_revision = "consent_outbox_dead"
+revision = "consent_0007"
+down_revision = "consent_kv_version"
 branch_labels = None
 depends_on = None
 
