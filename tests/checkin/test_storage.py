@@ -22,6 +22,8 @@ from shared.bus.outbox import OutboxMessage
 from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.crypto import period_token
 from shared.datakeys import DataKeyStore, MasterKeys
+from shared.errors import ConsentRequired
+from shared.events.checkin import EscalationFlagged
 from shared.events.consent import ConsentChanged
 from shared.events.hris import SubjectAssigned, SubjectLeft
 
@@ -40,10 +42,11 @@ def gate(*pseudonyms: str, purposes=("checkin", "aggregate_insights")) -> Consen
     return g
 
 
-def prepared(keys, engine, pseudonym: str, answers=ANSWERS, weeks_ago: int = 0, note: str | None = None):
+def prepared(keys, engine, pseudonym: str, answers=ANSWERS, weeks_ago: int = 0, note: str | None = None, consents=None):
     key = keys.get_or_create(engine, pseudonym)
     body = CheckinCreate.model_validate({"answers": answers, "note": note})
-    item = service.prepare_checkin(body, key, gate(pseudonym), Locale("en", None), PERIOD_KEY)
+    at_request = gate(pseudonym) if consents is None else gate(pseudonym, purposes=consents)
+    item = service.prepare_checkin(body, key, at_request, Locale("en", None), PERIOD_KEY)
     when = item.created_at - timedelta(weeks=weeks_ago)
     item.write.row["created_at"] = when
     item.write.row["iso_week"] = item.write.week = iso_week(when.date())
@@ -51,11 +54,11 @@ def prepared(keys, engine, pseudonym: str, answers=ANSWERS, weeks_ago: int = 0, 
     return item
 
 
-def write_all(engine, items, **kw):
+def write_all(engine, items, at_write: ConsentGate | None = None, **kw):
     async def main():
         writer = GroupCommitWriter(engine, **kw)
-        # The writer asks consent again per batch: everyone here consents (see test_privacy.py).
-        writer.gate = gate(*{i.write.key.pseudonym for i in items})
+        # The writer asks consent again per batch: unless a test says otherwise, all consent.
+        writer.gate = at_write or gate(*{i.write.key.pseudonym for i in items})
         try:
             return writer, await asyncio.gather(*(writer.write(i.write) for i in items), return_exceptions=True)
         finally:
@@ -73,6 +76,25 @@ class TestGroupCommitWriter:
         with Session(engine) as session:
             assert len(session.exec(select(Checkin)).all()) == 150
             assert len(session.exec(select(CheckinTrend)).all()) == 150
+
+    def test_consent_withdrawn_between_request_and_write_is_honoured_when_the_batch_is_written(self, engine, keys):
+        """Issue 11 item 2: the writer asks the gate again. Everything was granted when the
+        requests arrived; by the time the batch is written ``checkin`` is gone for one subject, and
+        ``escalation`` and ``aggregate_insights`` for the other."""
+        gone, kept = "a" * 64, "b" * 64
+        everything = ("checkin", "escalation", "aggregate_insights", "personalization")
+        low = {**ANSWERS, "who5_1": 0, "who5_2": 0, "who5_3": 0, "who5_4": 0, "who5_5": 0, "mood": 1}
+        items = [prepared(keys, engine, p, low, consents=everything) for p in (gone, kept)]
+        flagged = [e for e in items[1].write.outbox if isinstance(e[0], EscalationFlagged)]
+        assert flagged and items[1].write.contributions  # produced under consent at request time
+        now = gate(kept, purposes=("checkin", "personalization"))
+        _, results = write_all(engine, items, at_write=now)
+        assert isinstance(results[0], ConsentRequired) and not isinstance(results[1], BaseException)
+        assert items[1].write.contributions == []
+        with Session(engine) as session:
+            assert [r.pseudonym for r in session.exec(select(Checkin))] == [kept]
+            subjects = [m.subject for m in session.exec(select(OutboxMessage))]
+        assert subjects == ["checkin.personalization.submitted.v1"]  # no flag, nothing for the first
 
     def test_a_write_under_a_destroyed_key_fails_alone(self, engine, keys):
         doomed, fine = "d" * 64, "f" * 64
