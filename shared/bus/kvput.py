@@ -17,8 +17,7 @@ Whatever the timing, the bucket ends holding the highest version of each key. Th
 over one relay leader per service elected through NATS: a leader needs a lease, and a deposed
 leader that does not know it yet can still publish, so the compare-and-set would be needed
 anyway; with it, no election is needed at all. The cost is one read per put (a round trip,
-concurrent for the keys of a batch), skipped when the relay itself stored the key's last put
-(``VersionedPuts``). The version travels as a header, not only in the value, so
+concurrent for the keys of a batch). The version travels as a header, not only in the value, so
 that a delete or purge marker (which has no value) can carry one too.
 """
 
@@ -75,83 +74,48 @@ async def _last(js: Any, subject: str) -> tuple[int, int]:
     return int(msg.seq), -1 if version is None else version
 
 
-class VersionedPuts:
-    """Writes KV puts by compare-and-set (module docstring), for one relay.
-
-    It remembers the (sequence, version) of each key's last put it stored itself, and tries the
-    compare-and-set on that sequence first, skipping the read: with one replica, or a key changed
-    again by the replica that changed it last (a grant, then its withdrawal), it is right and the
-    put costs one round trip instead of two. When another writer moved the key meanwhile,
-    JetStream refuses it (wrong last sequence) and the put goes the read-first way.
-    """
-
-    MAX_REMEMBERED = 100_000
-
-    def __init__(self, bus: Any) -> None:
-        self.bus = bus
-        self._stored: dict[str, tuple[int, int]] = {}  # subject -> (sequence, version)
-
-    async def put_all(self, rows: Sequence[Any], timeout: float) -> list[str]:
-        """Write a batch of outbox rows that are KV puts; one outcome per row, in order. Only the
-        newest row of each key is written: the older ones are done when it is."""
-        newest: dict[str, tuple[int, Any, dict[str, str]]] = {}
-        for row in rows:
-            headers = json.loads(row.headers) if row.headers != "{}" else {}
-            version = version_of(headers)
-            rank = -1 if version is None else version
-            if row.subject not in newest or rank >= newest[row.subject][0]:
-                newest[row.subject] = (rank, row, headers)
-        subjects = list(newest)
-        outcomes = await asyncio.gather(
-            *(self.put(s, bytes(newest[s][1].payload), newest[s][2], timeout) for s in subjects)
-        )
-        written = dict(zip(subjects, outcomes, strict=True))
-        return [written[row.subject] for row in rows]
-
-    async def put(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float) -> str:
-        """One put: ``STORED`` once the bucket holds it or a newer version, else ``FAILED`` or
-        ``REFUSED`` (the relay retries)."""
-        version = version_of(headers)
-        nc = self.bus.nc
-        try:
-            if version is None:  # a row staged before versions existed: as it was, last write wins
-                return _outcome(await nc.request(subject, payload, timeout=timeout, headers=headers))
-            known = self._stored.get(subject)
-            if known is not None and known[1] >= version:
-                return STORED  # this relay stored a newer version itself: an older one never wins
-            for attempt in range(ATTEMPTS):
-                if attempt == 0 and known is not None:
-                    seq = known[0]
-                else:
-                    seq, held = await _last(self.bus.js, subject)
-                    if held >= version:
-                        return STORED
-                cas = {**headers, EXPECTED_LAST: str(seq)}
-                reply = await nc.request(subject, payload, timeout=timeout, headers=cas)
-                if _error_code(reply.data) != WRONG_LAST_SEQUENCE:
-                    outcome = _outcome(reply)
-                    if outcome == STORED:
-                        self._remember(subject, reply.data, version)
-                    return outcome
-        except (TimeoutError, NatsTimeoutError, NoRespondersError):
-            return FAILED
-        return FAILED  # the key kept moving: try again later
-
-    def _remember(self, subject: str, ack: bytes, version: int) -> None:
-        try:
-            seq = int(json.loads(ack)["seq"])
-        except (ValueError, KeyError, TypeError):
-            self._stored.pop(subject, None)
-            return
-        if len(self._stored) >= self.MAX_REMEMBERED:
-            self._stored.clear()  # a cold start for every key costs one read each, nothing more
-        self._stored[subject] = (seq, version)
+async def put(bus: Any, subject: str, payload: bytes, headers: dict[str, str], timeout: float) -> str:
+    """Write one versioned put by compare-and-set (module docstring): ``STORED`` once the bucket
+    holds it or a newer version, else ``FAILED`` or ``REFUSED`` (the relay retries)."""
+    version = version_of(headers)
+    nc = bus.nc
+    try:
+        if version is None:  # a row staged before versions existed: as it was, last write wins
+            return _outcome(await nc.request(subject, payload, timeout=timeout, headers=headers))
+        for _ in range(ATTEMPTS):
+            seq, held = await _last(bus.js, subject)
+            if held >= version:
+                return STORED
+            reply = await nc.request(subject, payload, timeout=timeout, headers={**headers, EXPECTED_LAST: str(seq)})
+            if _error_code(reply.data) != WRONG_LAST_SEQUENCE:
+                return _outcome(reply)
+    except (TimeoutError, NatsTimeoutError, NoRespondersError):
+        return FAILED
+    return FAILED  # the key kept moving: try again later
 
 
 def _outcome(reply: Msg) -> str:
     if acknowledged(reply):
         return STORED
     return REFUSED if b'"error"' in (reply.data or b"") else FAILED
+
+
+async def put_all(bus: Any, rows: Sequence[Any], timeout: float) -> list[str]:
+    """Write a batch of outbox rows that are KV puts; one outcome per row, in order. Only the
+    newest row of each key is written: the older ones are done when it is."""
+    newest: dict[str, tuple[int, Any, dict[str, str]]] = {}
+    for row in rows:
+        headers = json.loads(row.headers) if row.headers != "{}" else {}
+        version = version_of(headers)
+        rank = -1 if version is None else version
+        if row.subject not in newest or rank >= newest[row.subject][0]:
+            newest[row.subject] = (rank, row, headers)
+    subjects = list(newest)
+    outcomes = await asyncio.gather(
+        *(put(bus, s, bytes(newest[s][1].payload), newest[s][2], timeout) for s in subjects)
+    )
+    written = dict(zip(subjects, outcomes, strict=True))
+    return [written[row.subject] for row in rows]
 
 
 def _error_code(data: bytes) -> int | None:

@@ -45,7 +45,7 @@ from sqlmodel import Field, Session, SQLModel, select
 from shared.bus import parking
 from shared.bus.connection import Bus
 from shared.bus.failures import retry_delay
-from shared.bus.kvput import KV_PREFIX, REFUSED, STORED, VERSION_HEADER, VersionedPuts, acknowledged
+from shared.bus.kvput import KV_PREFIX, REFUSED, STORED, VERSION_HEADER, acknowledged, put_all
 from shared.db import after_commit
 from shared.events.base import Event
 from shared.telemetry import EVENTS_PUBLISHED, inject_headers
@@ -210,7 +210,6 @@ class OutboxRelay:
         self._dirty = True  # the table may hold rows the fast path has not been handed
         # Handed-over KV puts awaited by their writer: (msg ids not yet stored, future).
         self._awaited: list[tuple[set[str], asyncio.Future[None]]] = []
-        self._kv = VersionedPuts(bus)
         self._deleting: set[str] = set()  # msg ids handed to the deleter, not yet deleted
         self._reply_nc: Any = None
         self._reply_sub: Any = None
@@ -364,7 +363,7 @@ class OutboxRelay:
         failed: list[str] = []
         rejected: list[str] = []
         if puts:
-            outcomes = await self._kv.put_all(puts, self.ack_timeout)
+            outcomes = await put_all(self.bus, puts, self.ack_timeout)
             done += [row for row, outcome in zip(puts, outcomes, strict=True) if outcome == STORED]
             failed += [row.msg_id for row, outcome in zip(puts, outcomes, strict=True) if outcome != STORED]
             rejected += [row.msg_id for row, outcome in zip(puts, outcomes, strict=True) if outcome == REFUSED]

@@ -153,13 +153,13 @@ def test_an_older_put_of_a_key_never_wins_whatever_its_path_relay_or_timing(nats
                 second.handoff(rows[1])
                 await asyncio.gather(first.flush_once(), second.flush_once())
                 assert await value() == f"v{max(versions)}"
-            # A relay's memory of its own last put is only a first guess: the other relay moved
-            # the key since (10 by relay, 12 by other), so relay's put of 11 must not land.
+            # Alternating relays: the other moved the key since relay's last put (10 by relay, 12
+            # by other), so relay's put of 11 must not land ...
             for owner, version in ((relay, 10), (other, 12), (relay, 11)):
                 owner.handoff(_put(engine, key, f"v{version}", version, f"{run}-{version}", hand_over=True))
                 assert await owner.flush_once() == 1
             assert await value() == "v12"
-            owner = relay  # and a newer one from it still lands, after reading the bucket
+            owner = relay  # ... and its put of 13 does
             owner.handoff(_put(engine, key, "v13", 13, f"{run}-13", hand_over=True))
             assert await owner.flush_once() == 1 and await value() == "v13"
         finally:
