@@ -254,7 +254,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(f"{column}: {count} {verb}")
     if not counts:
         print(f"{args.service} has no encrypted columns")
-    return 0
+    return 1 if dry_run and any(counts.values()) else 0  # status: 1 while a retired key is still needed
 
 
 def main(argv: list[str] | None = None) -> int:
