@@ -48,6 +48,10 @@ _SECRET_ENV = re.compile(
 )
 
 
+# A service's metrics listener is its port + 1000 under `kinwell up` (9001-9005).
+METRICS_PORT_OFFSET = 1000
+
+
 def service_env(
     platform: PlatformSettings, ports: dict[str, int], host: str, service: str, stored: dict[str, str]
 ) -> dict[str, str]:
@@ -64,6 +68,8 @@ def service_env(
     for name, port in ports.items():
         env[f"KINWELL_{name.upper()}_PORT"] = str(port)
         env[f"KINWELL_{name.upper()}_HOST"] = host
+    # Metrics on their own listener, loopback only (docs/operations.md#metrics).
+    env[f"KINWELL_{service.upper()}_METRICS_PORT"] = str(ports[service] + METRICS_PORT_OFFSET)
     held = (*SERVICE_SECRETS[service], *EMBEDDED_ONLY_SECRETS)
     for name in held:
         env[f"KINWELL_{name.upper()}"] = platform.secret(name).decode()
@@ -105,6 +111,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     host = "127.0.0.1"
     ports = {name: DEFAULT_PORTS[name] + args.port_offset for name in SERVICES}
     taken = [f"{name} ({port})" for name, port in ports.items() if _port_in_use(host, port)]
+    taken += [
+        f"{name} metrics ({port + METRICS_PORT_OFFSET})"
+        for name, port in ports.items()
+        if _port_in_use(host, port + METRICS_PORT_OFFSET)
+    ]
     nats_port = _nats_port(platform.nats_url)
     if _port_in_use(host, nats_port):
         taken.append(f"nats ({nats_port})")
@@ -159,7 +170,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if all(v.get("ready") for v in status.values()):
         print(f"\nKinwell is ready in {time.monotonic() - started:.1f} s:")
         for name, url in urls.items():
-            print(f"  {name:<12} {url}   (API docs: {url}/docs)")
+            print(f"  {name:<12} {url}   (API docs: {url}/docs; metrics: :{ports[name] + METRICS_PORT_OFFSET})")
         print(f"\nData folder: {platform.data_dir.resolve()}   logs: {logs.resolve()}")
         print("Get a dev token:  kinwell token --sub E123 --role employee")
         print('Then:             curl -H "Authorization: Bearer $TOKEN" ' + urls["consent"] + "/v1/me/consents")

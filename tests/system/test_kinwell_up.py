@@ -22,7 +22,8 @@ def _offset() -> int:
     for _ in range(50):
         base = free_port()
         offset = base - DEFAULT_PORTS["consent"]
-        if offset > 0 and all(_free(DEFAULT_PORTS[s] + offset) for s in SERVICES):
+        # The service ports and their metrics listeners (port + 1000).
+        if offset > 0 and all(_free(DEFAULT_PORTS[s] + offset + extra) for s in SERVICES for extra in (0, 1000)):
             return offset
     raise RuntimeError("no free port range")
 
