@@ -316,7 +316,11 @@ def _start_metrics_listener(settings: ServiceSettings) -> WSGIServer | None:
     activity stays with operators. None when no metrics port is configured."""
     if settings.metrics_port is None:
         return None
-    server, _thread = start_http_server(settings.metrics_port, settings.metrics_host, registry=REGISTRY)
+    try:
+        server, _thread = start_http_server(settings.metrics_port, settings.metrics_host, registry=REGISTRY)
+    except OSError as exc:  # metrics are for operators: the service itself keeps serving
+        log.error("metrics listener failed", extra={"port": settings.metrics_port, "error_type": type(exc).__name__})
+        return None
     return server
 
 
