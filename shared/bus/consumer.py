@@ -36,6 +36,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
+from shared import faults
 from shared.bus.connection import Bus
 from shared.bus.failures import classify, retry_delay
 from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, counted, span_from_headers
@@ -199,6 +200,7 @@ class Consumer:
                 await self._failed(msg, exc)
                 return
             self._failures.pop(msg.metadata.sequence.stream, None)
+            faults.point("consumer_before_ack")  # tests: die with the effect committed, unacked
             await self._ack(msg)
 
     async def _apply_in_progress(self, msg: Msg, event: Any) -> None:

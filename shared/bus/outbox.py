@@ -42,6 +42,7 @@ from sqlalchemy import Column, LargeBinary, Table, delete, func, insert, text, u
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
+from shared import faults
 from shared.bus import parking
 from shared.bus.connection import Bus
 from shared.bus.failures import retry_delay
@@ -357,6 +358,7 @@ class OutboxRelay:
         return await self._publish(rows)
 
     async def _publish(self, rows: Sequence[Any]) -> int:
+        faults.point("outbox_before_publish")  # tests: die with these rows committed, unpublished
         puts = [row for row in rows if row.subject.startswith(KV_PREFIX)]
         events = [row for row in rows if not row.subject.startswith(KV_PREFIX)] if puts else rows
         done: list[Any] = []
