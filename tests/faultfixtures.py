@@ -35,6 +35,8 @@ class ServiceProcess:
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.metrics_port}/metrics"  # its own listener
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = Path(platform.data_dir) / f"{name}.process.log"
 
@@ -47,6 +49,8 @@ class ServiceProcess:
             "KINWELL_NATS_URL": self.server.url,
             f"{prefix}HOST": "127.0.0.1",
             f"{prefix}PORT": str(self.port),
+            f"{prefix}METRICS_HOST": "127.0.0.1",
+            f"{prefix}METRICS_PORT": str(self.metrics_port),
             f"{prefix}DATABASE_URL": self.database_url,
             f"{prefix}NATS_USER": self.name,
             f"{prefix}NATS_PASSWORD": self.server.passwords[self.name],

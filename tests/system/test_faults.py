@@ -258,7 +258,7 @@ def test_checkin_killed_between_a_consumers_effect_and_its_ack(service_nats, pla
     engine.dispose()
     assert ids == {str(e.event_id) for e in events}
     assert sorted(units) == sorted(e.org_unit for e in events)  # each effect exactly once
-    metrics = httpx.get(f"{checkin_process.url}/metrics", timeout=5).text
+    metrics = httpx.get(checkin_process.metrics_url, timeout=5).text
     duplicate = [
         line for line in metrics.splitlines() if f'consumer="{name}"' in line and 'outcome="duplicate"' in line
     ]
