@@ -7,7 +7,9 @@ from collections import Counter
 
 import pytest
 
-from services.recommender.catalogue.service import STARTER, Entry
+from services.recommender.catalogue.entry import Entry
+from services.recommender.catalogue.index import PER_KEY, Index
+from services.recommender.catalogue.service import STARTER
 from services.recommender.paths.service import paths
 from services.recommender.profiles.service import Signals
 from services.recommender.ranking import reasons
@@ -32,6 +34,7 @@ def catalogue() -> tuple[Entry, ...]:
 
 
 CAT = catalogue()
+INDEX = Index.build(CAT)
 
 
 class TestStarterCatalogue:
@@ -66,56 +69,56 @@ class TestPersonalised:
     def test_needs_lead_the_list_with_a_reason_in_the_lists_language(self):
         person = Signals(needs_by_week=[("sleep",)])
         for lang in ("en", "es", "fr"):
-            items, _ = rank(CAT, person, lang)
+            items, _ = rank(INDEX, person, lang)
             assert "sleep" in items[0].topics
             assert items[0].reason.code == "need"
             assert items[0].reason.text == reasons.NEED[lang]["sleep"]
             assert all(i.reason.text for i in items)
 
     def test_diverse_not_ten_of_one_topic(self):
-        items, _ = rank(CAT, Signals(needs_by_week=[("sleep",)], topics=("sleep",)), "en")
+        items, _ = rank(INDEX, Signals(needs_by_week=[("sleep",)], topics=("sleep",)), "en")
         leads = Counter(i.topics[0] for i in items)
         assert len(items) == 10
         assert max(leads.values()) <= 4
         assert len({t for i in items for t in i.topics}) >= 4
 
     def test_dismissed_and_not_helpful_never_come_back(self):
-        first, _ = rank(CAT, Signals(needs_by_week=[("stress",)]), "en")
+        first, _ = rank(INDEX, Signals(needs_by_week=[("stress",)]), "en")
         gone = frozenset(ids(first)[:3])
-        again, _ = rank(CAT, Signals(needs_by_week=[("stress",)], dismissed=gone), "en")
+        again, _ = rank(INDEX, Signals(needs_by_week=[("stress",)], dismissed=gone), "en")
         assert not gone & set(ids(again))
-        worse, _ = rank(CAT, Signals(needs_by_week=[("stress",)], not_helpful=gone), "en")
+        worse, _ = rank(INDEX, Signals(needs_by_week=[("stress",)], not_helpful=gone), "en")
         assert not gone & set(ids(worse))
 
     def test_professional_help_near_the_top_at_moderate_need(self):
-        items, placed = rank(CAT, Signals(needs_by_week=[("low_mood",)], country="ES"), "es")
+        items, placed = rank(INDEX, Signals(needs_by_week=[("low_mood",)], country="ES"), "es")
         assert placed and items[1].resource_id == "eap-es" and items[1].reason.code == "professional"
-        items, placed = rank(CAT, Signals(needs_by_week=[("sleep", "energy", "stress")]), "en")
+        items, placed = rank(INDEX, Signals(needs_by_week=[("sleep", "energy", "stress")]), "en")
         assert placed and items[1].kind == "counsellor"  # no EAP known for an unknown country
 
     def test_mild_need_keeps_the_counsellor_reachable_at_the_end(self):
-        items, placed = rank(CAT, Signals(needs_by_week=[("sleep",)]), "en")
+        items, placed = rank(INDEX, Signals(needs_by_week=[("sleep",)]), "en")
         assert not placed
         assert items[-1].kind == "counsellor" and items[-1].reason.code == "always"
         assert not any(i.kind in ("eap", "hotline") for i in items)
 
     def test_a_dismissed_eap_falls_back_to_the_counsellor_at_moderate_need(self):
         items, placed = rank(
-            CAT, Signals(needs_by_week=[("anxiety",)], country="US", dismissed=frozenset({"eap-us"})), "en"
+            INDEX, Signals(needs_by_week=[("anxiety",)], country="US", dismissed=frozenset({"eap-us"})), "en"
         )
         assert placed and items[1].kind == "counsellor"
 
     def test_audience_limits_filter_by_role_and_country(self):
-        everyone, _ = rank(CAT, Signals(topics=("general",)), "en", limit=20)
+        everyone, _ = rank(INDEX, Signals(topics=("general",)), "en", limit=20)
         assert "literacy-managers-guide" not in ids(everyone)
-        managers, _ = rank(CAT, Signals(topics=("general",), role_family="people_manager"), "en", limit=20)
+        managers, _ = rank(INDEX, Signals(topics=("general",), role_family="people_manager"), "en", limit=20)
         assert "literacy-managers-guide" in ids(managers)
         for country, eap in (("US", "eap-us"), ("FR", "eap-fr"), ("CA", "eap-fr")):
-            items, _ = rank(CAT, Signals(needs_by_week=[("low_mood",)], country=country), "en")
+            items, _ = rank(INDEX, Signals(needs_by_week=[("low_mood",)], country=country), "en")
             assert eap in ids(items) and not {"eap-us", "eap-es", "eap-fr"} - {eap} & set(ids(items))
 
     def test_time_available_ranks_what_fits_above_what_does_not(self):
-        items, _ = rank(CAT, Signals(needs_by_week=[("sleep",)], minutes_available=5), "en")
+        items, _ = rank(INDEX, Signals(needs_by_week=[("sleep",)], minutes_available=5), "en")
         matching = [i for i in items if "sleep" in i.topics and not i.professional_help]
         fits = [i.rank for i in matching if i.duration_minutes <= 5]
         too_long = [i.rank for i in matching if i.duration_minutes > 5]
@@ -123,13 +126,13 @@ class TestPersonalised:
         assert items[0].duration_minutes <= 5
 
     def test_helpful_feedback_lifts_the_topic(self):
-        base, _ = rank(CAT, Signals(), "en")
-        liked, _ = rank(CAT, Signals(helpful_topics=Counter({"parenting": 3})), "en")
+        base, _ = rank(INDEX, Signals(), "en")
+        liked, _ = rank(INDEX, Signals(helpful_topics=Counter({"parenting": 3})), "en")
         assert sum("parenting" in i.topics for i in liked) > sum("parenting" in i.topics for i in base)
 
     def test_same_input_same_list(self):
         person = Signals(needs_by_week=[("anxiety",), ("sleep",)], formats=("audio",))
-        assert rank(CAT, person, "fr") == rank(CAT, person, "fr")
+        assert rank(INDEX, person, "fr") == rank(INDEX, person, "fr")
 
 
 class TestLanguage:
@@ -144,7 +147,7 @@ class TestLanguage:
             role_families=frozenset(),
             versions={"en": {"title": "Only in English", "summary": "Sleep tips."}},
         )
-        items, _ = rank((english_only, *CAT), Signals(needs_by_week=[("sleep",)]), "fr")
+        items, _ = rank(Index.build((english_only, *CAT)), Signals(needs_by_week=[("sleep",)]), "fr")
         item = next(i for i in items if i.resource_id == "only-en")
         assert item.language == "en" and item.language_fallback
         assert item.fallback_note == reasons.fallback_note("fr", "en")
@@ -155,7 +158,7 @@ class TestLanguage:
 
 class TestNotPersonalised:
     def test_the_same_general_list_for_everyone_with_the_counsellor(self):
-        items, placed = rank(CAT, None, "es")
+        items, placed = rank(INDEX, None, "es")
         assert not placed
         assert items[-1].kind == "counsellor"
         assert all(i.reason.code in ("start", "always") for i in items)
@@ -170,3 +173,32 @@ def test_every_reason_and_need_is_written_in_every_language(lang):
         assert reasons.NEED[lang][need]
     for code in ("topic", "format", "time", "helpful", "professional", "start", "always"):
         assert reasons.text(lang, code, {"topic": "sleep", "format": "audio", "time": "10"}.get(code))
+
+
+def test_a_large_catalogue_is_ranked_through_a_bounded_set_of_candidates():
+    person = Signals(needs_by_week=[("sleep",)], formats=("audio",))
+    wanted_topics = ["sleep"]
+    sleep = [e.id for e in INDEX.rankable if "sleep" in e.topics]
+    assert set(sleep) <= {e.id for e in INDEX.candidates(wanted_topics, person.formats)}
+    big = Index.build(
+        (
+            *CAT,
+            *(
+                Entry(
+                    id=f"x{i:05d}",
+                    kind="article",
+                    format="text",
+                    topics=(("sleep", "stress", "energy")[i % 3],),
+                    duration_minutes=5 + i % 40,
+                    countries=frozenset(),
+                    role_families=frozenset(),
+                    versions={"en": {"title": f"T{i}", "summary": "S"}},
+                )
+                for i in range(3000)
+            ),
+        )
+    )
+    pool = big.candidates(wanted_topics, person.formats)
+    assert len(pool) <= 3 * PER_KEY
+    items, _ = rank(big, person, "en")
+    assert items[0].reason.code == "need" and "sleep" in items[0].topics

@@ -11,14 +11,14 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlmodel import Session
 
 from services.recommender.catalogue import repository as repo
+from services.recommender.catalogue.entry import Entry
+from services.recommender.catalogue.index import Index
 from services.recommender.catalogue.models import Resource
 from services.recommender.catalogue.schemas import (
-    PROFESSIONAL_KINDS,
     ResourceCreate,
     ResourceRead,
     ResourceUpdate,
@@ -27,30 +27,6 @@ from services.recommender.columns import utcnow
 from shared.errors import Conflict, NotFound
 
 STARTER = Path(__file__).resolve().parent.parent / "data" / "catalogue.json"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A resource as ranking sees it (immutable, shared between requests)."""
-
-    id: str
-    kind: str
-    format: str
-    topics: tuple[str, ...]
-    duration_minutes: int
-    countries: frozenset[str]
-    role_families: frozenset[str]
-    versions: dict[str, dict[str, Any]]
-
-    @property
-    def professional_help(self) -> bool:
-        return self.kind in PROFESSIONAL_KINDS
-
-    def reaches(self, country: str | None, role_family: str | None) -> bool:
-        """Audience constraints: a country- or role-limited resource needs a known match."""
-        if self.countries and country not in self.countries:
-            return False
-        return not self.role_families or role_family in self.role_families
 
 
 def _entry(row: Resource) -> Entry:
@@ -86,6 +62,7 @@ class Snapshot:
 
     entries: tuple[Entry, ...]
     by_id: dict[str, Entry]
+    index: Index
 
 
 class CatalogueCache:
@@ -95,7 +72,7 @@ class CatalogueCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version = -1
-        self._snapshot = Snapshot((), {})
+        self._snapshot = Snapshot((), {}, Index.build(()))
 
     def snapshot(self, session: Session) -> Snapshot:
         current = repo.version(session)
@@ -103,7 +80,7 @@ class CatalogueCache:
             with self._lock:
                 if current != self._version:
                     entries = tuple(_entry(row) for row in repo.all_resources(session))
-                    self._snapshot = Snapshot(entries, {e.id: e for e in entries})
+                    self._snapshot = Snapshot(entries, {e.id: e for e in entries}, Index.build(entries))
                     self._version = current
         return self._snapshot
 

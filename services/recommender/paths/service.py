@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from services.recommender.catalogue.service import STARTER, Entry
+from services.recommender.catalogue.entry import Entry
+from services.recommender.catalogue.service import STARTER
 from services.recommender.columns import as_utc, utcnow
 from services.recommender.paths import repository as repo
 from services.recommender.paths.models import PathProgress

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from services.recommender.catalogue.service import Entry
+from services.recommender.catalogue.entry import Entry
 from services.recommender.columns import as_utc, utcnow
 from services.recommender.profiles import repository as repo
 from services.recommender.profiles.models import HrisProfile, NeedSignal, Preference

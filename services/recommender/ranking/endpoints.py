@@ -54,7 +54,7 @@ def get_recommendations(
     signals = profiles.signals(session, subject.pseudonym, snapshot.entries) if personal else None
     language = lang or (signals.language if signals else None) or negotiate(request.headers.get("accept-language"))
     language = language if language in reasons.LANGUAGES else "en"
-    items, professional = rank(snapshot.entries, signals, language, limit)
+    items, professional = rank(snapshot.index, signals, language, limit)
     if gate_allows(request, subject, "fairness_audit"):
         audits.note_exposure(session, subject.pseudonym, audits.iso_week(utcnow()), [i.kind for i in items])
     why = None if personal else ("consent-state-unavailable" if personal is None else "no-consent")

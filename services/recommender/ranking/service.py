@@ -20,7 +20,8 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from services.recommender.catalogue.service import Entry
+from services.recommender.catalogue.entry import Entry
+from services.recommender.catalogue.index import PER_KEY, Index, starter_score
 from services.recommender.profiles.service import Signals
 from services.recommender.ranking import reasons
 from services.recommender.ranking.schemas import Reason, Recommendation
@@ -51,29 +52,42 @@ def _need_weights(signals: Signals) -> dict[str, float]:
 
 
 def _score(entry: Entry, signals: Signals, needs: dict[str, float]) -> Scored:
-    """The score and the strongest reason for it."""
-    parts: list[tuple[float, str, str | None]] = []
-    need_hits = [(needs.get(t, 0.0), t) for t in entry.topics if needs.get(t, 0.0) > 0]
-    if need_hits:
-        weight, need = max(need_hits)
-        primary = 0.5 if entry.topics[0] == need else 0.0  # made for this need, not touching on it
-        parts.append((3.0 * min(sum(w for w, _ in need_hits), 2.5) + primary, "need", need))
-    chosen = [t for t in entry.topics if t in signals.topics]
-    if chosen:
-        parts.append((1.5, "topic", chosen[0]))
+    """The score, and the strongest positive part of it as the reason (the first on a tie)."""
+    topics = entry.topics
+    score = 0.3 if "general" in topics else 0.0
+    best, reason, detail = 0.0, "start", None
+    need_sum, top_weight, top_need = 0.0, 0.0, ""
+    for t in topics:
+        w = needs.get(t, 0.0)
+        need_sum += w
+        if w > top_weight:
+            top_weight, top_need = w, t
+    if top_need:
+        part = 3.0 * min(need_sum, 2.5) + (0.5 if topics[0] == top_need else 0.0)  # made for the need
+        score += part
+        best, reason, detail = part, "need", top_need
+    chosen = next((t for t in topics if t in signals.topics), None)
+    if chosen is not None:
+        score += 1.5
+        if best < 1.5:
+            best, reason, detail = 1.5, "topic", chosen
     if entry.format in signals.formats:
-        parts.append((1.0, "format", entry.format))
-    if signals.minutes_available is not None and entry.kind not in ("eap", "counsellor"):
-        fits = entry.duration_minutes <= signals.minutes_available
-        parts.append((0.6 if fits else -1.0, "time", str(signals.minutes_available)))
-    liked = sum(signals.helpful_topics[t] for t in entry.topics)
+        score += 1.0
+        if best < 1.0:
+            best, reason, detail = 1.0, "format", entry.format
+    if signals.minutes_available is not None:
+        part = 0.6 if entry.duration_minutes <= signals.minutes_available else -1.0
+        score += part
+        if part > best:
+            best, reason, detail = part, "time", str(signals.minutes_available)
+    liked = sum(signals.helpful_topics[t] for t in topics) if signals.helpful_topics else 0
     if liked:
-        parts.append((0.4 * min(liked, 3), "helpful", None))
-    score = sum(p[0] for p in parts) + (0.3 if "general" in entry.topics else 0.0)
+        part = 0.4 * min(liked, 3)
+        score += part
+        if part > best:
+            best, reason, detail = part, "helpful", None
     if entry.id in signals.completed:
         score -= 2.0
-    positive = [p for p in parts if p[0] > 0]
-    reason, detail = max(positive, key=lambda p: p[0])[1:] if positive else ("start", None)
     return Scored(entry, score, reason, detail)
 
 
@@ -86,6 +100,8 @@ def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
     while pool and len(chosen) < limit:
         best_i, best_value = -1, -math.inf
         for i, item in enumerate(pool):
+            if item.score <= best_value:
+                break  # the pool is in score order and a discount only lowers a value
             if lead_count[item.entry.topics[0]] >= per_topic_cap:
                 continue
             value = item.score - 0.8 * max((seen_topics[t] for t in item.entry.topics), default=0)
@@ -100,52 +116,49 @@ def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
     return chosen
 
 
-def _professional(catalogue: tuple[Entry, ...], signals: Signals) -> Entry | None:
+def _professional(index: Index, signals: Signals) -> Entry | None:
     """An EAP the person can use (not dismissed), else the counsellor request: at moderate need
     professional help stays in the list even if it was dismissed once (safety over freshness)."""
-    reachable = [e for e in catalogue if e.kind in ("eap", "counsellor") and e.reaches(signals.country, None)]
+    reachable = [e for e in index.professional if e.kind in ("eap", "counsellor") and e.reaches(signals.country, None)]
     eaps = [e for e in reachable if e.kind == "eap" and e.id not in signals.dismissed]
     counsellor = [e for e in reachable if e.kind == "counsellor"]
     return (eaps or counsellor or [None])[0]  # type: ignore[list-item]
 
 
 def rank(
-    catalogue: tuple[Entry, ...], signals: Signals | None, lang: str, limit: int = DEFAULT_LIMIT
+    index: Index, signals: Signals | None, lang: str, limit: int = DEFAULT_LIMIT
 ) -> tuple[list[Recommendation], bool]:
     """The list in ``lang`` and whether professional help was placed near the top.
 
     ``signals`` is ``None`` without the personalization consent: the list is the same for
     everyone in a language (short, general and diverse first). Every list ends with the
-    counsellor request unless professional help already stands near the top.
+    counsellor request unless professional help already stands near the top. Only the index's
+    candidates for the person's needs, topics and formats are scored (``catalogue/index.py``).
     """
     person = signals or Signals()
     needs = _need_weights(person)
-    candidates = [
-        _score(e, person, needs)
-        for e in catalogue
-        if not e.professional_help  # placed by the rule below, never by score
-        and e.id not in person.dismissed
-        and e.id not in person.not_helpful
-        and e.reaches(person.country, person.role_family)
-    ]
     if signals is None:
-        candidates = [_non_personal(s) for s in candidates]
+        pool = [Scored(e, starter_score(e), "start", None) for e in index.starters[:PER_KEY]]
+    else:
+        wanted = {*needs, *person.topics, *person.helpful_topics}
+        pool = [_score(e, person, needs) for e in index.candidates(sorted(wanted), person.formats)]
+    candidates = [
+        s
+        for s in pool
+        if s.entry.id not in person.dismissed
+        and s.entry.id not in person.not_helpful
+        and s.entry.reaches(person.country, person.role_family)
+    ]
     picked = _diverse(candidates, limit - 1)
     pro, at = None, len(picked)
     if signals is not None and needs_moderate_or_worse(person):
-        pro, at = _professional(catalogue, person), 1
+        pro, at = _professional(index, person), 1
     reason = "professional" if at == 1 else "always"
     if pro is None:
-        pro = next((e for e in catalogue if e.kind == "counsellor"), None)
+        pro = next((e for e in index.professional if e.kind == "counsellor"), None)
     if pro is not None:
         picked.insert(min(at, len(picked)), Scored(pro, 0.0, reason, None))
     return [_render(i + 1, s, lang) for i, s in enumerate(picked)], pro is not None and at == 1
-
-
-def _non_personal(scored: Scored) -> Scored:
-    entry = scored.entry
-    score = (1.0 if "general" in entry.topics else 0.0) + (0.5 if entry.duration_minutes <= 10 else 0.0)
-    return Scored(entry, score, "start", None)
 
 
 def _render(rank_no: int, scored: Scored, lang: str) -> Recommendation:
