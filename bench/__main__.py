@@ -17,6 +17,7 @@ BENCHES = [
     "bench_webhooks",
     "bench_signals",
     "bench_escalation",
+    "bench_recommender",
 ]
 
 

@@ -187,7 +187,9 @@ def hammer(
 
 
 @contextmanager
-def serve_service(name: str, nats: Any, data_dir: Path, database_url: str) -> Iterator[str]:
+def serve_service(
+    name: str, nats: Any, data_dir: Path, database_url: str, ready_timeout: float = 30.0
+) -> Iterator[str]:
     """Run one Kinwell service in its own process against ``nats``; yields its URL once ready."""
     port = free_port()
     prefix = f"KINWELL_{name.upper()}_"
@@ -204,9 +206,94 @@ def serve_service(name: str, nats: Any, data_dir: Path, database_url: str) -> It
         prefix + "RATE_LIMIT_PER_SOURCE": "",
     }
     with serve_app(f"services.{name}.app:create_app", port=port, env=env) as url:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + ready_timeout
         while not httpx.get(f"{url}/readyz").json().get("ready"):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not become ready")
             time.sleep(0.1)
         yield url
+
+
+async def _open_loop(
+    url: str,
+    method: str,
+    path: Callable[[int], str],
+    headers: Callable[[int], dict[str, str]],
+    rate: float,
+    duration: float,
+    warmup: float,
+    max_connections: int,
+) -> LoadResult:
+    host_port = url.split("://", 1)[1]
+    host, port = host_port.split(":")
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    opened = 0
+    slots = asyncio.Semaphore(max_connections)
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    errors = 0
+    start = time.perf_counter() + 0.05
+    measure_from = start + warmup
+    total = int(rate * (warmup + duration))
+
+    async def one(i: int, intended: float) -> None:
+        nonlocal errors, opened
+        async with slots:  # beyond max_connections a request waits, and its wait is counted
+            if idle:
+                reader, writer = idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(host, int(port))
+                opened += 1
+            try:
+                writer.write(_request(method, path(i), host_port, b"", headers(i)))
+                status = await _read_response(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                errors += 1
+                writer.close()
+                return
+            idle.append((reader, writer))
+        if intended >= measure_from:
+            latencies.append((time.perf_counter() - intended) * 1000)
+            statuses[status] += 1
+
+    tasks = []
+    for i in range(total):
+        intended = start + i / rate
+        delay = intended - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, intended)))
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    return LoadResult(len(latencies), duration, latencies, statuses, errors)
+
+
+def open_loop(
+    url: str,
+    path: Callable[[int], str],
+    *,
+    rate: float,
+    headers: Callable[[int], dict[str, str]] = lambda i: {},
+    duration: float = 4.0,
+    warmup: float = 1.0,
+    max_connections: int = 256,
+) -> LoadResult:
+    """GETs sent at a fixed ``rate`` whatever the server does (open loop), each timed from the
+    moment it was *scheduled*: a server that falls behind is charged for the queue it built
+    (coordinated omission corrected), unlike :func:`hammer`, which waits for each answer."""
+    return asyncio.run(_open_loop(url, "GET", path, headers, rate, duration, warmup, max_connections))
+
+
+def capacity(run: Callable[[float], LoadResult], rates: list[float], p99_ms: float = 100.0) -> tuple[float, list]:
+    """The highest of ``rates`` held with p99 under ``p99_ms`` and every request answered 2xx.
+    Stops at the first rate that is not held; returns it with every (rate, result) tried."""
+    held, tried = 0.0, []
+    for rate in rates:
+        result = run(rate)
+        tried.append((rate, result))
+        ok = result.errors == 0 and set(result.statuses) <= {200} and result.p99 < p99_ms
+        if not ok:
+            break
+        held = rate
+    return held, tried
