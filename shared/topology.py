@@ -81,8 +81,9 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     "recommender": ("pseudonym_key",),
     # outbound webhooks; the managers' scope references (never a pseudonym)
     "aggregator": ("webhook_key", "manager_scope_key"),
-    # pseudonyms (counsellors' and employees' tokens), subjects' data keys (sealed case notes), webhooks
-    "escalation": ("pseudonym_key", "master_key", "webhook_key"),
+    # pseudonyms (counsellors' and employees' tokens), per-period tokens of SLA contributions,
+    # subjects' data keys (sealed case notes), webhooks
+    "escalation": ("pseudonym_key", "period_key", "master_key", "webhook_key"),
 }
 
 KV_BUCKET = "consent"
@@ -147,6 +148,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("aggregator", "SUBJECT", "subject.erasure.>"),
     ConsumerSpec("escalation", "CHECKIN", "checkin.escalation.>"),
     ConsumerSpec("escalation", "SUBJECT", "subject.erasure.>"),
+    ConsumerSpec("escalation", "HRIS", "hris.subject.>"),  # org units of SLA contributions
     ConsumerSpec("escalation", "CONSENT", "consent.>"),
 )
 

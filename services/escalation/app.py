@@ -21,6 +21,7 @@ from services.escalation.deps import EscalationContext
 from services.escalation.ladder import endpoints as ladder_endpoints
 from services.escalation.ladder.tasks import start_timer_poll
 from services.escalation.notify import EVENT_TYPES
+from services.escalation.sla.tasks import start_release
 from services.escalation.support import endpoints as support_endpoints
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.periodic import every
@@ -63,7 +64,13 @@ def build_spec(ctx: EscalationContext, webhook_settings: WebhookSettings | None 
         routers=[webhooks.router, case_endpoints.router, support_endpoints.router, ladder_endpoints.router],
         consumers=lambda rt: handlers.bindings(ctx, rt),
         export=lambda session, pseudonym: handlers.export(session, ctx, pseudonym),
-        on_start=[webhooks.hooks.on_start, _attach(ctx), start_timer_poll(_now), start_scrubber("data_key")],
+        on_start=[
+            webhooks.hooks.on_start,
+            _attach(ctx),
+            start_timer_poll(_now),
+            start_scrubber("data_key"),
+            start_release,
+        ],
         on_stop=[webhooks.hooks.on_stop],
         uses_gate=True,
     )

@@ -44,4 +44,7 @@ class EscalationSettings(ServiceSettings):
         description="Keep a case this many days after it closes despite an erasure request (0: no hold).",
     )
     contact_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Deadline of a contact request.")
+    sla_release_seconds: float = Field(
+        default=3600, gt=0, description="SLA contributions are released in shuffled batches at this interval."
+    )
     default_policy: dict = Field(default_factory=lambda: dict(DEFAULT_POLICY))  # type: ignore[type-arg]

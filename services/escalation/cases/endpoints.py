@@ -48,7 +48,7 @@ def get_case(case_id: CaseId, caller: Counsellor, ctx: Ctx, session: SessionDep)
 
 @router.post("/{case_id}/ack", summary="Acknowledge: take the case, stop the paging", responses=ERRORS)
 def ack(case_id: CaseId, caller: Counsellor, ctx: Ctx, session: SessionDep) -> CaseRead:
-    case = service.acknowledge(session, case_id, caller.pseudonym, _now())
+    case = service.acknowledge(session, case_id, caller.pseudonym, _now(), ctx)
     return views.detail(session, ctx, case, caller.pseudonym)
 
 
@@ -83,7 +83,7 @@ def dismiss(case_id: CaseId, body: Dismissal, caller: Counsellor, ctx: Ctx, sess
 
 @router.post("/{case_id}/contacted", summary="The employee was reached", responses=ERRORS)
 def contacted(case_id: CaseId, caller: Counsellor, ctx: Ctx, session: SessionDep) -> CaseRead:
-    case = service.mark_contacted(session, case_id, caller.pseudonym, _now())
+    case = service.mark_contacted(session, case_id, caller.pseudonym, _now(), ctx)
     return views.detail(session, ctx, case, caller.pseudonym)
 
 

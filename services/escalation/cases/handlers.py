@@ -20,11 +20,13 @@ from services.escalation.cases import repository as repo
 from services.escalation.cases import service
 from services.escalation.cases.models import Case, as_utc
 from services.escalation.deps import EscalationContext
+from services.escalation.sla import repository as sla_repo
 from shared import audit
 from shared.app import ConsumerBinding, Runtime
 from shared.events.checkin import EscalationFlagged, gated
 from shared.events.consent import ConsentChanged
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
+from shared.events.hris import SubjectAssigned, SubjectLeft
 from shared.service_kit import erasure_binding
 from shared.webhooks import forget_subject
 
@@ -48,8 +50,13 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
         if event.purpose == "escalation" and event.state != "granted":
             service.withdraw_consent_cases(session, event.pseudonym, _now())
 
+    def hris(session: Session, event: SubjectAssigned | SubjectLeft) -> None:
+        org_unit = event.org_unit if isinstance(event, SubjectAssigned) else None
+        sla_repo.assign_org_unit(session, event.pseudonym, org_unit, event.effective_from)
+
     return [
         erasure_binding(NAME, lambda s, p: erase(s, ctx, p)),
+        ConsumerBinding("hris.subject.>", TypeAdapter(SubjectAssigned | SubjectLeft), hris),
         # gated(): granted (or the employee asked for contact) -> applied; denied -> acknowledged and
         # dropped; unknown (gate not synced) -> NotYet, put back uncounted and judged again later.
         ConsumerBinding("checkin.escalation.>", TypeAdapter(EscalationFlagged), gated(gate, flagged)),
@@ -74,6 +81,7 @@ def erase(session: Session, ctx: EscalationContext, pseudonym: str) -> int:
         session.add(case)
         service._event(session, case, "erasure_deferred", now, reason="legal_hold")
     removed = repo.delete_cases(session, [c.id for c in cases if c not in kept])
+    removed += sla_repo.delete_assignments_of(session, pseudonym)
     if not kept:
         removed += ctx.keys.destroy(session, pseudonym)
     return removed + forget_subject(session, pseudonym)

@@ -18,6 +18,7 @@ from services.escalation.cases import repository as repo
 from services.escalation.cases.models import CLOSED_STATES, OPEN_STATES, SEVERITY_RANK, Case, CaseEvent
 from services.escalation.deps import EscalationContext
 from services.escalation.ladder import service as ladder
+from services.escalation.sla import service as sla
 from shared import audit
 from shared.datakeys import DataKey, SubjectKey
 from shared.errors import Conflict, Forbidden, NotFound
@@ -181,16 +182,29 @@ def _held(case: Case, counsellor: str) -> None:
         )
 
 
-def acknowledge(session: Session, case_id: str, counsellor: str, now: datetime) -> Case:
+def _sla(session: Session, ctx: EscalationContext | None, case: Case, metric: str, now: datetime) -> None:
+    if ctx is None:
+        return
+    platform = ctx.settings.platform
+    period_key = platform.secret("period_key") if "period_key" in platform.held_secrets() else None
+    sla.record(session, getattr(ctx.runtime, "gate", None), period_key, case, metric, now)
+
+
+def acknowledge(
+    session: Session, case_id: str, counsellor: str, now: datetime, ctx: EscalationContext | None = None
+) -> Case:
     """Take the case (or take it over): stops the paging, starts the contact timeout."""
     case = get_open(session, case_id)
     if case.state in CLOSED_STATES:
         raise Conflict("This case is closed.", code="case-closed")
     if case.acked_at is not None and case.assignee == counsellor:
         return case  # idempotent
+    first = case.first_acked_at is None
     case.assignee, case.acked_at, case.updated_at = counsellor, now, now
     case.first_acked_at = case.first_acked_at or now
     repo.add(session, case)
+    if first:
+        _sla(session, ctx, case, sla.ACK, now)
     _event(session, case, "acknowledged", now, actor=counsellor, role="counsellor")
     ladder.acknowledged(session, case, now)
     return case
@@ -222,7 +236,9 @@ def dismiss(session: Session, ctx: EscalationContext, case_id: str, counsellor: 
     return _close(session, ctx, case, "dismissed", body, counsellor, now)
 
 
-def mark_contacted(session: Session, case_id: str, counsellor: str, now: datetime) -> Case:
+def mark_contacted(
+    session: Session, case_id: str, counsellor: str, now: datetime, ctx: EscalationContext | None = None
+) -> Case:
     case = get_open(session, case_id)
     _held(case, counsellor)
     if case.state != "confirmed":
@@ -230,6 +246,7 @@ def mark_contacted(session: Session, case_id: str, counsellor: str, now: datetim
     case.state, case.contacted_at, case.updated_at = "contacted", now, now
     repo.add(session, case)
     _event(session, case, "contacted", now, actor=counsellor, role="counsellor")
+    _sla(session, ctx, case, sla.CONTACT, now)
     ladder.contacted(session, case)
     return case
 

@@ -1,0 +1,35 @@
+"""SLA contributions: subjects' org units (from HRIS) and contributions held back for release.
+
+Revision ID: escalation_0005
+Revises: escalation_outbox_dead
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "escalation_0005"
+down_revision = "escalation_outbox_dead"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "org_assignment",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("pseudonym", sa.String(64), nullable=False, index=True),
+        sa.Column("org_unit", sa.String(64), nullable=True),
+        sa.Column("effective_from", sa.Date, nullable=False),
+        sa.UniqueConstraint("pseudonym", "effective_from"),
+    )
+    op.create_table(
+        "pending_contribution",
+        sa.Column("msg_id", sa.String(100), primary_key=True),
+        sa.Column("subject", sa.String(255), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("pending_contribution")
+    op.drop_table("org_assignment")
