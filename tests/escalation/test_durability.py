@@ -26,7 +26,7 @@ from tests.servicefixtures import bearer
 
 POLICY = {
     **FAST_POLICY,
-    "rules": [{**r, "ack_delay_seconds": {"imminent": 2.0, "high": 60, "moderate": 600}} for r in FAST_POLICY["rules"]],
+    "rules": [{**r, "ack_delay_seconds": {"imminent": 4.0, "high": 60, "moderate": 600}} for r in FAST_POLICY["rules"]],
 }
 
 
@@ -60,9 +60,9 @@ def test_sigkill_between_rules_loses_nothing_and_pages_each_rule_once(
         publish_as(service_nats, "checkin", flag(h.pseudonym(sub), "critical"))
         first = wait_until(lambda: _verified(receiver, secret, "/pager"), timeout=20)
         assert first[0]["data"]["rule"] == 1
-        proc.kill()  # rule 2 is due in 2 s; the process is gone
+        proc.kill()  # rule 2 is due 4 s after opening; the process is gone
         killed_at = time.monotonic()
-        time.sleep(3)  # rule 2's time passes while nobody runs
+        time.sleep(5)  # rule 2's time passes while nobody runs
         assert [p["data"]["rule"] for p in _verified(receiver, secret, "/pager")] == [1]
         proc = ServiceProcess(service_nats, platform_settings, url, tmp_path / "svc2.log").start()
         wait_until(lambda: len({p["_id"] for p in _verified(receiver, secret, "/pager")}) >= 3, timeout=20)

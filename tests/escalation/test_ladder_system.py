@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.escalation.conftest import new_sub, put_policy
+from tests.escalation.conftest import FAST_POLICY, new_sub, put_policy
 from tests.integrations.loopback import wait_until
 
 
@@ -43,7 +43,12 @@ def test_imminent_flag_pages_rule_one_then_rule_two_then_the_crisis_service(esca
 
 def test_acknowledging_stops_the_ladder(escalation):
     h = escalation
-    put_policy(h)
+    # A 4 s delay: room for the acknowledgement on a loaded machine before rule 2 would be due.
+    slow = {
+        **FAST_POLICY,
+        "rules": [{**r, "ack_delay_seconds": {**r["ack_delay_seconds"], "imminent": 4}} for r in FAST_POLICY["rules"]],
+    }
+    put_policy(h, slow)
     pager = h.subscribe_pager("/pager", ("escalation.page.triggered", "escalation.page.resolved"))
     sub = new_sub()
     h.grant(sub)
@@ -53,7 +58,7 @@ def test_acknowledging_stops_the_ladder(escalation):
     r = h.svc.client.post(f"/v1/cases/{case_id}/ack", headers=h.counsellor("c-first"))
     assert r.status_code == 200 and r.json()["acknowledged"] is True
     wait_until(lambda: any(p["type"] == "escalation.page.resolved" for p in h.pages("/pager", pager)))
-    time.sleep(2.5)  # past rule 2's delay
+    time.sleep(4.5)  # past rule 2's delay
     triggered = [p for p in h.pages("/pager", pager) if p["type"] == "escalation.page.triggered"]
     assert [p["data"]["rule"] for p in triggered] == [1]
     resolved = [p for p in h.pages("/pager", pager) if p["type"] == "escalation.page.resolved"]
