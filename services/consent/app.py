@@ -79,7 +79,9 @@ def build_spec(ctx: ConsentContext) -> ServiceSpec:
             start_erasure_retries,
             start_hris_purge,
             start_contact_responder(ctx),
-            start_scrubber("directory", "contact_detail"),  # PostgreSQL: vacuum after erasures
+            start_scrubber(
+                "directory", "contact_detail", "erasure_request", "outbox"
+            ),  # PostgreSQL: vacuum after erasures
         ],
         on_stop=[stop_writer],
     )

@@ -28,6 +28,7 @@ from shared.bus.outbox import stage
 from shared.errors import NotFound
 from shared.events.consent import Purpose
 from shared.events.subject import ErasureRequested, SubjectErased
+from shared.shredding import scrub_after_commit
 from shared.topology import SUBJECT_REQUEST_RESPONDERS
 
 log = logging.getLogger("kinwell.consent.erasure")
@@ -112,6 +113,9 @@ def record_ack(session: Session, event: SubjectErased, via: str) -> None:
     if request.completed_at is None and all(a.acknowledged_at is not None for a in acks.values()):
         request.completed_at, request.pseudonym = now, None
         session.add(request)
+        # The pseudonym was kept only to re-send the request: no copy may stay in the files (nor
+        # of the request event that carried it through the outbox).
+        scrub_after_commit(session, ("erasure_request", "outbox"))
     session.flush()
 
 

@@ -77,6 +77,8 @@ def _openable(data: bytes, key_id: str, length: int, try_open: Any) -> list[int]
 def test_an_erased_person_cannot_be_carved_from_any_database_file(start_service, token, make_own_db_url):
     consent = start_service("consent", database_url=make_own_db_url("consent"))
     checkin = start_service("checkin", database_url=make_own_db_url("checkin"))
+    for name in ("recommender", "aggregator", "escalation"):  # every service acknowledges: the request completes
+        start_service(name)
     sub, note = f"E{uuid.uuid4().hex[:10]}", f"my private note {uuid.uuid4().hex}"
     auth = bearer(token(sub))
     listed = consent.client.get("/v1/me/consents", headers=auth).json()["consents"]
@@ -118,19 +120,21 @@ def test_an_erased_person_cannot_be_carved_from_any_database_file(start_service,
 
     r = consent.client.delete("/v1/me", headers=auth)
     assert r.status_code == 202, r.text
+    status_url = f"/v1/me/erasure/{r.json()['request_id']}"
 
-    def erased() -> bool:
-        with Session(checkin.runtime.engine) as s1, Session(consent.runtime.engine) as s2:
-            return s1.get(DataKey, key_id) is None and s2.get(DirectoryEntry, subject) is None
+    def completed() -> bool:
+        return consent.client.get(status_url, headers=auth).json().get("completed_at") is not None
 
-    assert _eventually(erased), "erasure did not reach both services"
+    # Completed: every service acknowledged, and consent dropped the pseudonym it kept to re-send.
+    assert _eventually(completed, timeout=30), consent.client.get(status_url, headers=auth).text
 
     def carved() -> list[str]:
         """Every way the files still give the person back (empty when the erasure is forensic)."""
         found: list[str] = []
         if PG_URL:  # the note's table is not rewritten: its ciphertext's key is what must be gone
             targets = [(checkin, _pg_heap_files(checkin, ("data_key",))),
-                       (consent, _pg_heap_files(consent, ("directory", "contact_detail")))]  # fmt: skip
+                       (consent, _pg_heap_files(consent, ("directory", "contact_detail", "erasure_request",
+                                                          "outbox")))]  # fmt: skip
         else:
             targets = [(checkin, _sqlite_files(checkin)), (consent, _sqlite_files(consent))]
         for _svc, paths in targets:
@@ -140,6 +144,8 @@ def test_an_erased_person_cannot_be_carved_from_any_database_file(start_service,
                     ("wrapped key", wrapped),
                     ("note", sealed_note),
                     ("employee id", sealed_employee_id),
+                    ("pseudonym", subject.encode()),
+                    ("employee id in clear", sub.encode()),
                 ):
                     if needle in data:
                         found.append(f"{path.name}: {name}")
