@@ -11,7 +11,7 @@ from sqlmodel import Field, SQLModel
 class OrgAssignment(SQLModel, table=True):
     """From ``effective_from`` on, the subject belongs to ``org_unit`` (None: left the organisation)."""
 
-    __tablename__ = "org_assignment"
+    __tablename__ = "escalation_org_assignment"
     __table_args__ = (UniqueConstraint("pseudonym", "effective_from"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -23,7 +23,7 @@ class OrgAssignment(SQLModel, table=True):
 class PendingContribution(SQLModel, table=True):
     """A de-identified SLA contribution waiting for the next shuffled batch release."""
 
-    __tablename__ = "pending_contribution"
+    __tablename__ = "escalation_pending_contribution"
 
     msg_id: str = Field(primary_key=True, max_length=100)
     subject: str = Field(max_length=255)

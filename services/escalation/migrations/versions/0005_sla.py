@@ -15,7 +15,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "org_assignment",
+        "escalation_org_assignment",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("pseudonym", sa.String(64), nullable=False, index=True),
         sa.Column("org_unit", sa.String(64), nullable=True),
@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("pseudonym", "effective_from"),
     )
     op.create_table(
-        "pending_contribution",
+        "escalation_pending_contribution",
         sa.Column("msg_id", sa.String(100), primary_key=True),
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),
@@ -31,5 +31,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("pending_contribution")
-    op.drop_table("org_assignment")
+    op.drop_table("escalation_pending_contribution")
+    op.drop_table("escalation_org_assignment")
