@@ -2,10 +2,11 @@
 
 A list endpoint takes :data:`PageQuery` (``limit``, default 50, at most 200; ``cursor``, opaque),
 asks its repository for ``limit + 1`` rows after the cursor's key in a stable order, and answers
-with :func:`page`: the first ``limit`` rows and ``next_cursor`` (null on the last page). The
-cursor is the last row's sort key, base64url JSON: it only says where to continue in the
-caller's own rows, so it needs no signature; a cursor that does not decode, or does not fit the
-endpoint's key, is 400.
+with :func:`page`: the first ``limit`` rows and ``next_cursor`` (null on the last page); lists
+answered as a bare JSON array (the webhook admin lists) give the next page's URL in a
+``Link: <…>; rel="next"`` header instead (:func:`next_link`). The cursor is the last row's sort
+key, base64url JSON: it only says where to continue in the caller's own rows, so it needs no
+signature; a cursor that does not decode, or does not fit the endpoint's key, is 400.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
+from starlette.datastructures import URL
 
 from shared.errors import BadRequest
 
@@ -63,6 +66,23 @@ PageQuery = Annotated[PageRequest, Depends(_page_request)]
 
 def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key), separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def next_link(url: URL, cursor: str | None) -> dict[str, str]:
+    """Headers for a list answered as a bare JSON array: ``Link: <...>; rel="next"`` (RFC 8288)."""
+    if cursor is None:
+        return {}
+    return {"Link": f'<{url.include_query_params(cursor=cursor)}>; rel="next"'}
+
+
+def after_time(request: PageRequest) -> tuple[datetime, str] | None:
+    """The (created_at, id) key of a list ordered by time then id."""
+    after = request.after(str, str)
+    return (datetime.fromisoformat(after[0]), after[1]) if after else None
+
+
+def time_key(row: Any) -> tuple[str, str]:
+    return (row.created_at.isoformat(), row.id)
 
 
 def page(rows: Sequence[T], request: PageRequest, key: Callable[[T], tuple[Any, ...]]) -> tuple[list[T], str | None]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import and_, delete, or_
 from sqlmodel import Session, col, select
 
 from shared.webhooks.models import (
@@ -40,8 +41,23 @@ def create_subscription(
     return sub, secret
 
 
-def list_subscriptions(session: Session) -> Sequence[WebhookSubscription]:
-    return session.exec(select(WebhookSubscription).order_by(col(WebhookSubscription.created_at))).all()
+def list_subscriptions(
+    session: Session, *, after: tuple[datetime, str] | None = None, limit: int | None = None
+) -> Sequence[WebhookSubscription]:
+    """Oldest first (ties by id); after the (created_at, id) ``after`` when given."""
+    created, sid = col(WebhookSubscription.created_at), col(WebhookSubscription.id)
+    query = select(WebhookSubscription).order_by(created, sid)
+    if after is not None:
+        query = query.where(or_(created > after[0], and_(created == after[0], sid > after[1])))
+    return session.exec(query.limit(limit)).all()
+
+
+def _newest_first(query: Any, after: tuple[datetime, str] | None) -> Any:
+    """Deliveries newest first (ties by id), older than the (created_at, id) ``after``."""
+    created, did = col(WebhookDelivery.created_at), col(WebhookDelivery.id)
+    if after is not None:
+        query = query.where(or_(created < after[0], and_(created == after[0], did < after[1])))
+    return query.order_by(created.desc(), did.desc())
 
 
 def get_subscription(session: Session, subscription_id: str) -> WebhookSubscription | None:
@@ -74,22 +90,25 @@ def attempts_of(session: Session, delivery_ids: Sequence[str]) -> dict[str, list
 
 
 def list_deliveries(
-    session: Session, subscription_id: str, *, status: str | None = None, limit: int = 50
+    session: Session,
+    subscription_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    after: tuple[datetime, str] | None = None,
 ) -> Sequence[WebhookDelivery]:
     query = select(WebhookDelivery).where(col(WebhookDelivery.subscription_id) == subscription_id)
     if status is not None:
         query = query.where(col(WebhookDelivery.status) == status)
-    return session.exec(query.order_by(col(WebhookDelivery.created_at).desc()).limit(limit)).all()
+    return session.exec(_newest_first(query, after).limit(limit)).all()
 
 
-def dead_letters(session: Session, *, limit: int = 50) -> Sequence[WebhookDelivery]:
+def dead_letters(
+    session: Session, *, limit: int = 50, after: tuple[datetime, str] | None = None
+) -> Sequence[WebhookDelivery]:
     """Deliveries that were given up: dead after the last attempt, or failed early."""
-    return session.exec(
-        select(WebhookDelivery)
-        .where(col(WebhookDelivery.status).in_(REPLAYABLE))
-        .order_by(col(WebhookDelivery.created_at).desc())
-        .limit(limit)
-    ).all()
+    query = select(WebhookDelivery).where(col(WebhookDelivery.status).in_(REPLAYABLE))
+    return session.exec(_newest_first(query, after).limit(limit)).all()
 
 
 def get_delivery(session: Session, delivery_id: str) -> WebhookDelivery | None:

@@ -11,11 +11,13 @@ import logging
 from collections.abc import Collection
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from shared.auth import AdminPrincipal
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.pagination import PageQuery, after_time, next_link, time_key
+from shared.pagination import page as paged
 from shared.webhooks import repository as repo
 from shared.webhooks.config import WebhookSettings
 from shared.webhooks.models import WebhookDelivery, WebhookSubscription
@@ -32,7 +34,6 @@ from shared.webhooks.ssrf import Resolver, TargetPolicy, TargetRefused
 log = logging.getLogger("kinwell.webhooks")
 
 StatusFilter = Literal["pending", "delivered", "failed", "dead"]
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def _box(request: Request) -> SecretBox:
@@ -112,9 +113,15 @@ def webhooks_router(
         return SubscriptionCreated(**_read(sub).model_dump(), secret=secret)
 
     @router.get(prefix, summary="List webhook subscriptions")
-    def list_subscriptions(session: SessionDep, _: AdminPrincipal) -> list[SubscriptionRead]:
-        """Every subscription, oldest first (secrets are never shown)."""
-        return [_read(s) for s in repo.list_subscriptions(session)]
+    def list_subscriptions(
+        request: Request, response: Response, session: SessionDep, _: AdminPrincipal, page: PageQuery
+    ) -> list[SubscriptionRead]:
+        """Subscriptions, oldest first (secrets are never shown); the next page's URL is in the
+        ``Link`` header (``rel="next"``)."""
+        rows = repo.list_subscriptions(session, after=after_time(page), limit=page.limit + 1)
+        subs, cursor = paged(rows, page, time_key)
+        response.headers.update(next_link(request.url, cursor))
+        return [_read(s) for s in subs]
 
     @router.get(prefix + "/{subscription_id}", summary="Read a webhook subscription")
     def get_subscription(subscription_id: str, session: SessionDep, _: AdminPrincipal) -> SubscriptionRead:
@@ -147,24 +154,36 @@ def webhooks_router(
     @router.get(prefix + "/{subscription_id}/deliveries", summary="Delivery log of a subscription")
     def list_deliveries(
         subscription_id: str,
+        request: Request,
+        response: Response,
         session: SessionDep,
         _: AdminPrincipal,
+        page: PageQuery,
         status: StatusFilter | None = None,
-        limit: Limit = 50,
     ) -> list[DeliveryRead]:
-        """Newest first, each with its attempts (time, status code or error type, duration)."""
+        """Newest first, each with its attempts (time, status code or error type, duration); the
+        next page's URL is in the ``Link`` header."""
         if repo.get_subscription(session, subscription_id) is None:
             raise NotFound("No such subscription.")
-        rows = repo.list_deliveries(session, subscription_id, status=status, limit=limit)
+        fetched = repo.list_deliveries(
+            session, subscription_id, status=status, limit=page.limit + 1, after=after_time(page)
+        )
+        rows, cursor = paged(fetched, page, time_key)
+        response.headers.update(next_link(request.url, cursor))
         log_by_id = repo.attempts_of(session, [d.id for d in rows])
         return [
             _delivery(d, [AttemptRead.model_validate(a, from_attributes=True) for a in log_by_id[d.id]]) for d in rows
         ]
 
     @router.get(dead_letters_prefix + "/dead-letters", summary="Deliveries that were given up")
-    def list_dead_letters(session: SessionDep, _: AdminPrincipal, limit: Limit = 50) -> list[DeliveryRead]:
-        """Dead after the last attempt, or failed early (410 Gone, target refused); newest first."""
-        return [_delivery(d) for d in repo.dead_letters(session, limit=limit)]
+    def list_dead_letters(
+        request: Request, response: Response, session: SessionDep, _: AdminPrincipal, page: PageQuery
+    ) -> list[DeliveryRead]:
+        """Dead after the last attempt, or failed early (410 Gone, target refused); newest first;
+        the next page's URL is in the ``Link`` header."""
+        rows, cursor = paged(repo.dead_letters(session, limit=page.limit + 1, after=after_time(page)), page, time_key)
+        response.headers.update(next_link(request.url, cursor))
+        return [_delivery(d) for d in rows]
 
     @router.post(
         dead_letters_prefix + "/dead-letters/{delivery_id}/replay", status_code=202, summary="Replay a dead letter"

@@ -136,3 +136,24 @@ def test_delivered_rows_can_be_purged_after_a_retention_period(webhook_api, rece
         session.commit()
         assert session.exec(select(func.count()).select_from(WebhookAttempt)).one() == 0
         assert session.get(WebhookDelivery, msg_id) is None
+
+
+def test_subscriptions_are_listed_in_pages_linked_by_cursor(webhook_api, receiver):
+    api = webhook_api(with_sender=False)
+    before = {s["id"] for s in api.client.get("/v1/subscriptions", params={"limit": 200}).json()}
+    made = [
+        api.client.post("/v1/subscriptions", json={"url": receiver.url(f"/p{i}"), "event_types": [EVENT]}).json()["id"]
+        for i in range(5)
+    ]
+    seen, url, pages = [], "/v1/subscriptions?limit=2", 0
+    while url:
+        r = api.client.get(url)
+        assert r.status_code == 200 and len(r.json()) <= 2
+        seen += [s["id"] for s in r.json()]
+        link = r.headers.get("link")
+        url = link[1 : link.index(">")] if link else None
+        pages += 1
+    assert [s for s in seen if s not in before] == made and len(seen) == len(set(seen))
+    assert pages == -(-len(seen) // 2)
+    r = api.client.get("/v1/subscriptions", params={"cursor": "WzFd"})  # [1]: not this list's key
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
