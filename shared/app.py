@@ -36,7 +36,7 @@ from shared.bus.connection import Bus
 from shared.bus.consumer import Consumer, Handler
 from shared.bus.outbox import OutboxRelay
 from shared.consent_gate import ConsentGate
-from shared.db import make_engine, run_migrations
+from shared.db import make_engine, require_migrated, run_migrations
 from shared.edge import SecurityHeaders
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
@@ -230,10 +230,20 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         setup_logging(platform.log_level)
         setup_tracing(spec.name, platform.otel_exporter, platform.otel_endpoint)
         assert settings.database_url is not None
-        await asyncio.to_thread(run_migrations, settings.database_url, spec.migrations)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(run_migrations, settings.database_url, spec.migrations)
+        else:  # migrations are their own step (kinwell migrate / the Kubernetes Job)
+            await asyncio.to_thread(require_migrated, settings.database_url, spec.migrations, spec.name)
         engine = make_engine(settings.database_url)
         password = settings.nats_password.get_secret_value() if settings.nats_password else None
-        bus = Bus(spec.name, platform.nats_url, settings.nats_user, password, replicas=platform.nats_replicas)
+        bus = Bus(
+            spec.name,
+            platform.nats_url,
+            settings.nats_user,
+            password,
+            replicas=platform.nats_replicas,
+            tls_ca_file=platform.nats_tls_ca_file,
+        )
         rt = Runtime(
             spec=spec,
             settings=settings,

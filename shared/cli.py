@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -206,16 +207,49 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
     from shared.bus.provision import provision_url
 
-    platform = PlatformSettings()
+    # Only the NATS part of the platform settings: the provisioning job holds no other secret.
+    fields = PlatformSettings.model_fields
+    mode = os.environ.get("KINWELL_MODE", fields["mode"].default)
+    url = os.environ.get("KINWELL_NATS_URL", fields["nats_url"].default)
+    replicas = int(os.environ.get("KINWELL_NATS_REPLICAS", fields["nats_replicas"].default))
     password = os.environ.get(nats_password_env("ops"))
-    if password is None and platform.mode == "embedded":
-        password = load_or_create_dev_secrets(platform.data_dir)["nats_ops_password"]
+    if password is None and mode == "embedded":
+        data_dir = os.environ.get("KINWELL_DATA_DIR", str(fields["data_dir"].default))
+        password = load_or_create_dev_secrets(Path(data_dir))["nats_ops_password"]
     if not password:
         print(f"kinwell nats provision: set {nats_password_env('ops')}", file=sys.stderr)
         return 2
-    declared = asyncio.run(provision_url(platform.nats_url, password, platform.nats_replicas))
+    ca_file = os.environ.get("KINWELL_NATS_TLS_CA_FILE")
+    declared = asyncio.run(provision_url(url, password, replicas, Path(ca_file) if ca_file else None))
     print("provisioned: " + ", ".join(declared))
     return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade one service's database to its newest schema (a one-shot container / Job).
+
+    Needs only that service's database URL, so the job holds no other secret.
+    """
+    from shared.db import run_migrations
+
+    var = f"KINWELL_{args.service.upper()}_DATABASE_URL"
+    url = os.environ.get(var)
+    if not url:
+        print(f"kinwell migrate: set {var}", file=sys.stderr)
+        return 2
+    migrations = Path(__file__).resolve().parents[1] / "services" / args.service / "migrations"
+    run_migrations(url, migrations)
+    print(f"migrated: {args.service}")
+    return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 if ``url`` answers 200 (the container image's HEALTHCHECK; no curl in the image)."""
+    try:
+        ok = httpx.get(args.url, timeout=args.timeout).status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    return 0 if ok else 1
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -279,6 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     nats_sub = nats_cmd.add_subparsers(dest="nats_command", required=True)
     prov = nats_sub.add_parser("provision", help="declare streams and the consent KV bucket (as the ops user)")
     prov.set_defaults(fn=cmd_provision)
+    mig = sub.add_parser("migrate", help="upgrade a service's database (needs KINWELL_<SERVICE>_DATABASE_URL)")
+    mig.add_argument("service", choices=SERVICES)
+    mig.set_defaults(fn=cmd_migrate)
+    health = sub.add_parser("healthcheck", help="exit 0 if a URL answers 200 (container health checks)")
+    health.add_argument(
+        "url", nargs="?", default=os.environ.get("KINWELL_HEALTHCHECK_URL", "http://127.0.0.1:8000/healthz")
+    )
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(fn=cmd_healthcheck)
     tok = sub.add_parser("token", help="print a dev token (embedded mode only)")
     tok.add_argument("--sub", required=True, help="employee or client id")
     tok.add_argument("--role", action="append", default=[], help="repeatable; default employee")

@@ -95,6 +95,31 @@ def run_migrations(url: str, script_location: Path) -> None:
     command.upgrade(cfg, "head")
 
 
+class SchemaBehind(RuntimeError):
+    """The database is not at the newest migration and this process may not migrate it."""
+
+
+def require_migrated(url: str, script_location: Path, service: str) -> None:
+    """Raise :class:`SchemaBehind` unless the database at ``url`` is at the migrations' head.
+
+    Used when migrations run as their own step (``kinwell migrate``, the Kubernetes Job): a
+    replica of a newer version must not serve on an older schema.
+    """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.pool import NullPool
+
+    heads = set(ScriptDirectory(str(script_location)).get_heads())
+    engine = create_engine(normalise_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
+    if current != heads:
+        raise SchemaBehind(f"{service}: the database schema is not the newest; run `kinwell migrate {service}`")
+
+
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A unit of work: commit when the block finishes, roll back on error."""
     with Session(engine, expire_on_commit=False) as session:

@@ -131,5 +131,9 @@ def run_env() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=None, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas (and the migration Job) may upgrade at the same moment: the second
+                # waits here, then finds the database at head and does nothing.
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('kinwell-migrations'))"))
             context.run_migrations()
     engine.dispose()

@@ -126,8 +126,12 @@ class PlatformSettings(BaseSettings):
     tenant: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     data_dir: Path = Path(".kinwell")
 
+    # One URL, or a cluster's as a comma-separated list (nats://a:4222,nats://b:4222).
     nats_url: str = "nats://127.0.0.1:14222"
+    # Replicas of every stream and the KV bucket (the provisioner's setting; 3 on a NATS cluster).
     nats_replicas: int = Field(default=1, ge=1, le=5)
+    # CA of the NATS servers' certificate, for tls:// URLs signed by a private CA (Kubernetes).
+    nats_tls_ca_file: Path | None = None
 
     # Identity provider (edge JWTs).
     jwt_issuer: str = "kinwell-dev"
@@ -276,6 +280,9 @@ class ServiceSettings(BaseSettings):
     # ("" turns one off; each replica counts on its own).
     rate_limit_per_principal: str = "20/second;600/minute"
     rate_limit_per_source: str = "500/second"
+    # False where migrations run as their own step (docker-compose, the Kubernetes Job): the
+    # service then refuses to start on a database that is not at the newest schema.
+    migrate_on_start: bool = True
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
 
     @model_validator(mode="after")

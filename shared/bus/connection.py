@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import nats
 from nats.aio.client import Client
@@ -19,6 +21,11 @@ from shared.telemetry import inject_headers
 log = logging.getLogger("kinwell.bus")
 
 DUPLICATE_WINDOW_S = 120.0
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    """A client TLS context trusting ``ca_file`` (None: plain, or the system CAs for tls:// URLs)."""
+    return ssl.create_default_context(cafile=str(ca_file)) if ca_file is not None else None
 
 
 class Bus:
@@ -36,12 +43,14 @@ class Bus:
         password: str | None,
         *,
         replicas: int = 1,
+        tls_ca_file: Path | None = None,
     ) -> None:
         self.service = service
         self.url = url
         self.user = user
         self.password = password
         self.replicas = replicas
+        self.tls_ca_file = tls_ca_file
         self.nc: Client | None = None
         self._js: JetStreamContext | None = None
         self.on_disconnect: list[Callable[[], Awaitable[None]]] = []
@@ -72,7 +81,9 @@ class Bus:
             log.warning("nats error", extra={"service": self.service, "error_type": type(exc).__name__})
 
         self.nc = await nats.connect(
-            servers=[self.url],
+            # A cluster is given as a comma-separated list; the client also learns the others
+            # from the server it reaches, and reconnects to any of them.
+            servers=self.url.split(","),
             user=self.user,
             password=self.password,
             name=f"kinwell-{self.service}",
@@ -84,6 +95,7 @@ class Bus:
             disconnected_cb=disconnected,
             reconnected_cb=reconnected,
             error_cb=error,
+            tls=tls_context(self.tls_ca_file),
         )
         self._js = self.nc.jetstream(timeout=timeout)
 

@@ -8,12 +8,15 @@ It is idempotent: existing streams are updated to the topology's configuration.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nats
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared import topology
+from shared.bus.connection import tls_context
 
 DUPLICATE_WINDOW_S = 120.0
 
@@ -56,8 +59,14 @@ async def provision(js: JetStreamContext, replicas: int = 1) -> list[str]:
     return declared
 
 
-async def provision_url(url: str, ops_password: str, replicas: int = 1) -> list[str]:
-    nc = await nats.connect(servers=[url], user="ops", password=ops_password, inbox_prefix="_INBOX_ops")
+async def provision_url(url: str, ops_password: str, replicas: int = 1, tls_ca_file: Path | None = None) -> list[str]:
+    nc = await nats.connect(
+        servers=url.split(","),
+        user="ops",
+        password=ops_password,
+        inbox_prefix="_INBOX_ops",
+        tls=tls_context(tls_ca_file),
+    )
     try:
         return await provision(nc.jetstream(), replicas)
     finally:
