@@ -132,7 +132,9 @@ class NudgeDue(PurposeScoped, Event):
 GatedEvent = PersonalizationSubmitted | EscalationFlagged | NudgeDue
 
 
-def gated(gate: ConsentView, handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+def gated(
+    gate: ConsentView, handler: Callable[[Any, Any], None], *, purpose: str | None = None
+) -> Callable[[Any, Any], None]:
     """Wrap a consumer handler so that an event is applied only under current consent.
 
     Granted: applied. Denied (withdrawn, lapsed, never given): the consumer records and
@@ -140,11 +142,14 @@ def gated(gate: ConsentView, handler: Callable[[Any, Any], None]) -> Callable[[A
     :class:`~shared.bus.failures.NotYet` is raised, so the consumer puts the event back, uncounted,
     and judges it again once the gate has synced; the consumer also waits for the gate before
     fetching (it finds the gate on ``handle.consent_gate``).
+
+    ``purpose`` gates any event with a ``pseudonym`` under that purpose (e.g. an HRIS profile
+    under ``personalization``); without it the event's own rule (``consent_answer``) applies.
     """
     from shared.bus.failures import NotYet
 
-    def handle(session: Any, event: GatedEvent) -> None:
-        answer = event.consent_answer(gate)
+    def handle(session: Any, event: Any) -> None:
+        answer = gate.answer(event.pseudonym, purpose) if purpose else event.consent_answer(gate)
         if answer is Consent.UNKNOWN:
             raise NotYet("consent unknown")
         if answer is Consent.GRANTED:

@@ -21,10 +21,6 @@ def bindings(gate: Any) -> list[ConsumerBinding]:
     """Needs from check-ins and the HRIS profile (both under ``personalization``, checked again
     here), and consent changes (an ended consent deletes what was held only for it)."""
 
-    def hris_profile(session: Session, event: PersonalizationProfile) -> None:
-        if gate.allowed(event.pseudonym, PURPOSE):
-            service.on_hris_profile(session, event)
-
     def consent(session: Session, event: ConsentChanged) -> None:
         if event.state != "granted":
             subjects.forget(session, event.pseudonym, event.purpose)
@@ -33,6 +29,11 @@ def bindings(gate: Any) -> list[ConsumerBinding]:
         ConsumerBinding(
             "checkin.personalization.>", TypeAdapter(PersonalizationSubmitted), gated(gate, service.on_needs)
         ),
-        ConsumerBinding("hris.personalization.>", TypeAdapter(PersonalizationProfile), hris_profile),
+        # gated: a profile read while the gate is not synced is put back, not dropped as denied.
+        ConsumerBinding(
+            "hris.personalization.>",
+            TypeAdapter(PersonalizationProfile),
+            gated(gate, service.on_hris_profile, purpose=PURPOSE),
+        ),
         ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
     ]
