@@ -65,6 +65,18 @@ def create_outbox_dead_table() -> None:
     )
 
 
+def create_release_budget_table() -> None:
+    """The privacy-budget ledger of ``shared.release.ledger`` (zCDP rho per scope, unit, period),
+    for every service that releases noised figures (aggregator, consent statistics, recommender)."""
+    op.create_table(
+        "release_budget",
+        sa.Column("scope", sa.String(64), primary_key=True),
+        sa.Column("unit", sa.String(64), primary_key=True),
+        sa.Column("period", sa.String(16), primary_key=True),
+        sa.Column("rho_spent", sa.Float, nullable=False),
+    )
+
+
 def create_webhook_tables() -> None:
     """Outbound webhooks (schema v1): subscriptions, the delivery queue, the attempt log.
 

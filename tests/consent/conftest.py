@@ -13,10 +13,11 @@ import importlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,16 +121,17 @@ def stop_all(services: list[RunningService]) -> None:
         list(pool.map(lambda s: s.stop(), services))
 
 
-@pytest.fixture(scope="package")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("consent-platform")
+@contextmanager
+def running_platform(root: Path, names: Sequence[str], overrides: dict[str, dict[str, Any]]) -> Iterator[Platform]:
+    """``names`` started on one private nats-server and one set of platform secrets, each service
+    with its own database and its ``overrides``; stopped on exit."""
     passwords = {user: secrets.token_urlsafe(24) for user in USERS}
     with NatsServer(root / "nats", passwords=passwords) as nats, db_urls(root) as make_db:
         nats.provision()
         settings = PlatformSettings(mode="embedded", data_dir=root / "data", nats_url=nats.url)
         plat = Platform(nats, settings)
-        for name in SERVICES:
-            extra = CONSENT_OVERRIDES if name == "consent" else {}
+        for name in names:
+            extra = overrides.get(name, {})
             plat.services[name] = RunningService(name, service_settings(name, make_db(name), nats, settings, **extra))
         try:
             # One at a time: Alembic's ``op``/``context`` are process-global, so migrations of
@@ -139,3 +141,11 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             yield plat
         finally:
             stop_all(list(plat.services.values()))
+
+
+@pytest.fixture(scope="package")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with running_platform(
+        tmp_path_factory.mktemp("consent-platform"), SERVICES, {"consent": CONSENT_OVERRIDES}
+    ) as plat:
+        yield plat

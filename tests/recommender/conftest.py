@@ -3,41 +3,22 @@ the package: consents are changed through consent's API, needs arrive from real 
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from shared.natsserver import USERS, NatsServer
-from shared.settings import PlatformSettings
-from tests.consent.conftest import CONSENT_OVERRIDES, Platform, service_settings, wait_until
-from tests.dbfixtures import db_urls
-from tests.servicefixtures import RunningService
+from tests.consent.conftest import CONSENT_OVERRIDES, Platform, running_platform, wait_until
 
 RECOMMENDER_OVERRIDES: dict[str, Any] = {"fairness_weekly_rho": 0.75, "min_group_size": 3}
 
 
 @pytest.fixture(scope="package")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    overrides = {"consent": CONSENT_OVERRIDES, "recommender": RECOMMENDER_OVERRIDES}
     root = tmp_path_factory.mktemp("recommender-platform")
-    passwords = {user: secrets.token_urlsafe(24) for user in USERS}
-    with NatsServer(root / "nats", passwords=passwords) as nats, db_urls(root) as make_db:
-        nats.provision()
-        settings = PlatformSettings(mode="embedded", data_dir=root / "data", nats_url=nats.url)
-        plat = Platform(nats, settings)
-        extra = {"consent": CONSENT_OVERRIDES, "recommender": RECOMMENDER_OVERRIDES}
-        for name in ("consent", "checkin", "recommender"):
-            plat.services[name] = RunningService(
-                name, service_settings(name, make_db(name), nats, settings, **extra.get(name, {}))
-            )
-        try:
-            for svc in plat.services.values():  # one at a time: Alembic's globals
-                svc.start()
-            yield plat
-        finally:
-            for svc in reversed(list(plat.services.values())):
-                svc.stop()
+    with running_platform(root, ("consent", "checkin", "recommender"), overrides) as plat:
+        yield plat
 
 
 class Recommender:

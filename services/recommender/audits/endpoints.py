@@ -74,18 +74,9 @@ def list_reports(
 def run_audit(session: SessionDep, ctx: Ctx, _: AdminPrincipal, week: Week, attribute: Attribute) -> FairnessReportRead:
     """admin: release the report of one ISO week and attribute now (the schedule does this for
     every configured attribute when a week ends). 409 when it exists or the week's budget is spent."""
-    s = ctx.settings
-    if attribute not in s.fairness_attributes:
+    if attribute not in ctx.settings.fairness_attributes:
         raise Conflict("This attribute is not configured.")
-    report = service.run(
-        session,
-        week,
-        attribute,
-        rho=s.fairness_rho,
-        budget=s.fairness_weekly_rho,
-        delta=s.fairness_delta,
-        min_group=s.min_group_size,
-    )
+    report = service.run(session, week, attribute, ctx.settings)
     if report is None:
         raise Conflict("This report exists already, or the week's privacy budget is spent.")
     return service.read_report(report)

@@ -28,6 +28,7 @@ from services.recommender.audits.schemas import (
     Interval,
 )
 from services.recommender.columns import as_utc, utcnow
+from services.recommender.config import RecommenderSettings
 from shared.bus.outbox import stage
 from shared.errors import Unprocessable
 from shared.events.recommender import FairnessFlagged
@@ -76,9 +77,7 @@ def _report_id() -> str:
     return f"{time.time_ns() // 1_000_000:013x}{secrets.token_hex(4)}"
 
 
-def run(
-    session: Session, week: str, attribute: str, *, rho: float, budget: float, min_group: int, delta: float
-) -> FairnessReport | None:
+def run(session: Session, week: str, attribute: str, settings: RecommenderSettings) -> FairnessReport | None:
     """Release the (week, attribute) report once; ``None`` if it exists or the budget is spent."""
     if repo.has_report(session, week, attribute):
         return None
@@ -86,11 +85,12 @@ def run(
         maths.Tally(value, t.lists, dict(t.shown), dict(t.exposure))
         for t, value in repo.tallies_with(session, week, attribute)
     ]
+    rho, delta = settings.fairness_rho, settings.fairness_delta
     plan = maths.Plan.for_rho(rho)
-    if not repo.spend(session, week, rho, budget):
+    if not repo.spend(session, week, rho, settings.fairness_weekly_rho):
         return None
     noisy = maths.release(maths.group_totals(tallies), plan)
-    kept = {g: t for g, t in sorted(noisy.items()) if t.people >= min_group}
+    kept = {g: t for g, t in sorted(noisy.items()) if t.people >= settings.min_group_size}
     report_id = _report_id()
     groups = _groups(kept, plan, seed=int(report_id, 16))
     flagged = [(g, c) for g in groups for c in g.categories if c.verdict == "flagged"]

@@ -23,15 +23,7 @@ def release_ended_week(
     released = 0
     for attribute in sorted(settings.fairness_attributes):
         with contextmanager(session_scope)(engine) as session:
-            report = service.run(
-                session,
-                week,
-                attribute,
-                rho=settings.fairness_rho,
-                budget=settings.fairness_weekly_rho,
-                delta=settings.fairness_delta,
-                min_group=settings.min_group_size,
-            )
+            report = service.run(session, week, attribute, settings)
             if report is not None:
                 released += 1
                 after_commit(session, notify)

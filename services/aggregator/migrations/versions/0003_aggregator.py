@@ -7,6 +7,8 @@ Revises: aggregator_0002
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrations import create_release_budget_table
+
 revision = "aggregator_0003"
 down_revision = "aggregator_0002"
 branch_labels = None
@@ -64,13 +66,7 @@ def upgrade() -> None:
         sa.Column("manager_ref", sa.String(64), primary_key=True),
         sa.Column("org_unit", sa.String(64), primary_key=True),
     )
-    op.create_table(
-        "release_budget",
-        sa.Column("scope", sa.String(64), primary_key=True),
-        sa.Column("unit", sa.String(64), primary_key=True),
-        sa.Column("period", sa.String(16), primary_key=True),
-        sa.Column("rho_spent", sa.Float, nullable=False),
-    )
+    create_release_budget_table()
     op.create_table(
         "release",
         sa.Column("iso_week", sa.String(8), primary_key=True),

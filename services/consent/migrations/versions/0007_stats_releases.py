@@ -7,6 +7,8 @@ Revises: consent_kv_version
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrations import create_release_budget_table
+
 revision = "consent_0007"
 down_revision = "consent_kv_version"
 branch_labels = None
@@ -39,13 +41,7 @@ def upgrade() -> None:
         sa.Column("set_name", sa.String(40), primary_key=True),
         sa.Column("members", sa.Text, nullable=False),
     )
-    op.create_table(
-        "release_budget",
-        sa.Column("scope", sa.String(64), primary_key=True),
-        sa.Column("unit", sa.String(64), primary_key=True),
-        sa.Column("period", sa.String(16), primary_key=True),
-        sa.Column("rho_spent", sa.Float, nullable=False),
-    )
+    create_release_budget_table()
 
 
 def downgrade() -> None:

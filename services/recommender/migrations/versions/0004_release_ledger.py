@@ -7,6 +7,8 @@ Revises: recommender_0003
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrations import create_release_budget_table
+
 revision = "recommender_0004"
 down_revision = "recommender_0003"
 branch_labels = None
@@ -15,13 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.drop_table("audit_budget")
-    op.create_table(
-        "release_budget",
-        sa.Column("scope", sa.String(64), primary_key=True),
-        sa.Column("unit", sa.String(64), primary_key=True),
-        sa.Column("period", sa.String(16), primary_key=True),
-        sa.Column("rho_spent", sa.Float, nullable=False),
-    )
+    create_release_budget_table()
 
 
 def downgrade() -> None:
