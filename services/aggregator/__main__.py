@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from services.aggregator.app import create_app
 from services.aggregator.config import AggregatorSettings
+from shared.launch import load_settings
 from shared.server import run
 
 
 def main() -> None:
-    settings = AggregatorSettings()
+    settings = load_settings(AggregatorSettings)
     run(create_app(settings), settings)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from services.checkin.app import create_app
 from services.checkin.config import CheckinSettings
+from shared.launch import load_settings
 from shared.server import run
 
 
 def main() -> None:
-    settings = CheckinSettings()
+    settings = load_settings(CheckinSettings)
     run(create_app(settings), settings)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from services.consent.app import create_app
 from services.consent.config import ConsentSettings
+from shared.launch import load_settings
 from shared.server import run
 
 
 def main() -> None:
-    settings = ConsentSettings()
+    settings = load_settings(ConsentSettings)
     run(create_app(settings), settings)
 
 

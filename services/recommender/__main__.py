@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from services.recommender.app import create_app
 from services.recommender.config import RecommenderSettings
+from shared.launch import load_settings
 from shared.server import run
 
 
 def main() -> None:
-    settings = RecommenderSettings()
+    settings = load_settings(RecommenderSettings)
     run(create_app(settings), settings)
 
 
