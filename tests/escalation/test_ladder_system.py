@@ -63,3 +63,29 @@ def test_acknowledging_stops_the_ladder(escalation):
     assert [p["data"]["rule"] for p in triggered] == [1]
     resolved = [p for p in h.pages("/pager", pager) if p["type"] == "escalation.page.resolved"]
     assert json.loads(json.dumps(resolved[0]["data"])) == {"case_ref": case_id, "reason": "acknowledged"}
+
+
+def test_policies_and_rosters_are_admin_documents_validated_strictly(escalation):
+    h = escalation
+    client, admin = h.svc.client, h.admin()
+    assert client.get("/v1/policies", headers=admin).json()["version"] == 0  # the default until one is PUT
+    for role in ("employee", "counsellor", "manager", "hr_analyst"):
+        assert client.get("/v1/rosters", headers=h.auth("x", role)).status_code == 403
+        assert client.put("/v1/policies", json=FAST_POLICY, headers=h.auth("x", role)).status_code == 403
+    roster_policy = {**FAST_POLICY, "rules": [{**FAST_POLICY["rules"][0], "targets": [{"roster": "night-team"}]}]}
+    r = client.put("/v1/policies", json=roster_policy, headers=admin)
+    assert r.status_code == 422 and r.json()["type"].endswith("/unknown-roster")
+    rosters = {"rosters": [{"name": "night-team", "timezone": "Europe/Paris", "shifts": [
+        {"days": ["mon"], "start": "22:00", "end": "06:00", "members": ["c-night"]}]}]}  # fmt: skip
+    bad_zone = {"rosters": [{**rosters["rosters"][0], "timezone": "Mars/Olympus"}]}
+    assert client.put("/v1/rosters", json=bad_zone, headers=admin).status_code == 422
+    assert client.put("/v1/rosters", json=rosters, headers=admin).json()["version"] == 1
+    assert client.put("/v1/policies", json=roster_policy, headers=admin).json()["version"] == 1
+    two_targets = {
+        "targets": [{"counsellor": "a", "roster": "night-team"}],
+        "ack_delay_seconds": {"imminent": 1, "high": 1, "moderate": 1},
+    }
+    assert client.put("/v1/policies", json={**FAST_POLICY, "rules": [two_targets]}, headers=admin).status_code == 422
+    assert client.get("/v1/policies", headers=admin).json()["policy"]["rules"][0]["targets"] == [
+        {"counsellor": None, "roster": "night-team", "group": None}
+    ]

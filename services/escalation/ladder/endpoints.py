@@ -32,13 +32,13 @@ def get_policy(admin: AdminPrincipal, ctx: Ctx, session: SessionDep) -> PolicyRe
 
 
 @router.put("/policies", summary="Replace the escalation policy", responses=ERRORS)
-def put_policy(body: Policy, admin: AdminPrincipal, session: SessionDep) -> PolicyRead:
+def put_policy(body: Policy, admin: AdminPrincipal, ctx: Ctx, session: SessionDep) -> PolicyRead:
     """Applies to cases opened from now on: a running case keeps the copy it opened with."""
     _, rosters = _rosters(session)
     known = {r.name for r in rosters.rosters}
     if any(t.roster and t.roster not in known for rule in body.rules for t in rule.targets):
         raise Unprocessable("A rule names a roster that does not exist; PUT /v1/rosters first.", code="unknown-roster")
-    row = repo.put_config(session, "policy", body.model_dump_json(), datetime.now(UTC), admin.sub[:64])
+    row = repo.put_config(session, "policy", body.model_dump_json(), datetime.now(UTC), ctx.pseudonym(admin.sub))
     return PolicyRead(version=row.version, policy=body)
 
 
@@ -49,8 +49,8 @@ def get_rosters(admin: AdminPrincipal, session: SessionDep) -> RostersRead:
 
 
 @router.put("/rosters", summary="Replace the on-call rosters", responses=ERRORS)
-def put_rosters(body: Rosters, admin: AdminPrincipal, session: SessionDep) -> RostersRead:
+def put_rosters(body: Rosters, admin: AdminPrincipal, ctx: Ctx, session: SessionDep) -> RostersRead:
     """Shifts by day of week and local time, in each roster's own time zone. Running cases keep
     the rosters they opened with."""
-    row = repo.put_config(session, "rosters", body.model_dump_json(), datetime.now(UTC), admin.sub[:64])
+    row = repo.put_config(session, "rosters", body.model_dump_json(), datetime.now(UTC), ctx.pseudonym(admin.sub))
     return RostersRead(version=row.version, rosters=body.rosters)
