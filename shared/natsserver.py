@@ -89,11 +89,14 @@ class NatsServer:
         host: str = "127.0.0.1",
         passwords: dict[str, str] | None = None,
         config: Path = DEFAULT_CONFIG,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.store_dir = Path(store_dir)
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.config = Path(config)
+        # e.g. cluster flags (--name, --cluster, --routes): the config file stays the one deployed.
+        self.extra_args = tuple(extra_args)
         given = passwords or {}
         unknown = set(given) - set(USERS)
         if unknown:
@@ -153,6 +156,7 @@ class NatsServer:
             "-sd",
             str(self.store_dir),
             "-js",
+            *self.extra_args,
         ]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT)
