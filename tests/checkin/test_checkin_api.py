@@ -229,7 +229,10 @@ class TestHistoryAndInstruments:
             and items[0]["complete"] is False
             and items[0]["next_step"] == "phq2_gad2"
         )
-        assert harness.svc.client.get("/v1/me/checkins", headers=harness.auth(other)).json() == {"items": []}
+        assert harness.svc.client.get("/v1/me/checkins", headers=harness.auth(other)).json() == {
+            "items": [],
+            "next_cursor": None,
+        }
         assert (
             harness.svc.client.delete(f"/v1/me/checkins/{first['id']}", headers=harness.auth(other)).status_code == 404
         )
