@@ -416,8 +416,9 @@ class OutboxRelay:
             self._reply_sub = await nc.subscribe(f"{self._inbox}.*.*", cb=self._on_reply)
             self._reply_nc = nc
         self._round_no += 1
-        pending = self._pending_rounds[self._round_no] = _Round(len(rows))
-        prefix = f"{self._inbox}.{self._round_no}."
+        round_no = self._round_no  # a local: a concurrent flush (drain) may start another round
+        pending = self._pending_rounds[round_no] = _Round(len(rows))
+        prefix = f"{self._inbox}.{round_no}."
         try:
             for index, row in enumerate(rows):
                 headers = json.loads(row.headers) if row.headers != "{}" else {}
@@ -425,7 +426,7 @@ class OutboxRelay:
                 await nc.publish(row.subject, bytes(row.payload), reply=f"{prefix}{index}", headers=headers)
             await self._await_answers(pending)  # unanswered rows stay in the outbox
         finally:
-            del self._pending_rounds[self._round_no]
+            del self._pending_rounds[round_no]
         return pending
 
     async def _await_answers(self, pending: _Round) -> None:
