@@ -1,6 +1,6 @@
-"""Two replicas of the check-in service on one PostgreSQL database and one NATS, sharing their
-durable consumers (as on Kubernetes): erasure requests published while one replica is stopped
-mid-stream are each applied and acknowledged exactly once."""
+"""Two replicas of a service on one PostgreSQL database and one NATS, sharing their durable
+consumers (as on Kubernetes): check-in applies every erasure request once although a replica
+stops mid-stream; consent keeps its KV bucket equal to its database while both replicas race."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import nats
 import pytest
+from sqlmodel import Session, select
 
+from services.consent.models import Consent
 from shared.bus import Bus
 from shared.bus.outbox import pending_count
+from shared.consent_gate import kv_key
 from shared.crypto import pseudonym
 from shared.events.subject import ErasureRequested
 from shared.natsserver import NatsServer
+from shared.topology import KV_BUCKET
 from tests.dbfixtures import PG_URL
 
 REQUESTS = 30
@@ -84,3 +89,63 @@ def test_two_checkin_replicas_apply_every_erasure_once(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert sorted(erasure_acks(service_nats)) == wanted  # each exactly once
+
+
+def kv_states(server: NatsServer, keys: list[str]) -> dict[str, str | None]:
+    async def body() -> dict[str, str | None]:
+        nc = await nats.connect(**server.connect_kwargs("ops"))
+        try:
+            kv = await nc.jetstream().key_value(KV_BUCKET)
+            out: dict[str, str | None] = {}
+            for key in keys:
+                try:
+                    entry = await kv.get(key)
+                    out[key] = json.loads(entry.value or b"{}").get("state")
+                except nats.js.errors.KeyNotFoundError:
+                    out[key] = None
+            return out
+        finally:
+            await nc.close()
+
+    return asyncio.run(body())
+
+
+def test_two_consent_replicas_keep_the_kv_bucket_equal_to_the_database(
+    start_service: Callable[..., Any],
+    service_nats: NatsServer,
+    make_db_url: Callable[[str], str],
+    platform_settings,
+    token: Callable[..., str],
+):
+    database = make_db_url("consent")
+    replicas = [start_service("consent", database_url=database), start_service("consent", database_url=database)]
+    policy = replicas[0].client.get("/v1/policy").json()
+    purpose = "checkin"
+    version = next(p["version"] for p in policy["purposes"] if p["purpose"] == purpose)
+    subs = [f"E{uuid.uuid4().hex[:8]}" for _ in range(6)]
+
+    def flip(sub: str, rounds: int) -> None:
+        # Grants and withdrawals of one subject alternate between the two replicas, racing the puts.
+        headers = {"Authorization": f"Bearer {token(sub)}"}
+        for i in range(rounds):
+            client = replicas[i % 2].client
+            if i % 2 == 0:
+                r = client.put(f"/v1/me/consents/{purpose}", json={"policy_version": version}, headers=headers)
+            else:
+                r = client.delete(f"/v1/me/consents/{purpose}", headers=headers)
+            assert r.status_code in (200, 204), r.text
+
+    with ThreadPoolExecutor(len(subs)) as pool:
+        list(pool.map(lambda s: flip(s[1], 5 + s[0] % 2), enumerate(subs)))  # ends granted or withdrawn
+
+    key = platform_settings.secret("pseudonym_key")
+    pseudonyms = {sub: pseudonym(key, platform_settings.tenant, sub) for sub in subs}
+    engine = replicas[0].runtime.engine
+    with Session(engine) as session:
+        rows = {c.pseudonym: c.state for c in session.exec(select(Consent).where(Consent.purpose == purpose))}
+    database_states = {kv_key(p, purpose): rows[p] for p in pseudonyms.values()}
+    assert set(database_states.values()) == {"granted", "withdrawn"}
+    deadline = time.monotonic() + 20
+    while (kv := kv_states(service_nats, list(database_states))) != database_states:
+        assert time.monotonic() < deadline, (kv, database_states)
+        time.sleep(0.1)
