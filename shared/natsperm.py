@@ -65,6 +65,29 @@ def _kv_watch_api() -> list[str]:
     ]
 
 
+def _audit_api(service: str) -> list[str]:
+    head = t.audit_head_subject(service)
+    return [head, f"{JS_API}.DIRECT.GET.{t.AUDIT_STREAM}.{head}"]
+
+
+def _event_key_roles(service: str) -> list[str]:
+    roles = [("read", t.EVENT_KEY_READERS), ("create", t.EVENT_KEY_WRITERS), ("erase", (t.EVENT_KEY_ERASER,))]
+    return [name for name, who in roles if service in who]
+
+
+def _event_key_api(service: str) -> list[str]:
+    # Read by direct get of one key; create by a publish with an expected last sequence of 0;
+    # erase by deleting the key's message (the server overwrites it on disk).
+    api = []
+    if service in t.EVENT_KEY_READERS:
+        api.append(f"{JS_API}.DIRECT.GET.{t.EVENT_KEY_STREAM}.$KV.{t.EVENT_KEY_BUCKET}.>")
+    if service in t.EVENT_KEY_WRITERS:
+        api.append(f"$KV.{t.EVENT_KEY_BUCKET}.>")
+    if service == t.EVENT_KEY_ERASER:
+        api.append(f"{JS_API}.STREAM.MSG.DELETE.{t.EVENT_KEY_STREAM}")
+    return api
+
+
 def service_permissions(service: str) -> Permissions:
     """Least-privilege permissions of ``service``, derived from the topology."""
     p = Permissions()
@@ -92,6 +115,10 @@ def service_permissions(service: str) -> Permissions:
         pub((f"KV bucket {t.KV_BUCKET}: write, read", kv_write))
     if service == t.KV_WRITER or service in t.KV_WATCHERS:
         pub((f"KV bucket {t.KV_BUCKET}: watch", _kv_watch_api()))
+    pub(("anchor its audit chain's head; read back its own last anchor", _audit_api(service)))
+    keys = _event_key_api(service)
+    if keys:
+        pub((f"event keys ({t.EVENT_KEY_BUCKET}): {', '.join(_event_key_roles(service))}", keys))
     if service == "consent":
         requests = [f(s) for s in t.SUBJECT_REQUEST_RESPONDERS for f in (t.export_subject, t.access_log_subject)]
         pub(("data-subject requests to every other service", requests))

@@ -46,6 +46,8 @@ SECRET_FIELDS: tuple[str, ...] = (
     "manager_scope_key",
     "dev_jwt_secret",
     "receipt_signing_key",
+    "event_key_kek",
+    "audit_key",
 )
 # Root keys under rotation (shared.crypto.Keyring): secret -> (its key id field, retired keys field).
 KEYRINGS: dict[str, tuple[str, str]] = {
@@ -53,7 +55,15 @@ KEYRINGS: dict[str, tuple[str, str]] = {
     "webhook_key": ("webhook_key_id", "old_webhook_keys"),
 }
 # Symmetric secrets whose strength is checked (the receipt key is a PEM, checked when loaded).
-_STRENGTH_CHECKED = ("pseudonym_key", "period_key", "master_key", "webhook_key", "manager_scope_key")
+_STRENGTH_CHECKED = (
+    "pseudonym_key",
+    "period_key",
+    "master_key",
+    "webhook_key",
+    "manager_scope_key",
+    "event_key_kek",
+    "audit_key",
+)
 # Given to every process in embedded mode only (production accepts no HS256 tokens).
 EMBEDDED_ONLY_SECRETS: tuple[str, ...] = ("dev_jwt_secret",)
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "dev", "test", "kinwell", ""}
@@ -167,6 +177,13 @@ class PlatformSettings(BaseSettings):
     dev_jwt_secret: SecretStr | None = None
     # ES256 private key (PEM) that signs consent receipts; its public half is published as JWKS.
     receipt_signing_key: SecretStr | None = None
+    # Wraps the per-subject event keys kept in the subject_keys bucket (shared.eventkeys): the
+    # broker and its operators hold only wrapped keys. Needed by consent, checkin, recommender and
+    # escalation (the services that seal or open event fields), never by the aggregator.
+    event_key_kek: SecretStr | None = None
+    # Keys this service's audit chain (shared.audit) with HMAC: whoever holds only the database
+    # cannot recompute the chain. Give each service its own value in production.
+    audit_key: SecretStr | None = None
 
     # Privacy parameters shared by producers and the aggregator.
     k_anonymity: int = Field(default=5, ge=3)

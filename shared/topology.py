@@ -42,6 +42,8 @@ class StreamSpec:
     subjects: tuple[str, ...]
     declared_by: tuple[str, ...]
     max_age: timedelta = timedelta(days=7)
+    # Nobody, the ops user included, may delete or purge its messages (deny_delete, deny_purge).
+    append_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,31 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     # subjects' data keys (sealed case notes), webhooks
     "escalation": ("pseudonym_key", "period_key", "master_key", "webhook_key"),
 }
+# Every service keys its own audit chain (shared.audit); the services that seal or open event
+# fields hold the key that unwraps subjects' event keys (shared.eventkeys) — never the aggregator.
+for _service in SERVICE_SECRETS:
+    SERVICE_SECRETS[_service] += ("audit_key",)
+for _service in ("consent", "checkin", "recommender", "escalation"):
+    SERVICE_SECRETS[_service] += ("event_key_kek",)
 
 KV_BUCKET = "consent"
 """Consent state: stream ``KV_consent``, written only by consent, watched by the services below."""
 KV_STREAM = f"KV_{KV_BUCKET}"
 KV_WRITER = "consent"
 KV_WATCHERS: tuple[str, ...] = ("checkin", "recommender", "escalation")
+
+EVENT_KEY_BUCKET = "subject_keys"
+"""Per-subject event keys (``shared.eventkeys``): stream ``KV_subject_keys``. A sealed event field
+opens only while its subject's key is here; consent erases the key on erasure."""
+EVENT_KEY_STREAM = f"KV_{EVENT_KEY_BUCKET}"
+# Producers of sealed events create a subject's key if it is missing; consumers only read it.
+EVENT_KEY_WRITERS: tuple[str, ...] = ("consent", "checkin")
+EVENT_KEY_READERS: tuple[str, ...] = ("consent", "checkin", "recommender", "escalation")
+EVENT_KEY_ERASER = "consent"
+
+AUDIT_STREAM = "AUDIT"
+"""Heads of every service's keyed audit chain (``shared.audit``): ``audit.<service>.head.v1``.
+Declared with deny_delete and deny_purge, so a service cannot take back what it anchored."""
 
 # Producers of de-identified contributions; all of them may declare the (identical) stream.
 CONTRIBUTORS: tuple[str, ...] = ("checkin", "recommender", "escalation")
@@ -107,6 +128,10 @@ SUBJECT_REQUEST_RESPONDERS: tuple[str, ...] = tuple(s for s in SERVICES if s != 
 # acknowledged it (erasure_retry_after_seconds), so a consumer back after it expired gets the
 # next copy. The KV bucket has no age limit: it is the current consent, not history (history=1).
 CONSUMER_OUTAGE = timedelta(days=7)
+# Audit heads hold no personal data (a service, a sequence number, a MAC). A rewrite of the access
+# log is checked against the newest anchor only, and services re-anchor their head periodically
+# even when it has not moved, so the newest is never older than that period: a month is plenty.
+AUDIT_ANCHORS_KEPT = timedelta(days=31)
 RESENT_UNTIL_ACKED = timedelta(days=3)
 
 
@@ -126,6 +151,7 @@ STREAMS: dict[str, StreamSpec] = {
         _own("aggregator"),
         _own("escalation"),
         StreamSpec("CONTRIBUTION", ("contribution.>",), (*CONTRIBUTORS, CONTRIBUTION_READER), CONSUMER_OUTAGE),
+        StreamSpec(AUDIT_STREAM, ("audit.>",), SERVICES, AUDIT_ANCHORS_KEPT, append_only=True),
     )
 }
 
@@ -211,6 +237,11 @@ def stream_for_subject(subject: str) -> StreamSpec:
 def dlq_subject(service: str, original_subject: str) -> str:
     """Where ``service`` parks a message it cannot process: its own stream, so it owns the data."""
     return f"{service}.dlq.{original_subject}"
+
+
+def audit_head_subject(service: str) -> str:
+    """Where ``service`` anchors the head of its audit chain (the stream keeps every anchor)."""
+    return f"audit.{service}.head.v1"
 
 
 def export_subject(service: str) -> str:

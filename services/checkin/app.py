@@ -34,6 +34,7 @@ from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.db import make_engine
 from shared.shredding import start_scrubber
+from shared.eventkeys import EventKeyring
 from shared.webhooks import service_webhooks
 
 
@@ -49,6 +50,7 @@ def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
             rt.relay.start()
         ctx.writer.on_commit = rt.relay.notify
         ctx.writer.gate = rt.gate
+        ctx.event_keys.attach(rt.bus)
         if not ctx.started:
             if rt.gate is not None:
                 rt.gate.on_revoked(lambda pseudonym, purpose: _revoked(rt, pseudonym, purpose))
@@ -107,6 +109,7 @@ def create_app(settings: CheckinSettings | None = None) -> FastAPI:
             max_batch=settings.writer_max_batch,
             linger=settings.writer_linger_ms / 1000,
         ),
+        event_keys=EventKeyring(settings.platform.secret("event_key_kek")),
     )
     signals = SignalsState.create(settings)
     spec = build_spec(settings, ctx)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from services.checkin.config import CheckinSettings
 from services.checkin.writer import GroupCommitWriter
 from shared.datakeys import DataKeyStore
+from shared.eventkeys import EventKeyring
 
 
 @dataclass
@@ -17,6 +18,7 @@ class CheckinContext:
     settings: CheckinSettings
     keys: DataKeyStore
     writer: GroupCommitWriter
+    event_keys: EventKeyring
     started: bool = False  # background work of on_start is running
 
     @property

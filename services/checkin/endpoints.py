@@ -71,7 +71,8 @@ async def submit_checkin(request: Request) -> Response:
         key = ctx.keys.cached(caller.pseudonym)
         if key is None:
             key = await asyncio.to_thread(ctx.keys.get_or_create, ctx.writer.engine, caller.pseudonym)
-        prepared = service.prepare_checkin(body, key, gate, locale, ctx.period_key)
+        event_key = ctx.event_keys.cached(caller.pseudonym) or await ctx.event_keys.get_or_create(caller.pseudonym)
+        prepared = service.prepare_checkin(body, key, gate, locale, ctx.period_key, event_key)
         try:
             written = await ctx.writer.write(prepared.write)
         except IntegrityError:
@@ -109,7 +110,7 @@ def submit_step(
     """Post the form named by the previous answer's ``next_step`` (``phq2_gad2``, then maybe
     ``phq9``); 409 if the check-in expects another form or none."""
     gate = request.app.state.runtime.gate
-    return service.submit_step(session, ctx.keys, gate, caller.pseudonym, checkin_id, body)
+    return service.submit_step(session, ctx.keys, gate, caller.pseudonym, checkin_id, body, ctx.event_keys)
 
 
 @router.get("/v1/me/checkins", tags=["check-ins"], summary="Your check-ins", responses=problems(401, 403))

@@ -27,7 +27,13 @@ from shared.bus.outbox import OutboxMessage
 from shared.crypto import period_token
 from shared.datakeys import SubjectKey
 from shared.events.base import Event
-from shared.events.checkin import EscalationFlagged, PersonalizationSubmitted, SealedText
+from shared.events.checkin import (
+    EscalationFacts,
+    EscalationFlaggedV2,
+    PersonalizationFacts,
+    PersonalizationSubmittedV2,
+    SealedText,
+)
 
 
 @dataclass
@@ -54,6 +60,7 @@ def open_sealed(key: SubjectKey, checkin_ref: UUID, sealed: SealedText) -> str:
 def escalation(
     gate: Any,
     key: SubjectKey,
+    event_key: SubjectKey,
     *,
     checkin_ref: str,
     reasons: list[str],
@@ -62,15 +69,15 @@ def escalation(
     share_note: bool,
     locale: screening.Locale,
     now: datetime,
-) -> EscalationFlagged | None:
-    """A flag when risk fired under ``escalation`` consent, or whenever the employee asked."""
+) -> EscalationFlaggedV2 | None:
+    """A flag when risk fired under ``escalation`` consent, or whenever the employee asked; all
+    but the pseudonym and reference sealed under the subject's event key (``event_key``), the
+    shared note also under their check-in data key (``key``: only check-in opens it)."""
     if not contact_requested and not (reasons and gate.allowed(key.pseudonym, "escalation")):
         return None
     all_reasons = [*reasons, "contact_requested"] if contact_requested else list(reasons)
     ref = UUID(checkin_ref)
-    return EscalationFlagged(
-        pseudonym=key.pseudonym,
-        checkin_ref=ref,
+    facts = EscalationFacts(
         severity=screening.severity(reasons),  # type: ignore[arg-type]
         reasons=all_reasons,  # type: ignore[arg-type]
         contact_requested=contact_requested,
@@ -79,6 +86,7 @@ def escalation(
         flagged_at=now,
         note=seal_for_counsellor(key, ref, note) if share_note and note else None,
     )
+    return EscalationFlaggedV2.seal_for(event_key, facts, pseudonym=key.pseudonym, checkin_ref=ref)
 
 
 def needs(scores: Scores, from_note: frozenset[str] = frozenset()) -> list[str]:
@@ -86,11 +94,13 @@ def needs(scores: Scores, from_note: frozenset[str] = frozenset()) -> list[str]:
 
 
 def personalization(
-    gate: Any, pseudonym: str, lang: str, week: str, found: list[str]
-) -> PersonalizationSubmitted | None:
+    gate: Any, event_key: SubjectKey, lang: str, week: str, found: list[str]
+) -> PersonalizationSubmittedV2 | None:
+    pseudonym = event_key.pseudonym
     if not gate.allowed(pseudonym, "personalization"):
         return None
-    return PersonalizationSubmitted(pseudonym=pseudonym, lang=lang, iso_week=week, needs=found)  # type: ignore[arg-type]
+    facts = PersonalizationFacts(lang=lang, iso_week=week, needs=found)  # type: ignore[arg-type]
+    return PersonalizationSubmittedV2.seal_for(event_key, facts, pseudonym=pseudonym)
 
 
 def contributions(gate: Any, period_key: bytes, pseudonym: str, week: str, scores: Scores) -> list[ContributionDraft]:

@@ -22,6 +22,8 @@ def bindings(ctx: CheckinContext) -> list[ConsumerBinding]:
     """Erasure requests, org-unit assignments, and consent changes (withdrawal deletes data)."""
 
     def erase(session: Session, pseudonym: str) -> int:
+        # Consent erases the subject's event key in the bucket; forget the cached copy here.
+        ctx.event_keys.evict(pseudonym)
         return subjects.erase(session, ctx.keys, pseudonym)
 
     def hris(session: Session, event: Any) -> None:

@@ -36,6 +36,7 @@ from shared.bus.outbox import stage
 from shared.datakeys import CiphertextInvalid, DataKeyStore, KeyDestroyed, SubjectKey
 from shared.errors import Conflict, Gone, NotFound
 from shared.pagination import PageRequest, page
+from shared.eventkeys import EventKeyring
 
 STEPS_PATH = "/v1/checkins/{id}/steps"
 
@@ -63,7 +64,12 @@ def _seal_payload(key: SubjectKey, row_id: str, payload: dict[str, Any]) -> byte
 
 
 def prepare_checkin(
-    body: CheckinCreate, key: SubjectKey, gate: Any, locale: screening.Locale, period_key: bytes
+    body: CheckinCreate,
+    key: SubjectKey,
+    gate: Any,
+    locale: screening.Locale,
+    period_key: bytes,
+    event_key: SubjectKey,
 ) -> Prepared:
     """Everything but the write: CPU only, so it runs on the event loop without blocking it long."""
     now = datetime.now(UTC)
@@ -83,6 +89,7 @@ def prepare_checkin(
             flows.escalation(
                 gate,
                 key,
+                event_key,
                 checkin_ref=row_id,
                 reasons=reasons,
                 contact_requested=body.talk_to_someone,
@@ -91,7 +98,7 @@ def prepare_checkin(
                 locale=locale,
                 now=now,
             ),
-            flows.personalization(gate, key.pseudonym, locale.lang, week, found),
+            flows.personalization(gate, event_key, locale.lang, week, found),
         )
         if e is not None
     ]
@@ -166,7 +173,13 @@ def _open(key: SubjectKey, row: Checkin) -> dict[str, Any]:
 
 
 def submit_step(
-    session: Session, keys: DataKeyStore, gate: Any, pseudonym: str, checkin_id: str, step: Phq2Gad2Step | Phq9Step
+    session: Session,
+    keys: DataKeyStore,
+    gate: Any,
+    pseudonym: str,
+    checkin_id: str,
+    step: Phq2Gad2Step | Phq9Step,
+    event_keys: EventKeyring,
 ) -> StepResult:
     """Add step-up answers to the check-in that asked for them; screen again; derive again."""
     row = repo.get_checkin(session, checkin_id, pseudonym)
@@ -185,9 +198,11 @@ def submit_step(
     locale = screening.Locale(payload["lang"], payload["country"])
     fresh = [r for r in reasons if r not in payload["flags"]]
     now = datetime.now(UTC)
+    event_key = event_keys.get_or_create_blocking(pseudonym)
     flag = flows.escalation(
         gate,
         key,
+        event_key,
         checkin_ref=row.id,
         reasons=fresh,
         contact_requested=bool(payload["talk_to_someone"]) and bool(fresh),
@@ -198,7 +213,7 @@ def submit_step(
     )
     found = sorted(set(payload["needs"]) | set(flows.needs(scores)))
     update = (
-        flows.personalization(gate, pseudonym, locale.lang, row.iso_week, found) if found != payload["needs"] else None
+        flows.personalization(gate, event_key, locale.lang, row.iso_week, found) if found != payload["needs"] else None
     )
     for event in (flag, update):
         if event is not None:

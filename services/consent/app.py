@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,12 +24,20 @@ NAME = "consent"
 log = logging.getLogger("kinwell.consent")
 
 
-async def ensure_kv_bucket(rt: Runtime) -> None:
-    """The consent KV bucket (declared by the provisioner) must exist before we write to it."""
-    await rt.bus.js.key_value(KV_BUCKET)
+def ensure_kv_bucket(ctx: ConsentContext) -> Callable[[Runtime], Awaitable[None]]:
+    async def check(rt: Runtime) -> None:
+        """The consent KV bucket (declared by the provisioner) must exist before we write to it."""
+        await rt.bus.js.key_value(KV_BUCKET)
+        ctx.event_keys.attach(rt.bus)
+
+    return check
 
 
-async def start_erasure_retries(rt: Runtime) -> None:
+def start_erasure_retries(ctx: ConsentContext) -> Callable[[Runtime], Awaitable[None]]:
+    return lambda rt: _start_erasure_retries(rt, ctx)
+
+
+async def _start_erasure_retries(rt: Runtime, ctx: ConsentContext) -> None:
     """Re-publish erasure requests that are still missing acknowledgements (state is in the
     database, so this resumes after a restart; every replica may run it, rows are locked)."""
     settings = rt.settings
@@ -36,7 +45,7 @@ async def start_erasure_retries(rt: Runtime) -> None:
 
     def resend() -> int:
         with contextmanager(session_scope)(rt.engine) as session:
-            return erasure.resend_stale(session, settings.erasure_retry_after_seconds)
+            return erasure.resend_stale(session, settings.erasure_retry_after_seconds, ctx)
 
     interval = settings.erasure_retry_check_seconds
     rt.tasks.append(every(interval, resend, name="consent-erasure-retries", initial_delay=interval))
@@ -73,10 +82,10 @@ def build_spec(ctx: ConsentContext) -> ServiceSpec:
             hris_endpoints.imports,
             hris_endpoints.rates,
         ],
-        consumers=handlers.bindings,
+        consumers=lambda rt: handlers.bindings(rt, ctx),
         on_start=[
-            ensure_kv_bucket,
-            start_erasure_retries,
+            ensure_kv_bucket(ctx),
+            start_erasure_retries(ctx),
             start_hris_purge,
             start_contact_responder(ctx),
             start_scrubber(

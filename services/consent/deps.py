@@ -26,6 +26,7 @@ from shared.auth import ReceiptSigner
 from shared.bus.connection import Bus
 from shared.crypto import CiphertextInvalid, Keyring, aad, key_id_of, pseudonym
 from shared.release.rules import ReleaseRules
+from shared.eventkeys import EventKeyring
 
 NONCE_BYTES = 12
 _LOCK_HELD = "consent_write_lock_held"
@@ -97,6 +98,7 @@ class ConsentContext:
     cipher: DirectoryCipher
     _pseudonym_key: bytes
     _manager_scope_key: bytes
+    event_keys: EventKeyring = field(compare=False)
     # SQLite has one writer at a time, and a waiting writer sleeps in SQLite's busy handler
     # (1, 2, 5 ... 100 ms): under load, subject changes queue here instead, woken at once.
     write_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
@@ -112,6 +114,7 @@ class ConsentContext:
             cipher=DirectoryCipher(platform.keyring("master_key")),
             _pseudonym_key=platform.secret("pseudonym_key"),
             _manager_scope_key=platform.secret("manager_scope_key"),
+            event_keys=EventKeyring(platform.secret("event_key_kek")),
         )
 
     @property

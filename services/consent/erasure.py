@@ -25,6 +25,7 @@ from services.consent.deps import ConsentContext
 from services.consent.models import ErasureAck, ErasureRequest, as_utc, utcnow
 from services.consent.schemas import ErasureAccepted, ErasureStatus, ServiceAck
 from shared.bus.outbox import stage
+from shared.db import after_commit
 from shared.errors import NotFound
 from shared.events.consent import Purpose
 from shared.events.subject import ErasureRequested, SubjectErased
@@ -55,6 +56,7 @@ def request_erasure(session: Session, ctx: ConsentContext, employee_id: str) -> 
     stage(session, ErasureRequested(request_id=UUID(request.id), pseudonym=subject, requested_at=requested_at))
     erase_own_data(session, ctx, subject, request.id)
     session.flush()
+    after_commit(session, lambda: erase_event_key(ctx, subject))
     return ErasureAccepted(
         request_id=UUID(request.id), status="pending", status_url=ctx.url(f"/v1/me/erasure/{request.id}")
     )
@@ -70,7 +72,8 @@ def erase_own_data(session: Session, ctx: ConsentContext, subject: str, request_
     receipts, and points to the erasure request instead.
     """
     now = utcnow()
-    for consent in repo.consents_of(session, subject):
+    consents = repo.consents_of(session, subject)
+    for consent in consents:
         purpose = Purpose(consent.purpose)
         if consent.state == repo.GRANTED:
             service.record_change(
@@ -84,6 +87,9 @@ def erase_own_data(session: Session, ctx: ConsentContext, subject: str, request_
             )
         else:
             service.project(session, subject, purpose, "withdrawn", consent.policy_version, now, event=False)
+    for consent in consents:
+        # After every gate has seen ``withdrawn``: no value and no history left in the bucket.
+        service.purge_projection(session, subject, Purpose(consent.purpose))
     repo.delete_consents(session, subject)
     repo.delete_directory(session, subject)
     stats_repository.forget(session, subject)  # who was in which released statistic
@@ -92,7 +98,18 @@ def erase_own_data(session: Session, ctx: ConsentContext, subject: str, request_
     repo.unlink_history(session, subject, request_id)
 
 
-def record_ack(session: Session, event: SubjectErased, via: str) -> None:
+def erase_event_key(ctx: ConsentContext, subject: str) -> None:
+    """Shred every event field ever sealed for the subject (``shared.eventkeys``).
+
+    Best effort after the commit; it runs again at every re-publication of the request and when
+    the last service acknowledges (so a key a producer re-created meanwhile goes too)."""
+    try:
+        ctx.event_keys.erase_blocking(subject)
+    except Exception as exc:  # noqa: BLE001 - retried with the request (resend_stale, completion)
+        log.warning("event key erasure failed; retried later", extra={"error_type": type(exc).__name__})
+
+
+def record_ack(session: Session, event: SubjectErased, via: str, ctx: ConsentContext | None = None) -> None:
     """Apply ``via``'s acknowledgement; complete the request when it is the last one missing."""
     if event.service != via:
         # The broker lets only ``via`` publish on its stream; an ack naming another service is
@@ -111,6 +128,9 @@ def record_ack(session: Session, event: SubjectErased, via: str) -> None:
     ack.acknowledged_at, ack.records = now, event.records
     session.add(ack)
     if request.completed_at is None and all(a.acknowledged_at is not None for a in acks.values()):
+        if ctx is not None and request.pseudonym is not None:
+            subject = request.pseudonym
+            after_commit(session, lambda: erase_event_key(ctx, subject))
         request.completed_at, request.pseudonym = now, None
         session.add(request)
         # The pseudonym was kept only to re-send the request: no copy may stay in the files (nor
@@ -119,8 +139,9 @@ def record_ack(session: Session, event: SubjectErased, via: str) -> None:
     session.flush()
 
 
-def resend_stale(session: Session, retry_after_seconds: float) -> int:
-    """Re-publish open requests not sent for ``retry_after_seconds``; returns how many."""
+def resend_stale(session: Session, retry_after_seconds: float, ctx: ConsentContext | None = None) -> int:
+    """Re-publish open requests not sent for ``retry_after_seconds`` (and erase their subjects'
+    event keys again); returns how many."""
     now = utcnow()
     resent = 0
     for request in repo.stale_erasures(session, now - timedelta(seconds=retry_after_seconds)):
@@ -134,6 +155,9 @@ def resend_stale(session: Session, retry_after_seconds: float) -> int:
         )
         request.last_sent_at, request.attempts = now, request.attempts + 1
         session.add(request)
+        if ctx is not None:
+            subject = request.pseudonym
+            after_commit(session, lambda subject=subject: erase_event_key(ctx, subject))  # type: ignore[misc]
         resent += 1
     session.flush()
     return resent

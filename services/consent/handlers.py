@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from services.consent import erasure
+from services.consent.deps import ConsentContext
 from shared.app import ConsumerBinding, Runtime
 from shared.events.subject import SubjectErased
 from shared.topology import SUBJECT_REQUEST_RESPONDERS
@@ -15,13 +16,13 @@ from shared.topology import SUBJECT_REQUEST_RESPONDERS
 _ACK = TypeAdapter(SubjectErased)
 
 
-def _on_erased(via: str) -> Callable[[Session, SubjectErased], None]:
+def _on_erased(via: str, ctx: ConsentContext) -> Callable[[Session, SubjectErased], None]:
     def handle(session: Session, event: SubjectErased) -> None:
-        erasure.record_ack(session, event, via)
+        erasure.record_ack(session, event, via, ctx)
 
     return handle
 
 
-def bindings(rt: Runtime) -> list[ConsumerBinding]:
+def bindings(rt: Runtime, ctx: ConsentContext) -> list[ConsumerBinding]:
     """One consumer per service stream (``<svc>.erasure.>``): each may only ack for itself."""
-    return [ConsumerBinding(f"{svc}.erasure.>", _ACK, _on_erased(svc)) for svc in SUBJECT_REQUEST_RESPONDERS]
+    return [ConsumerBinding(f"{svc}.erasure.>", _ACK, _on_erased(svc, ctx)) for svc in SUBJECT_REQUEST_RESPONDERS]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlmodel import Session
 
@@ -31,7 +31,8 @@ from services.consent.schemas import (
     Lapse,
     ReceiptRead,
 )
-from shared.bus.outbox import stage, stage_kv
+from shared.bus.kvput import VERSION_HEADER
+from shared.bus.outbox import stage, stage_kv, stage_raw
 from shared.consent_gate import kv_key, kv_value
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.events.consent import ConsentChanged, ConsentState, Purpose
@@ -121,6 +122,18 @@ def next_kv_version(session: Session, subject: str, purpose: Purpose) -> int:
     version it had before. Store it with the row (``kv_version``) when inserting one."""
     raised = repo.bump_kv_version(session, subject, purpose.value)
     return raised if raised is not None else time.time_ns() // 1000
+
+
+KV_PURGE_HEADERS = {"KV-Operation": "PURGE", "Nats-Rollup": "sub"}
+
+
+def purge_projection(session: Session, subject: str, purpose: Purpose) -> None:
+    """Stage a KV purge of the subject's key (erasure): the bucket keeps no value and no history,
+    only an empty marker. Call it while the consent row exists: its version is raised above the
+    ``withdrawn`` put's, so the relay writes the purge last (``shared.bus.kvput``)."""
+    version = next_kv_version(session, subject, purpose)
+    headers = {**KV_PURGE_HEADERS, VERSION_HEADER: str(version)}
+    stage_raw(session, f"$KV.{KV_BUCKET}.{kv_key(subject, purpose.value)}", b"", f"kv-purge:{uuid4()}", headers=headers)
 
 
 def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purpose, body: ConsentGrant) -> ConsentRead:

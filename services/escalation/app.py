@@ -1,6 +1,6 @@
 """Assembly of the escalation service: crisis cases, human review, rosters and a timed ladder.
 
-Consumes ``checkin.escalation.flagged.v1`` (proposed cases), ``consent.>`` (a withdrawal closes
+Consumes ``checkin.escalation.flagged.v2`` (sealed; v1 copies too) (proposed cases), ``consent.>`` (a withdrawal closes
 the cases that rest on it) and erasure requests; answers check-in's ``rpc.escalation.casenote.v1``
 and consent's export / access-log requests; polls its durable ladder timers; pages through the
 shared signed webhook sender. Details: docs/escalation.md.

@@ -9,17 +9,24 @@ from services.escalation.config import EscalationSettings
 from shared.auth import Principal, Role, require_roles
 from shared.crypto import pseudonym
 from shared.datakeys import DataKeyStore, MasterKeys
+from shared.eventkeys import EventKeyring
 
 
 @dataclass
 class EscalationContext:
     settings: EscalationSettings
     keys: DataKeyStore
+    event_keys: EventKeyring  # opens the sealed facts of checkin.escalation.flagged.v2
     runtime: Any = None  # shared.app.Runtime once started (bus for request/reply)
 
     @classmethod
     def from_settings(cls, settings: EscalationSettings) -> "EscalationContext":
-        return cls(settings=settings, keys=DataKeyStore(MasterKeys.from_settings(settings.platform)))
+        platform = settings.platform
+        return cls(
+            settings=settings,
+            keys=DataKeyStore(MasterKeys.from_settings(platform)),
+            event_keys=EventKeyring(platform.secret("event_key_kek")),
+        )
 
     def pseudonym(self, sub: str) -> str:
         platform = self.settings.platform

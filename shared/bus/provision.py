@@ -1,4 +1,4 @@
-"""Declare every stream and the consent KV bucket from the topology, as the ``ops`` user.
+"""Declare every stream and the KV buckets (consent, subject keys) from the topology, as ``ops``.
 
 Services may not create or update streams (a stream config can source any other stream, which
 would let a service read beyond its purposes), so this runs before them: ``kinwell up`` calls it,
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nats
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 from shared import topology
@@ -22,7 +22,7 @@ DUPLICATE_WINDOW_S = 120.0
 
 
 def stream_config(spec: topology.StreamSpec, replicas: int = 1) -> StreamConfig:
-    return StreamConfig(
+    config = StreamConfig(
         name=spec.name,
         subjects=list(spec.subjects),
         storage=StorageType.FILE,
@@ -30,19 +30,46 @@ def stream_config(spec: topology.StreamSpec, replicas: int = 1) -> StreamConfig:
         num_replicas=replicas,
         max_age=spec.max_age.total_seconds(),  # sized to the stream's consumers (shared/topology.py)
     )
+    if spec.append_only:
+        # Audit heads: once anchored, not even ops can take one back (the server refuses both
+        # for every user; only deleting the whole stream would, which the alert on a missing
+        # anchor catches). Direct get lets a service read its own last anchor.
+        config.deny_delete, config.deny_purge, config.allow_direct = True, True, True
+    return config
+
+
+def event_key_stream_config(replicas: int = 1) -> StreamConfig:
+    """The event-key bucket, as nats-py's ``create_key_value`` would declare it, but with message
+    deletion allowed: erasure deletes a subject's key with ``STREAM.MSG.DELETE``, which overwrites
+    it on disk (a KV purge only drops it from the index), and KV buckets deny that by default."""
+    return StreamConfig(
+        name=topology.EVENT_KEY_STREAM,
+        description="Per-subject event keys, wrapped; erased on the subject's erasure (shared.eventkeys)",
+        subjects=[f"$KV.{topology.EVENT_KEY_BUCKET}.>"],
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        allow_direct=True,
+        allow_rollup_hdrs=True,
+        deny_delete=False,
+        discard=DiscardPolicy.NEW,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_msgs_per_subject=1,
+        max_consumers=-1,
+        max_msgs=-1,
+    )
 
 
 async def provision(js: JetStreamContext, replicas: int = 1) -> list[str]:
     """Create or update every topology stream and the KV bucket; returns what was declared."""
     declared = []
-    for spec in topology.STREAMS.values():
-        config = stream_config(spec, replicas)
+    configs = [stream_config(spec, replicas) for spec in topology.STREAMS.values()]
+    for config in [*configs, event_key_stream_config(replicas)]:
         try:
-            await js.stream_info(spec.name)
+            await js.stream_info(str(config.name))
             await js.update_stream(config)
         except NotFoundError:
             await js.add_stream(config)
-        declared.append(spec.name)
+        declared.append(str(config.name))
     try:
         await js.key_value(topology.KV_BUCKET)
     except (NotFoundError, BadRequestError):

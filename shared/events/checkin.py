@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.consent_gate import Consent
 from shared.events.base import Event
 from shared.events.consent import PSEUDONYM_PATTERN
+from shared.events.sealed import SealedEvent, SealedFields
 
 LANG_PATTERN = r"^[a-z]{2}$"
 ISO_WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
@@ -28,6 +29,7 @@ COUNTRY_PATTERN = r"^[A-Z]{2}$"
 Need = Literal["sleep", "stress", "anxiety", "workload", "isolation", "parenting", "low_mood", "energy"]
 RiskReason = Literal["self_harm_item", "crisis_language", "who5_very_low", "phq9_severe", "contact_requested"]
 Severity = Literal["routine", "high", "critical"]
+FactsModel = type[BaseModel]  # named here: inside a contract, ``type`` is the event's type field
 
 
 class ConsentView(Protocol):
@@ -70,6 +72,9 @@ class SealedText(BaseModel):
 class PersonalizationSubmitted(PurposeScoped, Event):
     """Needs derived from a check-in, for the recommender (``personalization`` consent).
 
+    No longer produced (its needs, language and week were readable in the stream after erasure):
+    see :class:`PersonalizationSubmittedV2`. Kept so that copies still in the stream parse.
+
     Derived from scores and from the note through a per-language lexicon: never the note itself.
     """
 
@@ -93,6 +98,9 @@ class PersonalizationSubmitted(PurposeScoped, Event):
 class EscalationFlagged(PurposeScoped, Event):
     """Risk screening fired, or the employee asked to talk to someone (for escalation).
 
+    No longer produced (severity, reasons and country were readable in the stream after erasure):
+    see :class:`EscalationFlaggedV2`. Kept so that copies still in the stream parse.
+
     Flows under ``escalation`` consent, or without it when the employee asked for contact
     (``contact_requested``): the explicit request is its own basis. ``note`` is present only if the
     employee ticked "share my note with the counsellor", and is sealed under their data key.
@@ -115,6 +123,98 @@ class EscalationFlagged(PurposeScoped, Event):
     def consent_answer(self, gate: ConsentView) -> Consent:
         # The employee's own request to talk is its own basis, whatever the gate knows.
         return Consent.GRANTED if self.contact_requested else gate.answer(self.pseudonym, self.purpose)
+
+
+class PersonalizationFacts(BaseModel):
+    """The sealed part of :class:`PersonalizationSubmittedV2`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lang: str = Field(pattern=LANG_PATTERN)
+    iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
+    needs: list[Need] = Field(default_factory=list, max_length=8)
+
+    @field_validator("needs")
+    @classmethod
+    def _unique(cls, needs: list[str]) -> list[str]:
+        if len(set(needs)) != len(needs):
+            raise ValueError("needs must be unique")
+        return needs
+
+
+class PersonalizationSubmittedV2(SealedEvent):
+    """Needs derived from a check-in, for the recommender (``personalization`` consent).
+
+    Only the pseudonym is in the clear; language, ISO week and needs are
+    :class:`PersonalizationFacts` sealed under the subject's event key: open them with
+    ``event.open(key)`` where ``key = keyring.get(event.pseudonym)`` (``shared.eventkeys``). No key
+    means the subject was erased: drop the event (``gated_sealed`` does all of this).
+    """
+
+    type: Literal["checkin.personalization.submitted.v2"] = "checkin.personalization.submitted.v2"
+    subject_template = "checkin.personalization.submitted.v2"
+    purpose: ClassVar[str] = "personalization"
+    facts_model: ClassVar[FactsModel] = PersonalizationFacts
+
+    pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
+    sealed: SealedFields
+
+    def consent_answer(self, gate: ConsentView, facts: Any = None) -> Consent:
+        return gate.answer(self.pseudonym, self.purpose)
+
+
+class EscalationFacts(BaseModel):
+    """The sealed part of :class:`EscalationFlaggedV2`: what a counsellor needs to triage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: Severity
+    reasons: list[RiskReason] = Field(min_length=1, max_length=5)
+    contact_requested: bool
+    lang: str = Field(pattern=LANG_PATTERN)
+    country: str | None = Field(default=None, pattern=COUNTRY_PATTERN)
+    flagged_at: datetime
+    note: SealedText | None = Field(
+        default=None, description="Present only if the employee chose to share it; opens only through check-in."
+    )
+
+
+class EscalationFlaggedV2(SealedEvent):
+    """Risk screening fired, or the employee asked to talk to someone (for escalation).
+
+    Changed from v1: only ``pseudonym`` and the opaque ``checkin_ref`` are in the clear; severity,
+    reasons, ``contact_requested``, language, country, time and the (still separately sealed) note
+    are :class:`EscalationFacts` sealed under the subject's event key, so erasure makes every copy
+    in the stream and in dead letters unreadable. A consumer opens them with ``event.open(key)``,
+    ``key = keyring.get(event.pseudonym)`` (``shared.eventkeys.EventKeyring``, needs the
+    ``event_key_kek`` secret); no key means the subject was erased: drop the event. The consent
+    rule is unchanged and needs the opened facts: ``event.consent_answer(gate, facts)`` (flows
+    under ``escalation`` consent, or without it when ``facts.contact_requested``).
+    ``gated_sealed(gate, keyring, handler)`` does all of this and calls ``handler(session, event,
+    facts)``.
+    """
+
+    type: Literal["checkin.escalation.flagged.v2"] = "checkin.escalation.flagged.v2"
+    subject_template = "checkin.escalation.flagged.v2"
+    purpose: ClassVar[str] = "escalation"
+    facts_model: ClassVar[FactsModel] = EscalationFacts
+
+    pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
+    checkin_ref: UUID = Field(description="Opaque reference: later flags for the same check-in share it.")
+    sealed: SealedFields
+
+    def unsealed(self, facts: EscalationFacts) -> EscalationFlagged:
+        """The flag with its facts opened, as the v1 model (in memory only, never published), for
+        consumers written against v1 (same event id, so idempotency records still match)."""
+        return EscalationFlagged(
+            event_id=self.event_id, pseudonym=self.pseudonym, checkin_ref=self.checkin_ref, **facts.model_dump()
+        )
+
+    def consent_answer(self, gate: ConsentView, facts: Any = None) -> Consent:
+        if not isinstance(facts, EscalationFacts):
+            return Consent.DENIED
+        # The employee's own request to talk is its own basis, whatever the gate knows.
+        return Consent.GRANTED if facts.contact_requested else gate.answer(self.pseudonym, self.purpose)
 
 
 class NudgeDue(PurposeScoped, Event):
@@ -154,6 +254,44 @@ def gated(
             raise NotYet("consent unknown")
         if answer is Consent.GRANTED:
             handler(session, event)
+
+    handle.consent_gate = gate  # type: ignore[attr-defined]
+    return handle
+
+
+class Keyring(Protocol):
+    """What a consumer needs from ``shared.eventkeys.EventKeyring``."""
+
+    def get_blocking(self, pseudonym: str) -> Any: ...
+
+
+def gated_sealed(
+    gate: ConsentView, keyring: Keyring, handler: Callable[[Any, Any, Any], None]
+) -> Callable[[Any, Any], None]:
+    """:func:`gated` for sealed events: open the facts, check consent, call ``handler(session,
+    event, facts)``; an unsealed v1 event is judged as :func:`gated` does, with ``facts=None``.
+
+    An event whose subject's key is gone (erased) is acknowledged and dropped; an unknown consent
+    answer puts the event back (``NotYet``), as :func:`gated` does; a failure to reach the key
+    bucket is an infrastructure error (``EventKeysUnavailable``), so the consumer retries it."""
+    from shared.bus.failures import NotYet
+
+    def handle(session: Any, event: Any) -> None:
+        if not isinstance(event, SealedEvent):  # a v1 copy still in the stream: nothing to open
+            gated(gate, lambda s, e: handler(s, e, None))(session, event)
+            return
+        sealed: Any = event  # a SealedEvent that is also purpose-scoped (pseudonym, consent_answer)
+        if gate.answer(sealed.pseudonym, sealed.purpose) is Consent.UNKNOWN:
+            raise NotYet("consent unknown")  # before touching the key: the gate is blind
+        key = keyring.get_blocking(sealed.pseudonym)
+        if key is None:
+            return
+        facts = sealed.open(key)
+        answer = sealed.consent_answer(gate, facts)
+        if answer is Consent.UNKNOWN:
+            raise NotYet("consent unknown")
+        if answer is Consent.GRANTED:
+            handler(session, event, facts)
 
     handle.consent_gate = gate  # type: ignore[attr-defined]
     return handle

@@ -27,9 +27,12 @@ from shared.bus import Bus
 from shared.consent_gate import kv_key, kv_value
 from shared.crypto import pseudonym
 from shared.db import make_engine, run_migrations
+from shared.eventkeys import EventKeyring
+from shared.events import parse_event
 from shared.events.base import Event
 from shared.events.consent import ConsentChanged
 from shared.events.hris import SubjectAssigned
+from shared.events.sealed import SealedEvent
 from shared.events.subject import ErasureRequested
 from shared.natsserver import NatsServer
 from shared.settings import PlatformSettings
@@ -153,6 +156,33 @@ class Harness:
                 await nc.close()
 
         return run(body())
+
+    def opened(self, prefix: str, sub: str) -> list[dict[str, Any]]:
+        """The events under ``prefix`` about ``sub`` as a consumer sees them: sealed facts opened
+        with the subject's event key (read as the ``escalation`` user), merged into the body."""
+        p = self.pseudonym(sub)
+        raw = [data for _, data in self.stream("CHECKIN", prefix) if p.encode() in data]
+
+        async def body() -> list[dict[str, Any]]:
+            bus = await _bus(self.nats, "escalation")
+            try:
+                keyring = EventKeyring(self.platform.secret("event_key_kek"))
+                keyring.attach(bus)
+                out = []
+                for data in raw:
+                    event, merged = parse_event(data), json.loads(data)
+                    if isinstance(event, SealedEvent):
+                        key = await keyring.get(p)
+                        if key is None:
+                            continue  # erased: nothing opens
+                        merged.pop("sealed")
+                        merged.update(event.open(key).model_dump(mode="json"))
+                    out.append(merged)
+                return out
+            finally:
+                await bus.close()
+
+        return run(body()) if raw else []
 
     def wait(self, predicate: Callable[[], Any], what: str = "condition", timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout

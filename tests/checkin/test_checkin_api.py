@@ -19,11 +19,11 @@ def phq9_rest(item9: int = 0, each: int = 1) -> dict:
 
 
 def escalations(h, sub):
-    return [json.loads(d) for _, d in h.stream("CHECKIN", "checkin.escalation.") if h.pseudonym(sub).encode() in d]
+    return h.opened("checkin.escalation.", sub)  # as escalation reads them: sealed facts opened
 
 
 def personalizations(h, sub):
-    return [json.loads(d) for _, d in h.stream("CHECKIN", "checkin.personalization.") if h.pseudonym(sub).encode() in d]
+    return h.opened("checkin.personalization.", sub)
 
 
 class TestConsentAndGate:

@@ -23,7 +23,15 @@ from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.crypto import period_token
 from shared.datakeys import DataKey, DataKeyStore, KeyDestroyed, MasterKeys
 from shared.db import make_engine
-from shared.events.checkin import EscalationFlagged, PersonalizationSubmitted, gated
+from shared.eventkeys import EventKeyring
+from shared.events.checkin import (
+    EscalationFlagged,
+    EscalationFlaggedV2,
+    PersonalizationSubmitted,
+    PersonalizationSubmittedV2,
+    gated,
+    gated_sealed,
+)
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.topology import access_log_subject, consumer_name, export_subject
 from tests.checkin.conftest import CONTRIBUTION_FIELDS, WEEKLY_LOW, WEEKLY_OK, deidentified, new_sub, run
@@ -202,10 +210,12 @@ class TestConsumerSideGate:
             await bus.connect()
             gate = ConsentGate()
             await gate.start(bus)
+            keyring = EventKeyring(harness.platform.secret("event_key_kek"))
+            keyring.attach(bus)  # the consumer opens the sealed facts (the flag's consent rule needs them)
             consumer = Consumer(
                 bus, engine, stream="CHECKIN", name=consumer_name(user, filter_subject), filter_subject=filter_subject,
                 adapter=TypeAdapter(contract),
-                handler=gated(gate, lambda _session, event: applied[user].append(event.pseudonym)),
+                handler=gated_sealed(gate, keyring, lambda _s, event, _facts: applied[user].append(event.pseudonym)),
             )  # fmt: skip
             try:
                 deadline = asyncio.get_running_loop().time() + 10
@@ -223,8 +233,8 @@ class TestConsumerSideGate:
                 await bus.nc.close()  # not Bus.close(): its drain waits 5 s on the stopped pull subscription
 
         for user, filt, contract in (
-            ("recommender", "checkin.personalization.>", PersonalizationSubmitted),
-            ("escalation", "checkin.escalation.>", EscalationFlagged),
+            ("recommender", "checkin.personalization.>", PersonalizationSubmittedV2),
+            ("escalation", "checkin.escalation.>", EscalationFlaggedV2),
         ):
             delivered, handled = run(consume(user, filt, contract))
             assert delivered >= 2, user  # both were delivered and acknowledged ...
@@ -245,9 +255,7 @@ class TestErasureAndSubjectRights:
         assert r.status_code == 201
         put = {"weekday": "monday", "time": "09:00", "timezone": "Europe/Paris"}
         assert harness.svc.client.put("/v1/me/nudges", json=put, headers=harness.auth(sub)).status_code == 200
-        flag = harness.wait(
-            lambda: [json.loads(d) for _, d in harness.stream("CHECKIN", "checkin.escalation.") if p.encode() in d]
-        )[0]
+        flag = harness.wait(lambda: harness.opened("checkin.escalation.", sub))[0]
         engine = harness.svc.runtime.engine
         with Session(engine) as session:
             row = session.exec(select(Checkin).where(Checkin.pseudonym == p)).one()
@@ -287,9 +295,7 @@ class TestErasureAndSubjectRights:
         p = harness.pseudonym(sub)
         harness.grant(sub, "checkin")
         harness.checkin(sub, answers=WEEKLY_OK, note="my own words", talk_to_someone=True, share_note=True)
-        flag = harness.wait(
-            lambda: [json.loads(d) for _, d in harness.stream("CHECKIN", "checkin.escalation.") if p.encode() in d]
-        )[0]
+        flag = harness.wait(lambda: harness.opened("checkin.escalation.", sub))[0]
         assert flag["note"] is not None
         assert case_desk.open_note(case_desk.hold(sub, "C9"), "C9").status_code == 200
 
@@ -321,9 +327,7 @@ class TestSharedNoteAccess:
         harness.grant(sub, "checkin", "escalation")
         note = "I want to die, nobody would notice"
         assert harness.checkin(sub, note=note, share_note=True).status_code == 201
-        flag = harness.wait(
-            lambda: [json.loads(d) for _, d in harness.stream("CHECKIN", "checkin.escalation.") if p.encode() in d]
-        )[0]
+        flag = harness.wait(lambda: harness.opened("checkin.escalation.", sub))[0]
         assert flag["contact_requested"] is False  # shared under the escalation consent alone
         case_id = case_desk.hold(sub, "C1")
         assert case_desk.open_note(case_id, "C1").json() == {"text": note}

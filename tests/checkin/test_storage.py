@@ -46,7 +46,7 @@ def prepared(keys, engine, pseudonym: str, answers=ANSWERS, weeks_ago: int = 0, 
     key = keys.get_or_create(engine, pseudonym)
     body = CheckinCreate.model_validate({"answers": answers, "note": note})
     at_request = gate(pseudonym) if consents is None else gate(pseudonym, purposes=consents)
-    item = service.prepare_checkin(body, key, at_request, Locale("en", None), PERIOD_KEY)
+    item = service.prepare_checkin(body, key, at_request, Locale("en", None), PERIOD_KEY, key)
     when = item.created_at - timedelta(weeks=weeks_ago)
     item.write.row["created_at"] = when
     item.write.row["iso_week"] = item.write.week = iso_week(when.date())

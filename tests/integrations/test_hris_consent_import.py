@@ -245,6 +245,8 @@ def test_production_refuses_to_start_without_an_hris_webhook_secret(tmp_path):
         pseudonym_key=key,
         period_key=key + "p",
         master_key=key + "m",
+        event_key_kek=key + "e",
+        audit_key=key + "a",
         manager_scope_key=key + "s",
         receipt_signing_key="-----BEGIN PRIVATE KEY-----",
         dev_token_issuer=False,

@@ -146,6 +146,8 @@ def production(data_dir: Path, algorithms: list[str], jwks: dict[str, Any] | Non
         pseudonym_key=STRONG,
         period_key=STRONG,
         master_key=STRONG,
+        event_key_kek=STRONG + "e",
+        audit_key=STRONG + "a",
         receipt_signing_key=pem(ec.generate_private_key(ec.SECP256R1())),
         dev_token_issuer=False,
         jwt_algorithms=algorithms,

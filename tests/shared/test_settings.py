@@ -22,6 +22,8 @@ def _prod(**kw):
         master_key=STRONG + "m",
         webhook_key=STRONG + "w",
         manager_scope_key=STRONG + "s",
+        event_key_kek=STRONG + "e",
+        audit_key=STRONG + "a",
         receipt_signing_key="-----BEGIN PRIVATE KEY-----",
         dev_token_issuer=False,
         jwt_algorithms=["RS256"],
@@ -95,6 +97,7 @@ def _service(name: str, platform: PlatformSettings) -> ServiceSettings:
 def test_the_aggregator_holds_none_of_the_keys_that_re_identify():
     """Issue 11.1: with the pseudonym, period and master keys the aggregator re-identified everyone."""
     assert not {"pseudonym_key", "period_key", "master_key"} & set(SERVICE_SECRETS["aggregator"])
+    assert "event_key_kek" not in SERVICE_SECRETS["aggregator"]  # it never opens a sealed event field
     assert set(SERVICE_SECRETS) == set(SETTINGS)
 
 
@@ -128,5 +131,5 @@ def test_production_service_refuses_to_start_without_a_secret_it_holds(name, sec
 
 def test_a_service_given_every_secret_still_holds_only_its_own():
     settings = _service("aggregator", _prod(old_master_keys={"k0": STRONG + "old"}))
-    assert settings.platform.held_secrets() == {"webhook_key", "manager_scope_key"}
+    assert settings.platform.held_secrets() == {"webhook_key", "manager_scope_key", "audit_key"}
     assert settings.platform.old_master_keys == {}

@@ -97,8 +97,8 @@ def test_streams_are_declared_by_known_services_and_each_service_owns_its_prefix
     for service in SERVICES:
         own = t.STREAMS[service.upper()]
         assert own.subjects == (f"{service}.>",) and own.declared_by == (service,)
-    assert [s.name for s in t.streams_declared_by("consent")] == ["CONSENT", "SUBJECT", "HRIS"]
-    assert [s.name for s in t.streams_declared_by("aggregator")] == ["AGGREGATOR", "CONTRIBUTION"]
+    assert [s.name for s in t.streams_declared_by("consent")] == ["CONSENT", "SUBJECT", "HRIS", "AUDIT"]
+    assert [s.name for s in t.streams_declared_by("aggregator")] == ["AGGREGATOR", "CONTRIBUTION", "AUDIT"]
 
 
 def test_dead_letters_and_erasure_acks_stay_in_the_services_own_stream() -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from sqlmodel import Session
 
 from services.escalation.cases import repository as repo
@@ -23,7 +23,7 @@ from services.escalation.deps import EscalationContext
 from services.escalation.sla import repository as sla_repo
 from shared import audit
 from shared.app import ConsumerBinding, Runtime
-from shared.events.checkin import EscalationFlagged, gated
+from shared.events.checkin import EscalationFacts, EscalationFlagged, EscalationFlaggedV2, gated_sealed
 from shared.events.consent import ConsentChanged
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
 from shared.events.hris import SubjectAssigned, SubjectLeft
@@ -31,6 +31,9 @@ from shared.service_kit import erasure_binding
 from shared.webhooks import forget_subject
 
 log = logging.getLogger("kinwell.escalation")
+FLAGS: TypeAdapter[Any] = TypeAdapter(
+    Annotated[EscalationFlagged | EscalationFlaggedV2, Field(discriminator="type")]  # v1: copies still in the stream
+)
 NAME = "escalation"
 
 
@@ -40,11 +43,14 @@ def _now() -> datetime:
 
 def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
     gate = rt.gate
+    ctx.event_keys.attach(rt.bus)  # before the flag consumer starts (bindings run on the event loop)
 
     assert gate is not None, "the escalation service runs with a consent gate"
 
-    def flagged(session: Session, event: EscalationFlagged) -> None:
-        service.open_from_flag(session, ctx, event, _now())
+    def flagged(session: Session, event: Any, facts: EscalationFacts | None) -> None:
+        # v2 (sealed): opened with the subject's event key by gated_sealed; v1 copies as they are.
+        flag = event.unsealed(facts) if isinstance(event, EscalationFlaggedV2) and facts else event
+        service.open_from_flag(session, ctx, flag, _now())
 
     def consent(session: Session, event: ConsentChanged) -> None:
         if event.purpose == "escalation" and event.state != "granted":
@@ -57,9 +63,10 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
     return [
         erasure_binding(NAME, lambda s, p: erase(s, ctx, p)),
         ConsumerBinding("hris.subject.>", TypeAdapter(SubjectAssigned | SubjectLeft), hris),
-        # gated(): granted (or the employee asked for contact) -> applied; denied -> acknowledged and
+        # gated_sealed(): opens the sealed facts (no key: the subject was erased -> dropped), then
+        # granted (or the employee asked for contact) -> applied; denied -> acknowledged and
         # dropped; unknown (gate not synced) -> NotYet, put back uncounted and judged again later.
-        ConsumerBinding("checkin.escalation.>", TypeAdapter(EscalationFlagged), gated(gate, flagged)),
+        ConsumerBinding("checkin.escalation.>", FLAGS, gated_sealed(gate, ctx.event_keys, flagged)),
         ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
     ]
 
