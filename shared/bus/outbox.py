@@ -383,8 +383,8 @@ class OutboxRelay:
             self._dirty = True
             # Count against the rows only if the broker took others meanwhile (or refused these
             # explicitly): an outage of NATS or JetStream must not use up anyone's attempts.
-            counted = failed if done else rejected
-            parked = await asyncio.to_thread(self._count_attempt, counted) if counted else []
+            charged = failed if done else rejected
+            parked = await asyncio.to_thread(self._count_attempt, charged) if charged else []
             if len(parked) < len(failed):
                 raise ConnectionError(f"{len(failed) - len(parked)} outbox message(s) not acknowledged")
         return len(done)
