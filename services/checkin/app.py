@@ -33,8 +33,8 @@ from services.checkin.writer import GroupCommitWriter
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.db import make_engine
-from shared.shredding import start_scrubber
 from shared.eventkeys import EventKeyring
+from shared.shredding import start_scrubber
 from shared.webhooks import service_webhooks
 
 
