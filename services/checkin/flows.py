@@ -32,6 +32,7 @@ from shared.events.checkin import (
     EscalationFlaggedV2,
     PersonalizationFacts,
     PersonalizationSubmittedV2,
+    Produced,
     SealedText,
 )
 
@@ -69,7 +70,7 @@ def escalation(
     share_note: bool,
     locale: screening.Locale,
     now: datetime,
-) -> EscalationFlaggedV2 | None:
+) -> Produced | None:
     """A flag when risk fired under ``escalation`` consent, or whenever the employee asked; all
     but the pseudonym and reference sealed under the subject's event key (``event_key``), the
     shared note also under their check-in data key (``key``: only check-in opens it)."""
@@ -86,21 +87,19 @@ def escalation(
         flagged_at=now,
         note=seal_for_counsellor(key, ref, note) if share_note and note else None,
     )
-    return EscalationFlaggedV2.seal_for(event_key, facts, pseudonym=key.pseudonym, checkin_ref=ref)
+    return Produced(EscalationFlaggedV2.seal_for(event_key, facts, pseudonym=key.pseudonym, checkin_ref=ref), facts)
 
 
 def needs(scores: Scores, from_note: frozenset[str] = frozenset()) -> list[str]:
     return sorted(screening.needs_from_scores(scores) | from_note)
 
 
-def personalization(
-    gate: Any, event_key: SubjectKey, lang: str, week: str, found: list[str]
-) -> PersonalizationSubmittedV2 | None:
+def personalization(gate: Any, event_key: SubjectKey, lang: str, week: str, found: list[str]) -> Produced | None:
     pseudonym = event_key.pseudonym
     if not gate.allowed(pseudonym, "personalization"):
         return None
     facts = PersonalizationFacts(lang=lang, iso_week=week, needs=found)  # type: ignore[arg-type]
-    return PersonalizationSubmittedV2.seal_for(event_key, facts, pseudonym=pseudonym)
+    return Produced(PersonalizationSubmittedV2.seal_for(event_key, facts, pseudonym=pseudonym), facts)
 
 
 def contributions(gate: Any, period_key: bytes, pseudonym: str, week: str, scores: Scores) -> list[ContributionDraft]:

@@ -35,8 +35,8 @@ from services.checkin.writer import CheckinWrite, WriteResult, payload_context
 from shared.bus.outbox import stage
 from shared.datakeys import CiphertextInvalid, DataKeyStore, KeyDestroyed, SubjectKey
 from shared.errors import Conflict, Gone, NotFound
-from shared.pagination import PageRequest, page
 from shared.eventkeys import EventKeyring
+from shared.pagination import PageRequest, page
 
 STEPS_PATH = "/v1/checkins/{id}/steps"
 
@@ -127,7 +127,7 @@ def prepare_checkin(
         week=week,
         week_start=start,
         point=(scores.who5_index, scores.mood),
-        outbox=[(e, flows.outbox_row(e, created)) for e in events],
+        outbox=[(e, flows.outbox_row(e.event, created)) for e in events],
         contributions=flows.contributions(gate, period_key, key.pseudonym, week, scores),
     )
     return Prepared(write, scores, reasons, locale, created, body.talk_to_someone)
@@ -215,9 +215,9 @@ def submit_step(
     update = (
         flows.personalization(gate, event_key, locale.lang, row.iso_week, found) if found != payload["needs"] else None
     )
-    for event in (flag, update):
-        if event is not None:
-            stage(session, event)
+    for produced in (flag, update):
+        if produced is not None:
+            stage(session, produced.event)
     payload.update(scores=scores.to_json(), flags=reasons, needs=found)
     row.payload = _seal_payload(key, row.id, payload)
     session.add(row)

@@ -43,7 +43,7 @@ from shared.consent_gate import ConsentGate
 from shared.datakeys import CiphertextInvalid, SubjectKey
 from shared.db_writer import BatchWriter
 from shared.errors import ConsentRequired, ServiceUnavailable
-from shared.events.checkin import GatedEvent
+from shared.events.checkin import GatedEvent, Produced
 from shared.events.contribution import ContributionRecorded
 
 KEEP_WEEKS = 8
@@ -66,7 +66,7 @@ class CheckinWrite:
     week_start: date
     point: tuple[int, int]
     # Derived events (each with its outbox row), asked their consent again when written.
-    outbox: list[tuple[GatedEvent, dict[str, Any]]] = field(default_factory=list)
+    outbox: list[tuple[GatedEvent | Produced, dict[str, Any]]] = field(default_factory=list)
     contributions: list[ContributionDraft] = field(default_factory=list)
 
 

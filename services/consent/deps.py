@@ -25,8 +25,8 @@ from services.consent.models import PolicyVersion
 from shared.auth import ReceiptSigner
 from shared.bus.connection import Bus
 from shared.crypto import CiphertextInvalid, Keyring, aad, key_id_of, pseudonym
-from shared.release.rules import ReleaseRules
 from shared.eventkeys import EventKeyring
+from shared.release.rules import ReleaseRules
 
 NONCE_BYTES = 12
 _LOCK_HELD = "consent_write_lock_held"

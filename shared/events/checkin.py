@@ -11,6 +11,7 @@ event is put back to be judged later, never dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from uuid import UUID
@@ -257,6 +258,18 @@ def gated(
 
     handle.consent_gate = gate  # type: ignore[attr-defined]
     return handle
+
+
+@dataclass(frozen=True)
+class Produced:
+    """A sealed event with its facts, while its producer still has them: the producer's last
+    consent check before the write (``consent_current``) needs them, the stream never sees them."""
+
+    event: Any  # a SealedEvent that is purpose-scoped (EscalationFlaggedV2, PersonalizationSubmittedV2)
+    facts: BaseModel
+
+    def consent_current(self, gate: ConsentView) -> bool:
+        return bool(self.event.consent_answer(gate, self.facts) is Consent.GRANTED)
 
 
 class Keyring(Protocol):

@@ -23,7 +23,7 @@ from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.crypto import period_token
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.errors import ConsentRequired
-from shared.events.checkin import EscalationFlagged
+from shared.events.checkin import EscalationFlaggedV2
 from shared.events.consent import ConsentChanged
 from shared.events.hris import SubjectAssigned, SubjectLeft
 
@@ -85,7 +85,7 @@ class TestGroupCommitWriter:
         everything = ("checkin", "escalation", "aggregate_insights", "personalization")
         low = {**ANSWERS, "who5_1": 0, "who5_2": 0, "who5_3": 0, "who5_4": 0, "who5_5": 0, "mood": 1}
         items = [prepared(keys, engine, p, low, consents=everything) for p in (gone, kept)]
-        flagged = [e for e in items[1].write.outbox if isinstance(e[0], EscalationFlagged)]
+        flagged = [e for e in items[1].write.outbox if isinstance(e[0].event, EscalationFlaggedV2)]
         assert flagged and items[1].write.contributions  # produced under consent at request time
         now = gate(kept, purposes=("checkin", "personalization"))
         _, results = write_all(engine, items, at_write=now)
@@ -94,7 +94,7 @@ class TestGroupCommitWriter:
         with Session(engine) as session:
             assert [r.pseudonym for r in session.exec(select(Checkin))] == [kept]
             subjects = [m.subject for m in session.exec(select(OutboxMessage))]
-        assert subjects == ["checkin.personalization.submitted.v1"]  # no flag, nothing for the first
+        assert subjects == ["checkin.personalization.submitted.v2"]  # no flag, nothing for the first
 
     def test_a_write_under_a_destroyed_key_fails_alone(self, engine, keys):
         doomed, fine = "d" * 64, "f" * 64

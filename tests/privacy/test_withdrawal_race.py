@@ -26,7 +26,7 @@ from tests.servicefixtures import bearer
 ROUNDS = 30
 WEEKLY_OK = {"who5_1": 4, "who5_2": 4, "who5_3": 3, "who5_4": 4, "who5_5": 4, "mood": 4}
 WEEKLY_LOW = {"who5_1": 0, "who5_2": 1, "who5_3": 0, "who5_4": 1, "who5_5": 0, "mood": 1}
-FLAGS = "checkin.escalation.flagged.v1"
+FLAGS = "checkin.escalation.flagged.>"  # v2: checkin_ref stays in the clear
 
 
 def _services(start_service: Any) -> tuple[Any, Any]:
