@@ -16,6 +16,7 @@ BENCHES = [
     "bench_checkin",
     "bench_webhooks",
     "bench_signals",
+    "bench_aggregator",
     "bench_escalation",
     "bench_recommender",
 ]
