@@ -41,6 +41,7 @@ from shared.edge import SecurityHeaders
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.openapi import install_openapi
+from shared.periodic import every
 from shared.ratelimit import RateLimiter, SourceRateLimit
 from shared.settings import ServiceSettings
 from shared.telemetry import (
@@ -220,6 +221,21 @@ async def _serve_subject_data(rt: Runtime, subject: str, fn: SubjectDataFn) -> N
     await rt.bus.nc.subscribe(subject, queue=rt.spec.name, cb=handle)
 
 
+AUDIT_VERIFY_SECONDS = 300.0
+
+
+def _verify_audit_chain(rt: Runtime, key: bytes) -> asyncio.Task[Any]:
+    """Key the audit chain, then verify it on a schedule (besides every read): the verdict is the
+    ``kinwell_audit_chain_intact`` gauge, alerted on when 0 (docs/operations.md)."""
+    audit.use_key(key)
+
+    def check() -> int:
+        with Session(rt.engine) as session:
+            return audit.verify(session).checked
+
+    return every(AUDIT_VERIFY_SECONDS, check, name=f"{rt.spec.name}-audit-verify")
+
+
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     """Build the FastAPI app of a service."""
 
@@ -256,6 +272,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         app.state.engine = engine
         app.state.settings = settings
         rt.tasks.append(asyncio.create_task(_start_bus(rt), name="bus-start"))
+        rt.tasks.append(_verify_audit_chain(rt, platform.secret("audit_key")))
         metrics = _start_metrics_listener(settings)
         log.info("service started", extra={"service": spec.name, "port": settings.port})
         try:

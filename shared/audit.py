@@ -1,7 +1,12 @@
-"""A tamper-evident (hash-chained) audit log of every access to a subject's data by a person.
+"""A tamper-evident (keyed, hash-chained) audit log of every access to a subject's data by a person.
 
-Each entry's hash covers its own fields and the previous entry's hash; a one-row head records the
-newest sequence number and hash. Editing an entry breaks its hash, deleting one breaks the link of
+Each entry's hash is an HMAC-SHA256, under the service's ``audit_key`` (a platform secret the
+database holder does not have), of its own fields and the previous entry's hash; a one-row head
+records the newest sequence number and hash. With a plain hash, whoever could write the database
+could delete a subject's entries and recompute the chain; without the key they cannot. Every read
+of the log (:func:`access_log`) verifies the whole chain first and refuses a broken one
+(:class:`ChainBroken`); ``kinwell_audit_chain_intact`` says the last verdict.
+Editing an entry breaks its hash, deleting one breaks the link of
 the next (or the head, for the last one), so :func:`verify` finds both. The head row is locked for
 each append, so concurrent appends on PostgreSQL cannot fork the chain.
 
@@ -12,16 +17,44 @@ an audit log must not become a second copy of the data it guards.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
 from sqlmodel import Field, Session, SQLModel, select
 
+from shared.telemetry import REGISTRY
+
 GENESIS = "0" * 64
+_KEY: list[bytes] = []  # the service's audit key, set once at start (use_key)
+
+CHAIN_INTACT = Gauge(
+    "kinwell_audit_chain_intact",
+    "1 if the last verification of this service's audit chain passed, 0 if it found a rewrite",
+    registry=REGISTRY,
+)
+VERIFICATIONS = Counter(
+    "kinwell_audit_verifications_total",
+    "Audit chain verifications, by outcome (ok, broken)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+class ChainBroken(Exception):
+    """The audit chain does not verify: entries were edited, deleted or re-chained without the key."""
+
+
+def use_key(key: bytes) -> None:
+    """Key the chain (the app factory calls it with the service's ``audit_key``)."""
+    if len(key) < 32:
+        raise ValueError("the audit key must be at least 32 bytes")
+    _KEY[:] = [hmac.new(key, b"kinwell audit chain v2", hashlib.sha256).digest()]
 
 
 class AuditEntry(SQLModel, table=True):
@@ -53,7 +86,9 @@ def _digest(
         [prev_hash, seq, at.astimezone(UTC).isoformat(), actor, role, subject, action, purpose],
         separators=(",", ":"),
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+    if not _KEY:
+        raise RuntimeError("the audit chain is not keyed (shared.audit.use_key)")
+    return hmac.new(_KEY[0], body.encode(), hashlib.sha256).hexdigest()
 
 
 def append(session: Session, *, actor: str, actor_role: str, subject: str, action: str, purpose: str) -> AuditEntry:
@@ -92,7 +127,20 @@ class Verification:
 
 
 def verify(session: Session) -> Verification:
-    """Walk the chain from the start; report the first entry that does not hold."""
+    """Walk the chain from the start; report the first entry that does not hold (and the metrics)."""
+    result = _walk(session)
+    CHAIN_INTACT.set(1 if result.ok else 0)
+    VERIFICATIONS.labels("ok" if result.ok else "broken").inc()
+    return result
+
+
+def verified(session: Session) -> None:
+    """Raise :class:`ChainBroken` unless the whole chain verifies (before every read of the log)."""
+    if not verify(session).ok:
+        raise ChainBroken("the audit chain does not verify")
+
+
+def _walk(session: Session) -> Verification:
     prev_hash, expected_seq, checked = GENESIS, 1, 0
     for entry in session.exec(select(AuditEntry).order_by(AuditEntry.seq)):  # type: ignore[arg-type]
         if entry.seq != expected_seq:
@@ -130,7 +178,9 @@ class AccessLogEntry(BaseModel):
 
 
 def access_log(session: Session, subject: str) -> dict[str, Any]:
-    """The reply every service gives to an access-log request: its entries about ``subject``."""
+    """The reply every service gives to an access-log request: its entries about ``subject``, only
+    if the whole chain verifies (else :class:`ChainBroken`: the reply names the error type)."""
+    verified(session)
     return {
         "entries": [
             AccessLogEntry(

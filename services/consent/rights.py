@@ -50,7 +50,8 @@ async def collect(bus: Bus, subject_for: Callable[[str], str], subject: str, tim
         if reply.service != svc:
             return svc, None, "malformed"
         if set(reply.data) == {"error"}:  # shared.app answers a failure with its error type only
-            return svc, None, "error"
+            # A service whose audit chain does not verify says so: the log it holds was rewritten.
+            return svc, None, "integrity_failed" if reply.data["error"] == "ChainBroken" else "error"
         return svc, reply.data, None
 
     answers = await asyncio.gather(*(ask(svc) for svc in SUBJECT_REQUEST_RESPONDERS))
@@ -83,6 +84,7 @@ async def export(session: Session, ctx: ConsentContext, bus: Bus, employee_id: s
 
 
 def own_access_log(session: Session, subject: str) -> list[AccessEntry]:
+    audit.verified(session)  # every read verifies the whole keyed chain first
     return [
         AccessEntry(
             service=NAME, at=as_utc(e.at), actor=e.actor, actor_role=e.actor_role, action=e.action, purpose=e.purpose
@@ -94,7 +96,11 @@ def own_access_log(session: Session, subject: str) -> list[AccessEntry]:
 async def access_log(session: Session, ctx: ConsentContext, bus: Bus, employee_id: str) -> AccessLogRead:
     """Every access to the subject's data by a person, from every service's audit log."""
     subject = ctx.pseudonym(employee_id)
-    entries = await asyncio.to_thread(own_access_log, session, subject)
+    try:
+        entries = await asyncio.to_thread(own_access_log, session, subject)
+        own_broken: list[Unavailable] = []
+    except audit.ChainBroken:
+        entries, own_broken = [], [Unavailable(service=NAME, reason="integrity_failed")]
     timeout = ctx.settings.subject_request_timeout_seconds
     answers, unavailable = await collect(bus, access_log_subject, subject, timeout)
     for svc, data in answers.items():
@@ -102,5 +108,6 @@ async def access_log(session: Session, ctx: ConsentContext, bus: Bus, employee_i
             entries += [AccessEntry.model_validate({**e, "service": svc}) for e in data.get("entries", [])]
         except (ValidationError, TypeError):
             unavailable.append(Unavailable(service=svc, reason="malformed"))
+    unavailable = own_broken + unavailable
     entries.sort(key=lambda e: e.at)
     return AccessLogRead(complete=not unavailable, entries=entries, unavailable=unavailable)

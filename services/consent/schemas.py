@@ -220,7 +220,8 @@ class ReceiptRead(BaseModel):
 
 class Unavailable(BaseModel):
     service: str
-    reason: Literal["timeout", "no_responders", "error", "malformed"]
+    # integrity_failed: the service's keyed audit chain did not verify (its log was rewritten).
+    reason: Literal["timeout", "no_responders", "error", "malformed", "integrity_failed"]
 
 
 class ExportRead(BaseModel):

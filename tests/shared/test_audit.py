@@ -7,6 +7,7 @@ from shared import audit
 from shared.db import make_engine, run_migrations
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
+audit.use_key(b"k" * 32)  # the chain is keyed (the app factory uses the service's audit_key)
 
 
 def _engine(url: str):
