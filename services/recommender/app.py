@@ -27,6 +27,7 @@ from services.recommender.profiles.handlers import bindings
 from services.recommender.ranking.endpoints import router as ranking_router
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.db import session_scope
+from shared.eventkeys import EventKeyring
 from shared.periodic import every
 from shared.service_kit import erasure_binding
 
@@ -59,7 +60,7 @@ def build_spec(ctx: RecommenderContext) -> ServiceSpec:
         description="Resources chosen for each employee, in their language, with the reason shown.",
         migrations=Path(__file__).parent / "migrations",
         routers=[catalogue_router, ranking_router, profiles_router, paths_router, audits_router],
-        consumers=lambda rt: [erasure_binding(NAME, subjects.erase), *bindings(rt.gate)],
+        consumers=lambda rt: [erasure_binding(NAME, subjects.erase), *bindings(rt.gate, ctx.event_keys, rt.bus)],
         export=subjects.export,
         uses_gate=True,
         on_start=[start],
@@ -81,7 +82,11 @@ def _forget_now(rt: Runtime, pseudonym: str, purpose: str) -> None:
 
 def create_app(settings: RecommenderSettings | None = None) -> FastAPI:
     settings = settings or RecommenderSettings()
-    ctx = RecommenderContext(settings=settings, catalogue=CatalogueCache())
+    ctx = RecommenderContext(
+        settings=settings,
+        catalogue=CatalogueCache(),
+        event_keys=EventKeyring(settings.platform.secret("event_key_kek")),
+    )
     app = create_service_app(build_spec(ctx), settings)
     app.state.recommender = ctx
     return app

@@ -9,12 +9,14 @@ from fastapi import Depends, Request
 
 from services.recommender.catalogue.service import CatalogueCache
 from services.recommender.config import RecommenderSettings
+from shared.eventkeys import EventKeyring
 
 
 @dataclass
 class RecommenderContext:
     settings: RecommenderSettings
     catalogue: CatalogueCache
+    event_keys: EventKeyring  # opens the sealed facts of checkin.personalization.submitted.v2
 
 
 async def _context(request: Request) -> RecommenderContext:

@@ -39,7 +39,7 @@ from tests.faultfixtures import ServiceProcess
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
 ANSWERS = {"who5_1": 4, "who5_2": 4, "who5_3": 3, "who5_4": 4, "who5_5": 4, "mood": 4}
-PERSONALIZATION = "checkin.personalization.submitted.v1"
+PERSONALIZATION = "checkin.personalization.submitted.v2"
 
 
 @pytest.fixture

@@ -10,16 +10,33 @@ from sqlmodel import Session
 from services.recommender import subjects
 from services.recommender.profiles import service
 from shared.app import ConsumerBinding
-from shared.events.checkin import PersonalizationSubmitted, gated
+from shared.eventkeys import EventKeyring
+from shared.events.checkin import (
+    PersonalizationFacts,
+    PersonalizationSubmitted,
+    PersonalizationSubmittedV2,
+    gated,
+    gated_sealed,
+)
 from shared.events.consent import ConsentChanged
 from shared.events.hris import PersonalizationProfile
 
 PURPOSE = "personalization"
 
 
-def bindings(gate: Any) -> list[ConsumerBinding]:
+def bindings(gate: Any, event_keys: EventKeyring, bus: Any) -> list[ConsumerBinding]:
     """Needs from check-ins and the HRIS profile (both under ``personalization``, checked again
     here), and consent changes (an ended consent deletes what was held only for it)."""
+
+    event_keys.attach(bus)  # before the needs consumer starts (bindings run on the event loop)
+
+    def needs(session: Session, event: Any, facts: PersonalizationFacts | None) -> None:
+        # v2: the facts were opened with the subject's event key (no key: erased, dropped).
+        if isinstance(event, PersonalizationSubmittedV2):
+            if facts is not None:
+                service.on_needs(session, event.pseudonym, facts)
+            return
+        service.on_needs(session, event.pseudonym, event)
 
     def consent(session: Session, event: ConsentChanged) -> None:
         if event.state != "granted":
@@ -27,7 +44,9 @@ def bindings(gate: Any) -> list[ConsumerBinding]:
 
     return [
         ConsumerBinding(
-            "checkin.personalization.>", TypeAdapter(PersonalizationSubmitted), gated(gate, service.on_needs)
+            "checkin.personalization.>",
+            TypeAdapter(PersonalizationSubmittedV2 | PersonalizationSubmitted),
+            gated_sealed(gate, event_keys, needs),
         ),
         # gated: a profile read while the gate is not synced is put back, not dropped as denied.
         ConsumerBinding(

@@ -26,7 +26,7 @@ class Preference(SQLModel, table=True):
 
 
 class NeedSignal(SQLModel, table=True):
-    """Needs derived from one week's check-in (``checkin.personalization.submitted.v1``)."""
+    """Needs derived from one week's check-in (``checkin.personalization.submitted.v2``, sealed)."""
 
     __tablename__ = "need_signal"
 

@@ -20,7 +20,7 @@ from services.recommender.profiles.schemas import (
     PreferencesUpdate,
 )
 from shared.errors import NotFound
-from shared.events.checkin import PersonalizationSubmitted
+from shared.events.checkin import PersonalizationFacts, PersonalizationSubmitted
 from shared.events.hris import PersonalizationProfile
 
 
@@ -68,15 +68,15 @@ def record_interaction(session: Session, pseudonym: str, body: InteractionCreate
     repo.add_interaction(session, pseudonym, body.resource_id, body.kind, utcnow())
 
 
-def on_needs(session: Session, event: PersonalizationSubmitted) -> None:
+def on_needs(session: Session, pseudonym: str, facts: PersonalizationFacts | PersonalizationSubmitted) -> None:
     """A week's needs replace that week's earlier ones (a step-up may refine them)."""
     repo.put_needs(
         session,
         NeedSignal(
-            pseudonym=event.pseudonym,
-            iso_week=event.iso_week,
-            needs=list(event.needs),
-            lang=event.lang,
+            pseudonym=pseudonym,
+            iso_week=facts.iso_week,
+            needs=list(facts.needs),
+            lang=facts.lang,
             received_at=utcnow(),
         ),
     )
