@@ -41,7 +41,7 @@ from shared.edge import SecurityHeaders
 from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.openapi import install_openapi
-from shared.periodic import every
+from shared.periodic import every, run_once
 from shared.ratelimit import RateLimiter, SourceRateLimit
 from shared.settings import ServiceSettings
 from shared.telemetry import (
@@ -198,6 +198,7 @@ async def _start_bus(rt: Runtime) -> None:
                 )
                 await asyncio.sleep(1.0)
     rt.bus_ready = True
+    await run_once(f"{rt.spec.name}-audit-verify", audit_round(rt))
 
 
 async def _serve_subject_data(rt: Runtime, subject: str, fn: SubjectDataFn) -> None:
@@ -225,15 +226,21 @@ AUDIT_VERIFY_SECONDS = 300.0
 
 
 def _verify_audit_chain(rt: Runtime, key: bytes) -> asyncio.Task[Any]:
-    """Key the audit chain, then verify it on a schedule (besides every read): the verdict is the
-    ``kinwell_audit_chain_intact`` gauge, alerted on when 0 (docs/operations.md)."""
+    """Key the audit chain, then verify it against its last anchored head and anchor the current
+    one on a schedule (besides every read): the verdict is the ``kinwell_audit_chain_intact``
+    gauge, alerted on when 0 (docs/operations.md)."""
     audit.use_key(key)
+    return every(AUDIT_VERIFY_SECONDS, audit_round(rt), name=f"{rt.spec.name}-audit-verify")
 
-    def check() -> int:
-        with Session(rt.engine) as session:
-            return audit.verify(session).checked
 
-    return every(AUDIT_VERIFY_SECONDS, check, name=f"{rt.spec.name}-audit-verify")
+def audit_round(rt: Runtime) -> Callable[[], Awaitable[int]]:
+    """One verification-and-anchoring round of the service's audit chain (also run once as soon as
+    the bus is up, so a service that restarts often still anchors)."""
+
+    async def check() -> int:
+        return await audit.check_and_anchor(rt.engine, rt.bus, rt.spec.name, connected=rt.bus_ready)
+
+    return check
 
 
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
