@@ -18,6 +18,7 @@ from sqlmodel import Session
 from services.aggregator.clock import Clock
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.contributions import handlers as contribution_handlers
+from services.aggregator.forecasts import tasks as forecast_tasks
 from services.aggregator.insights import playbook
 from services.aggregator.insights.endpoints import router as insights_router
 from services.aggregator.notify import EVENT_TYPES
@@ -50,6 +51,7 @@ def build_spec(
     async def start(rt: Runtime) -> None:
         if not rt.extras.get("release_task"):
             rt.tasks.extend(tasks.start(rt, settings, clock))
+            rt.tasks.extend(forecast_tasks.start(rt, settings, clock))
             rt.extras["release_task"] = True
 
     return ServiceSpec(

@@ -48,3 +48,30 @@ class InsightDetected(Event):
     trigger_kind: TriggerKind | None = None
     trigger_starts_on: date | None = None
     suggestion: str = Field(pattern=PLAYBOOK_CODE_PATTERN)
+
+
+class ForecastIssued(Event):
+    """An expected adverse change around an announced trigger, estimated from released series only.
+
+    The issue calls this ``insight.forecast.v1``; subjects carry their producer's prefix. The change
+    and its 95% prediction interval come from how the same metric moved around ``past_triggers``
+    earlier triggers of the same kind for ``based_on`` (the unit itself, or its parent when the unit
+    is too new): post-processing of stored releases, nothing new released about anyone.
+    """
+
+    type: Literal["aggregator.reporting.forecast_issued.v1"] = "aggregator.reporting.forecast_issued.v1"
+    subject_template = "aggregator.reporting.forecast_issued.v1"
+
+    forecast_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    org_unit: str = Field(pattern=ORG_UNIT_PATTERN)
+    based_on: str = Field(pattern=ORG_UNIT_PATTERN)
+    metric: Metric
+    trigger_id: str = Field(pattern=TRIGGER_ID_PATTERN)
+    trigger_kind: TriggerKind
+    trigger_starts_on: date
+    advise_on: date
+    expected_change: float
+    change_low: float
+    change_high: float
+    past_triggers: int = Field(ge=1)
+    suggestion: str = Field(pattern=PLAYBOOK_CODE_PATTERN)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from services.aggregator.forecasts.schemas import ForecastRead, ForecastWithheldRead
 
 
 class TriggerRead(BaseModel):
@@ -31,4 +33,5 @@ class InsightRead(BaseModel):
 class InsightsRead(BaseModel):
     view: Literal["organisation", "manager"]
     lang: Literal["en", "es", "fr"]
-    insights: list[InsightRead]
+    insights: list[Annotated[InsightRead | ForecastRead, Field(discriminator="kind")]]
+    forecasts_withheld: list[ForecastWithheldRead] = []

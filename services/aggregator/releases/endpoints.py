@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from services.aggregator.access import ReportingView
+from services.aggregator.forecasts import service as forecasts
 from services.aggregator.releases import service
 from services.aggregator.releases.schemas import ProgramMetricsRead, RollupsRead
 from shared.auth import EmployeePrincipal
@@ -37,8 +38,11 @@ def rollups(
 @router.get("/v1/program-metrics", response_model=ProgramMetricsRead, summary="How the programme is doing")
 def program_metrics(request: Request, view: ReportingView, session: SessionDep) -> ProgramMetricsRead:
     """Participation, resource engagement, EAP referrals, escalation acknowledgement and contact
-    times, per top unit of the caller's view, as released under the same rules."""
-    return service.read_program_metrics(session, request.app.state.clock.now().date(), view)
+    times, per top unit of the caller's view, as released under the same rules; and how the
+    forecasts the view may see fared once their periods were released (the hit rate)."""
+    today = request.app.state.clock.now().date()
+    body = service.read_program_metrics(session, today, view)
+    return body.model_copy(update={"forecasts": forecasts.scores(session, today, view)})
 
 
 @router.get("/v1/me/team-view", response_model=RollupsRead, summary="What your employer sees about your team")

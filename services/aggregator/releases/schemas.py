@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from services.aggregator.forecasts.schemas import ForecastScoresRead
 from services.aggregator.releases.models import ReleasedCell
 from shared.release.noise import Z95
 
@@ -65,3 +66,4 @@ class ProgramMetricsRead(BaseModel):
     k: int
     participation: list[CellRead] = Field(description="Check-in participation: the WHO-5 contributor count.")
     metrics: list[CellRead]
+    forecasts: ForecastScoresRead | None = Field(default=None, description="How raised forecasts fared.")
