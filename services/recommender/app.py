@@ -25,7 +25,7 @@ from services.recommender.paths.endpoints import router as paths_router
 from services.recommender.profiles.endpoints import router as profiles_router
 from services.recommender.profiles.handlers import bindings
 from services.recommender.ranking.endpoints import router as ranking_router
-from shared.app import Runtime, ServiceSpec, create_service_app
+from shared.app import ConsumerBinding, Runtime, ServiceSpec, create_service_app
 from shared.db import session_scope
 from shared.eventkeys import EventKeyring
 from shared.periodic import every
@@ -54,13 +54,17 @@ def build_spec(ctx: RecommenderContext) -> ServiceSpec:
             )
             rt.extras["recommender_started"] = True
 
+    def consumers(rt: Runtime) -> list[ConsumerBinding]:
+        ctx.event_keys.attach(rt.bus)  # on the event loop, before the needs consumer starts
+        return [erasure_binding(NAME, subjects.erase), *bindings(rt.gate, ctx.event_keys)]
+
     return ServiceSpec(
         name=NAME,
         title="Kinwell recommender",
         description="Resources chosen for each employee, in their language, with the reason shown.",
         migrations=Path(__file__).parent / "migrations",
         routers=[catalogue_router, ranking_router, profiles_router, paths_router, audits_router],
-        consumers=lambda rt: [erasure_binding(NAME, subjects.erase), *bindings(rt.gate, ctx.event_keys, rt.bus)],
+        consumers=consumers,
         export=subjects.export,
         uses_gate=True,
         on_start=[start],

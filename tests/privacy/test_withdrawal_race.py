@@ -39,6 +39,13 @@ def _grant(consent: Any, headers: dict[str, str], *purposes: str) -> None:
         assert r.status_code == 200, r.text
 
 
+def _await_allowed(checkin: Any, subject: str, purpose: str) -> None:
+    deadline = time.monotonic() + 10
+    while not checkin.runtime.gate.allowed(subject, purpose):
+        assert time.monotonic() < deadline, f"check-in's gate never saw the {purpose} grant"
+        time.sleep(0.02)
+
+
 def _stored(checkin: Any, subjects: list[str]) -> int:
     with Session(checkin.runtime.engine) as session:
         stmt = select(func.count()).select_from(Checkin).where(Checkin.pseudonym.in_(subjects))  # type: ignore[attr-defined]
@@ -94,9 +101,14 @@ def test_no_escalation_flag_is_published_after_a_withdrawal_answered(
 ):
     consent, checkin = _services(start_service)
     refs: set[str] = set()
+    key = platform_settings.secret("pseudonym_key")
     for _ in range(ROUNDS):
-        headers = bearer(token(f"E-{uuid.uuid4().hex[:12]}"))
+        sub = f"E-{uuid.uuid4().hex[:12]}"
+        headers = bearer(token(sub))
         _grant(consent, headers, "checkin", "escalation")
+        # The check-in itself needs the `checkin` grant to have reached check-in's gate (a grant's
+        # 200 promises only that the bucket holds it); the escalation grant's timing is left as is.
+        _await_allowed(checkin, pseudonym(key, platform_settings.tenant, sub), "checkin")
         r = consent.client.delete("/v1/me/consents/escalation", headers=headers)
         assert r.status_code == 200, r.text
         # Risk screening fires (low WHO-5), no explicit request to talk: only consent could send it.
@@ -108,11 +120,7 @@ def test_no_escalation_flag_is_published_after_a_withdrawal_answered(
     sub = f"E-{uuid.uuid4().hex[:12]}"
     headers = bearer(token(sub))
     _grant(consent, headers, "checkin", "escalation")
-    subject = pseudonym(platform_settings.secret("pseudonym_key"), platform_settings.tenant, sub)
-    deadline = time.monotonic() + 10
-    while not checkin.runtime.gate.allowed(subject, "escalation"):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _await_allowed(checkin, pseudonym(key, platform_settings.tenant, sub), "escalation")
     control = checkin.client.post("/v1/checkins", json={"answers": WEEKLY_LOW}, headers=headers)
     assert control.status_code == 201, control.text
     control_ref = control.json()["id"]

@@ -9,6 +9,7 @@ import pytest
 from services.recommender.profiles import handlers
 from shared.bus.failures import NotYet
 from shared.consent_gate import ConsentGate, kv_key, kv_value
+from shared.eventkeys import EventKeyring
 from shared.events.checkin import gated
 from shared.events.hris import PersonalizationProfile
 
@@ -29,7 +30,9 @@ def test_gated_by_purpose_puts_back_unknown_and_drops_denied() -> None:
 
 def test_the_recommenders_profile_consumer_waits_for_an_unsynced_gate() -> None:
     gate = ConsentGate()
-    (binding,) = [b for b in handlers.bindings(gate) if b.filter_subject == "hris.personalization.>"]
+    (binding,) = [
+        b for b in handlers.bindings(gate, EventKeyring(b"k" * 32)) if b.filter_subject == "hris.personalization.>"
+    ]
     assert getattr(binding.handler, "consent_gate", None) is gate  # the consumer waits for it
     with pytest.raises(NotYet):  # never synced: put back, not acknowledged as denied
         binding.handler(None, PersonalizationProfile(pseudonym=P))

@@ -24,11 +24,9 @@ from shared.events.hris import PersonalizationProfile
 PURPOSE = "personalization"
 
 
-def bindings(gate: Any, event_keys: EventKeyring, bus: Any) -> list[ConsumerBinding]:
+def bindings(gate: Any, event_keys: EventKeyring) -> list[ConsumerBinding]:
     """Needs from check-ins and the HRIS profile (both under ``personalization``, checked again
     here), and consent changes (an ended consent deletes what was held only for it)."""
-
-    event_keys.attach(bus)  # before the needs consumer starts (bindings run on the event loop)
 
     def needs(session: Session, event: Any, facts: PersonalizationFacts | None) -> None:
         # v2: the facts were opened with the subject's event key (no key: erased, dropped).
