@@ -29,6 +29,7 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -178,6 +179,20 @@ class EventKeyring:
 
     def get_or_create_blocking(self, pseudonym: str) -> SubjectKey:
         return self.cached(pseudonym) or self._blocking(self.get_or_create(pseudonym))
+
+    def get_or_create_many_blocking(self, pseudonyms: Iterable[str], chunk: int = 200) -> dict[str, SubjectKey]:
+        """Several subjects' keys (e.g. an HRIS import batch), fetched or created ``chunk`` at a time
+        concurrently rather than one round trip after another."""
+        keys = {p: k for p in set(pseudonyms) if (k := self.cached(p)) is not None}
+        missing = sorted(set(pseudonyms) - keys.keys())
+        for start in range(0, len(missing), chunk):
+            part = missing[start : start + chunk]
+
+            async def fetch(part: list[str] = part) -> list[SubjectKey]:
+                return list(await asyncio.gather(*(self.get_or_create(p) for p in part)))
+
+            keys.update(zip(part, self._blocking(fetch()), strict=True))
+        return keys
 
     def erase_blocking(self, pseudonym: str) -> int:
         result: int = self._blocking(self.erase(pseudonym))

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, TypeAdapter
+from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from services.checkin import subjects
 from services.checkin.deps import CheckinContext
 from shared.app import ConsumerBinding
 from shared.events.consent import ConsentChanged
-from shared.events.hris import SubjectAssigned, SubjectLeft
+from shared.events.hris import HrisSubjectEvent, opened
 from shared.service_kit import erasure_binding
 
 NAME = "checkin"
-HrisSubjectEvent = Annotated[SubjectAssigned | SubjectLeft, Field(discriminator="type")]
 
 
 def bindings(ctx: CheckinContext) -> list[ConsumerBinding]:
@@ -34,6 +33,7 @@ def bindings(ctx: CheckinContext) -> list[ConsumerBinding]:
 
     return [
         erasure_binding(NAME, erase),
-        ConsumerBinding("hris.subject.>", TypeAdapter(HrisSubjectEvent), hris),
+        # opened(): v2 facts opened with the subject's event key (none: erased, dropped).
+        ConsumerBinding("hris.subject.>", TypeAdapter(HrisSubjectEvent), opened(ctx.event_keys, hris)),
         ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
     ]

@@ -38,7 +38,7 @@ from shared.bus.outbox import stage
 from shared.errors import NotFound, Unprocessable
 from shared.events.base import Event
 from shared.events.consent import Purpose
-from shared.events.hris import ManagerScopeChanged, OrgUnitChanged, SubjectAssigned, SubjectLeft
+from shared.events.hris import ManagerScopeChanged, OrgUnitChanged, SubjectAssigned, SubjectLeft, sealed_for_the_bus
 from shared.hris.adapters import VENDORS
 from shared.hris.minimise import to_platform_events
 from shared.hris.schema import (
@@ -73,12 +73,14 @@ def apply_events(session: Session, ctx: ConsentContext, events: list[Any], *, to
     """Apply Kinwell HRIS events in order, staging the platform events they cause."""
     batch = _Batch.load(session, ctx, events, today or datetime.now(UTC).date())
     applied = Applied()
+    out: list[Event] = []
     for index, event in enumerate(events):
-        out = batch.apply(event, index)
-        for platform_event in out:
-            stage(session, platform_event)
+        caused = batch.apply(event, index)
+        out.extend(caused)
         applied.events += 1
-        applied.published += len(out)
+        applied.published += len(caused)
+    for platform_event in sealed_for_the_bus(ctx.event_keys, out):  # facts about a person: sealed
+        stage(session, platform_event)
     session.flush()
     return applied
 

@@ -12,7 +12,7 @@ from services.consent import hris_repository as repo
 from services.consent.hris_models import HrisSubject
 from shared.bus.outbox import stage
 from shared.events.consent import Purpose
-from shared.events.hris import PersonalizationProfile
+from shared.events.hris import PersonalizationProfile, ProducerKeyring, sealed_for_the_bus
 
 
 def profile_event(row: HrisSubject | None) -> PersonalizationProfile | None:
@@ -26,13 +26,15 @@ def profile_event(row: HrisSubject | None) -> PersonalizationProfile | None:
     )
 
 
-def on_granted(session: Session, subject: str, purpose: Purpose) -> None:
-    """After a grant in the same transaction: a ``personalization`` grant publishes the known profile."""
+def on_granted(session: Session, subject: str, purpose: Purpose, event_keys: ProducerKeyring) -> None:
+    """After a grant in the same transaction: a ``personalization`` grant publishes the known
+    profile (sealed under the subject's event key)."""
     if purpose is not Purpose.personalization:
         return
     event = profile_event(repo.get_subject(session, subject))
     if event is not None:
-        stage(session, event)
+        (sealed,) = sealed_for_the_bus(event_keys, [event])
+        stage(session, sealed)
 
 
 def forget(session: Session, subject: str) -> int:

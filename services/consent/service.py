@@ -199,7 +199,7 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
     repo.save_consent(session, consent)
     if body.contact is not None:
         directory.store_contact(session, ctx, subject, body.contact)
-    hris_profile.on_granted(session, subject, purpose)  # personalization: the HRIS profile, if known
+    hris_profile.on_granted(session, subject, purpose, ctx.event_keys)  # personalization: the HRIS profile, if known
     return _view(session, ctx, purpose, consent, policy, body.language)
 
 

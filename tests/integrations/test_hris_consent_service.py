@@ -36,6 +36,7 @@ from shared.topology import consumer_name
 from shared.webhooks import generate_secret
 from tests.consent.conftest import service_settings, stop_all, wait_until
 from tests.dbfixtures import db_urls
+from tests.privacy.bus_scan import keyring_on, readable
 from tests.servicefixtures import RunningService, bearer
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -92,6 +93,7 @@ class Hris:
             nc = await nats.connect(**self.nats.connect_kwargs("ops"))
             try:
                 js = nc.jetstream()
+                keyring = keyring_on(nc, self.settings.secret("event_key_kek"))
                 info = await js.stream_info("HRIS")
                 out = []
                 for seq in range(max(1, info.state.first_seq), info.state.last_seq + 1):
@@ -100,7 +102,9 @@ class Hris:
                     except nats.js.errors.NotFoundError:
                         continue
 
-                    out.append({"subject": msg.subject, "data": msg.data.decode()})
+                    # As its consumers read it: sealed facts opened (the KEK, the subject's key).
+                    opened = await readable(keyring, msg.data)
+                    out.append({"subject": msg.subject, "data": json.dumps(opened)})
                 return out
             finally:
                 await nc.close()
@@ -368,13 +372,15 @@ def test_an_employee_who_leaves_loses_every_consent_and_contact_details_and_gate
 
 
 def recommender_feed(hris: Hris) -> list[dict[str, Any]]:
-    """Everything the recommender's own NATS user can read from the HRIS stream (its durable consumer)."""
+    """Everything the recommender's own NATS user can read from the HRIS stream (its durable
+    consumer), sealed facts opened as the recommender does (its KEK, the subject's key)."""
     name = consumer_name("recommender", "hris.personalization.>")
 
     async def body() -> list[dict[str, Any]]:
         nc = await nats.connect(**hris.nats.connect_kwargs("recommender"))
         try:
             js = nc.jetstream(timeout=3)
+            keyring = keyring_on(nc, hris.settings.secret("event_key_kek"))
             await js.add_consumer(
                 "HRIS", ConsumerConfig(name=name, durable_name=name, filter_subject="hris.personalization.>")
             )
@@ -386,7 +392,9 @@ def recommender_feed(hris: Hris) -> list[dict[str, Any]]:
                 except (TimeoutError, nats.errors.TimeoutError):  # nats-py raises either, by code path
                     return out
                 for msg in msgs:
-                    out.append(json.loads(msg.data))
+                    opened = await readable(keyring, msg.data)
+                    assert opened is not None and opened.get("sealed"), "a profile in the clear"
+                    out.append(opened)
                     await msg.ack()
         finally:
             await nc.close()
@@ -408,7 +416,7 @@ def test_the_recommender_gets_a_profile_only_with_personalization_consent_and_ne
 
     hris.grant(later, "personalization")  # the profile HRIS sent earlier is published now
     seen = [p for p in wait_until(lambda: recommender_feed(hris)) if p["pseudonym"] == hris.pseudonym(later)]
-    assert seen and seen[0]["type"] == "hris.personalization.profile.v1" and seen[0]["country"] == "DE"
+    assert seen and seen[0]["country"] == "DE"
 
     everything = json.dumps(hris.hris_stream())
     for secret in (consenting, later, never, "Bryony"):
@@ -471,7 +479,7 @@ def test_concurrent_deliveries_apply_once(hris):
     assert sum(1 for r in results[:4] if not r["replayed"]) == 1
     assert sum(r["published"] for r in results) == 2  # the unit and the assignment, once
     wait_until(lambda: hris.assignments(emp))
-    subjects = [json.loads(m["data"]) for m in hris.hris_stream() if m["subject"] == "hris.subject.assigned.v1"]
+    subjects = [json.loads(m["data"]) for m in hris.hris_stream() if m["subject"] == "hris.subject.assigned.v2"]
     assert [s["org_unit"] for s in subjects if s["pseudonym"] == hris.pseudonym(emp)] == [unit]
 
 

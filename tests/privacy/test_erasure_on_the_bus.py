@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import nats
+from sqlmodel import Session
 
+from services.recommender.profiles.models import HrisProfile
 from shared.events import parse_event
 from shared.topology import dlq_subject
 from tests.consent.conftest import Platform, new_sub, wait_until
@@ -105,3 +108,55 @@ def test_after_erasure_no_stream_bucket_or_dead_letter_reveals_the_subject(platf
     assert not [m for m in left if m.stream in BUCKETS and m.data], [(m.stream, m.subject) for m in left]
     # ... so the event key is gone for everyone, ops included: no sealed copy opens again.
     assert event_key(platform, p) is None
+
+
+def test_after_erasure_the_hris_stream_says_nothing_about_the_subject(platform):
+    """The HRIS import's copies: org unit and dates (``hris.subject.*``) and role family, country,
+    language (``hris.personalization.*``) stayed readable in the HRIS stream after erasure."""
+    sub, unit = new_sub(), f"ou-quokka-{uuid.uuid4().hex[:8]}"
+    p = platform.pseudonym(sub)
+    grant(platform, sub, "personalization")
+    wait_until(lambda: all(platform.gates(p, "personalization").values()))
+    person = {"employee_id": sub, "org_unit": unit, "role_family": "lighthouse-keeper", "country": "IS"}
+    joined = [
+        {"type": "org_unit.created", "org_unit": {"org_unit_id": unit}},
+        {"type": "employee.created", "employee": {**person, "effective_from": "2026-02-03", "language": "is"}},
+    ]
+    assert hris_import(platform, joined) == 3  # the unit, the assignment, the profile
+    # The recommender got the profile (opened under the key, as only its consumers can).
+    assert wait_until(lambda: recommender_profile(platform, p)) == ("lighthouse-keeper", "IS", "is")
+    assert hris_import(platform, [{"type": "employee.left", "employee_id": sub, "left_on": "2026-11-30"}]) == 1
+    facts = (unit, "lighthouse-keeper", '"IS"', '"is"', "2026-02-03", "2026-11-30")
+
+    def hris_copies() -> list[Stored]:
+        return [m for m in about(messages(platform), p) if m.stream == "HRIS"]
+
+    copies = wait_until(lambda: (found := hris_copies()) and len(found) >= 3 and found)
+    key = event_key(platform, p)  # while the subject exists, its consumers open every copy
+    events: list[Any] = [parse_event(m.data) for m in copies]
+    opened = json.dumps([(e.open(key) if hasattr(e, "sealed") else e).model_dump(mode="json") for e in events])
+    assert all(f.strip('"') in opened for f in facts), opened
+
+    request_id = request_erasure(platform, sub)
+    wait_until(lambda: erasure_status(platform, sub, request_id)["status"] == "completed", 20)
+
+    left = hris_copies()
+    assert {m.subject.rsplit(".", 1)[0] for m in left} >= {"hris.subject.assigned", "hris.personalization.profile"}
+    for m in left:  # the copies are still there, but say nothing a reader of the stream could use
+        clear = in_the_clear(m.data)
+        assert not [f for f in facts if f in clear], (m.subject, clear)
+    assert event_key(platform, p) is None  # and nobody can open them again
+
+
+def hris_import(platform: Platform, events: list[dict[str, Any]]) -> int:
+    r = platform.consent.client.post(
+        "/v1/hris/import", json={"events": events}, headers=platform.auth("hr-bot", "integration")
+    )
+    assert r.status_code == 200, r.text
+    return int(r.json()["published"])
+
+
+def recommender_profile(platform: Platform, pseudonym: str) -> tuple[str | None, ...] | None:
+    with Session(platform.services["recommender"].runtime.engine) as session:
+        row = session.get(HrisProfile, pseudonym)
+        return (row.role_family, row.country, row.language) if row else None

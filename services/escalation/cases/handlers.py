@@ -26,7 +26,7 @@ from shared.app import ConsumerBinding, Runtime
 from shared.events.checkin import EscalationFacts, EscalationFlagged, EscalationFlaggedV2, gated_sealed
 from shared.events.consent import ConsentChanged
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
-from shared.events.hris import SubjectAssigned, SubjectLeft
+from shared.events.hris import HrisSubjectEvent, SubjectAssigned, SubjectLeft, opened
 from shared.service_kit import erasure_binding
 from shared.webhooks import forget_subject
 
@@ -62,7 +62,8 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
 
     return [
         erasure_binding(NAME, lambda s, p: erase(s, ctx, p)),
-        ConsumerBinding("hris.subject.>", TypeAdapter(SubjectAssigned | SubjectLeft), hris),
+        # opened(): v2 facts opened with the subject's event key (none: erased, dropped).
+        ConsumerBinding("hris.subject.>", TypeAdapter(HrisSubjectEvent), opened(ctx.event_keys, hris)),
         # gated_sealed(): opens the sealed facts (no key: the subject was erased -> dropped), then
         # granted (or the employee asked for contact) -> applied; denied -> acknowledged and
         # dropped; unknown (gate not synced) -> NotYet, put back uncounted and judged again later.

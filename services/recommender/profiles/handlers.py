@@ -19,7 +19,7 @@ from shared.events.checkin import (
     gated_sealed,
 )
 from shared.events.consent import ConsentChanged
-from shared.events.hris import PersonalizationProfile
+from shared.events.hris import HrisProfileEvent, opened
 
 PURPOSE = "personalization"
 
@@ -46,11 +46,12 @@ def bindings(gate: Any, event_keys: EventKeyring) -> list[ConsumerBinding]:
             TypeAdapter(PersonalizationSubmittedV2 | PersonalizationSubmitted),
             gated_sealed(gate, event_keys, needs),
         ),
-        # gated: a profile read while the gate is not synced is put back, not dropped as denied.
+        # gated: a profile read while the gate is not synced is put back, not dropped as denied;
+        # opened (only once granted): v2 facts opened with the subject's event key (none: dropped).
         ConsumerBinding(
             "hris.personalization.>",
-            TypeAdapter(PersonalizationProfile),
-            gated(gate, service.on_hris_profile, purpose=PURPOSE),
+            TypeAdapter(HrisProfileEvent),
+            gated(gate, opened(event_keys, service.on_hris_profile), purpose=PURPOSE),
         ),
         ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
     ]
