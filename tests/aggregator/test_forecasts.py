@@ -119,11 +119,11 @@ def _announce(session: Session, trigger_id: str, starts_on: date, kind: str = "d
 
 def _history(
     session: Session, effects: dict[str, float], until: date, deadlines: list[date], seed: int = 1,
-    start: date = date(2025, 7, 1),
+    start: date = date(2025, 7, 1), new_from: date = date(2026, 7, 1),
 ) -> None:  # fmt: skip
-    """Weekly released WHO-5 means from July 2025 up to ``until``: 70, plus each unit's effect in
-    the windows of ``deadlines``, plus Gaussian noise of the stated half-width. ``team-new`` starts in
-    July 2026; ``team-small`` is suppressed (below k) from then on; ``team-b`` has no effect."""
+    """Weekly released WHO-5 means from ``start`` up to ``until``: 70, plus each unit's effect in
+    the windows of ``deadlines``, plus Gaussian noise of the stated half-width. ``team-new`` starts at
+    ``new_from``; ``team-small`` is suppressed (below k) from then on; ``team-b`` has no effect."""
     for unit, parent in ORG.items():
         org.on_unit_changed(
             session, OrgUnitChanged(org_unit=unit, parent=parent, state="active", effective_from=date(2020, 1, 1))
@@ -136,9 +136,9 @@ def _history(
         if session.get(Release, week) is None:
             session.add(Release(iso_week=week, released_at=datetime.now(UTC), k=5, manager_k=10))
         for unit, parent in ORG.items():
-            if unit == "team-new" and monday < date(2026, 7, 1):
+            if unit == "team-new" and monday < new_from:
                 continue
-            released = not (unit == "team-small" and monday >= date(2026, 7, 1))
+            released = not (unit == "team-small" and monday >= new_from)
             mean = 70 + (effects.get(unit, 0.0) if week in windows else 0.0) + rng.gauss(0, HALF / Z95)
             session.merge(
                 ReleasedCell(
