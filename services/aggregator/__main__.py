@@ -1,17 +1,6 @@
-"""``python -m services.aggregator``: run the aggregator service under uvicorn."""
+"""``python -m services.aggregator``: run the service (``shared.launch.serve``)."""
 
-from __future__ import annotations
-
-from services.aggregator.app import create_app
-from services.aggregator.config import AggregatorSettings
-from shared.launch import load_settings
-from shared.server import run
-
-
-def main() -> None:
-    settings = load_settings(AggregatorSettings)
-    run(create_app(settings), settings)
-
+from shared.launch import serve
 
 if __name__ == "__main__":
-    main()
+    serve(__package__ or "services.aggregator")

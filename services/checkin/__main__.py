@@ -1,17 +1,6 @@
-"""``python -m services.checkin``: run the checkin service under uvicorn."""
+"""``python -m services.checkin``: run the service (``shared.launch.serve``)."""
 
-from __future__ import annotations
-
-from services.checkin.app import create_app
-from services.checkin.config import CheckinSettings
-from shared.launch import load_settings
-from shared.server import run
-
-
-def main() -> None:
-    settings = load_settings(CheckinSettings)
-    run(create_app(settings), settings)
-
+from shared.launch import serve
 
 if __name__ == "__main__":
-    main()
+    serve(__package__ or "services.checkin")

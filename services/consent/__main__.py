@@ -1,17 +1,6 @@
-"""``python -m services.consent``: run the consent service under uvicorn."""
+"""``python -m services.consent``: run the service (``shared.launch.serve``)."""
 
-from __future__ import annotations
-
-from services.consent.app import create_app
-from services.consent.config import ConsentSettings
-from shared.launch import load_settings
-from shared.server import run
-
-
-def main() -> None:
-    settings = load_settings(ConsentSettings)
-    run(create_app(settings), settings)
-
+from shared.launch import serve
 
 if __name__ == "__main__":
-    main()
+    serve(__package__ or "services.consent")

@@ -1,17 +1,6 @@
-"""``python -m services.escalation``: run the escalation service under uvicorn."""
+"""``python -m services.escalation``: run the service (``shared.launch.serve``)."""
 
-from __future__ import annotations
-
-from services.escalation.app import create_app
-from services.escalation.config import EscalationSettings
-from shared.launch import load_settings
-from shared.server import run
-
-
-def main() -> None:
-    settings = load_settings(EscalationSettings)
-    run(create_app(settings), settings)
-
+from shared.launch import serve
 
 if __name__ == "__main__":
-    main()
+    serve(__package__ or "services.escalation")

@@ -74,16 +74,11 @@ class OrgUnitChanged(Event):
     effective_from: date
 
 
-class TriggerAnnounced(Event):
-    """A known trigger (deadline, reorganisation, layoff announcement, policy change) for org units.
+class Trigger(BaseModel):
+    """A trigger's fields, one definition for the HRIS format (``shared.hris.schema``) and the
+    event republished from it, so the two cannot drift apart."""
 
-    The aggregator correlates group trends with these; ``label`` is a bounded name, never a text.
-    Announcing the same ``trigger_id`` again replaces the earlier announcement.
-    """
-
-    type: Literal["hris.trigger.announced.v1"] = "hris.trigger.announced.v1"
-    subject_template = "hris.trigger.announced.v1"
-
+    type: str  # narrowed by each subclass; declared here so that it stays the first field
     trigger_id: str = Field(pattern=TRIGGER_ID_PATTERN)
     kind: TriggerKind
     org_units: list[Annotated[str, Field(pattern=ORG_UNIT_PATTERN)]] = Field(min_length=1, max_length=500)
@@ -92,10 +87,21 @@ class TriggerAnnounced(Event):
     label: str | None = Field(default=None, max_length=80, pattern=TRIGGER_LABEL_PATTERN)
 
     @model_validator(mode="after")
-    def _ends_after_start(self) -> TriggerAnnounced:
+    def _ends_after_start(self) -> Self:
         if self.ends_on is not None and self.ends_on < self.starts_on:
             raise ValueError("ends_on is before starts_on")
         return self
+
+
+class TriggerAnnounced(Trigger, Event):
+    """A known trigger (deadline, reorganisation, layoff announcement, policy change) for org units.
+
+    The aggregator correlates group trends with these; ``label`` is a bounded name, never a text.
+    Announcing the same ``trigger_id`` again replaces the earlier announcement.
+    """
+
+    type: Literal["hris.trigger.announced.v1"] = "hris.trigger.announced.v1"
+    subject_template = "hris.trigger.announced.v1"
 
 
 class PersonalizationProfile(Event):

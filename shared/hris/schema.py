@@ -12,7 +12,7 @@ import json
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.errors import BadRequest, Unprocessable
 from shared.events.hris import (
@@ -20,9 +20,7 @@ from shared.events.hris import (
     LANGUAGE_PATTERN,
     ORG_UNIT_PATTERN,
     ROLE_FAMILY_PATTERN,
-    TRIGGER_ID_PATTERN,
-    TRIGGER_LABEL_PATTERN,
-    TriggerKind,
+    Trigger,
 )
 
 # The HRIS's employee id, as the identity provider's ``sub`` carries it: printable ASCII, no spaces.
@@ -103,22 +101,10 @@ class OrgUnitClosed(_Event):
     closed_on: date | None = None
 
 
-class TriggerAnnounced(_Event):
+class TriggerAnnounced(Trigger, _Event):
     """A known trigger for the org units it touches (a deadline, a reorganisation, ...)."""
 
     type: Literal["trigger.announced"]
-    trigger_id: str = Field(pattern=TRIGGER_ID_PATTERN)
-    kind: TriggerKind
-    org_units: list[OrgUnitId] = Field(min_length=1, max_length=500)
-    starts_on: date
-    ends_on: date | None = None
-    label: str | None = Field(default=None, max_length=80, pattern=TRIGGER_LABEL_PATTERN)
-
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> TriggerAnnounced:
-        if self.ends_on is not None and self.ends_on < self.starts_on:
-            raise ValueError("ends_on is before starts_on")
-        return self
 
 
 HrisEvent = Annotated[
