@@ -119,7 +119,7 @@ def _announce(session: Session, trigger_id: str, starts_on: date, kind: str = "d
 
 def _history(
     session: Session, effects: dict[str, float], until: date, deadlines: list[date], seed: int = 1,
-    start: date = date(2025, 7, 1), new_from: date = date(2026, 7, 1),
+    start: date = date(2025, 7, 1), new_from: date = date(2026, 7, 1), k5_only: tuple[str, ...] = ("team-new",),
 ) -> None:  # fmt: skip
     """Weekly released WHO-5 means from ``start`` up to ``until``: 70, plus each unit's effect in
     the windows of ``deadlines``, plus Gaussian noise of the stated half-width. ``team-new`` starts at
@@ -143,7 +143,7 @@ def _history(
             session.merge(
                 ReleasedCell(
                     iso_week=week, metric="who5_index", org_unit=unit, parent=parent, released=released,
-                    reason=None if released else "below_k", manager_released=released and unit != "team-new",
+                    reason=None if released else "below_k", manager_released=released and unit not in k5_only,
                     manager_reason=None, count=30 if released else None, mean=mean if released else None,
                     mean_half_width=HALF if released else None,
                 )
@@ -163,11 +163,11 @@ def _rows(session: Session) -> dict[str, Forecast]:
 EFFECTS = {"team-a": -20.0, "dept": -10.0, "team-small": -20.0}
 
 
-def _forecast(session: Session) -> dict[str, Forecast]:
+def _forecast(session: Session, k5_only: tuple[str, ...] = ("team-new",)) -> dict[str, Forecast]:
     for i, day in enumerate(PAST_DEADLINES):
         _announce(session, f"q{i}-past", day)
     _announce(session, "q3-close", UPCOMING)
-    _history(session, EFFECTS, until=TODAY - timedelta(days=7), deadlines=PAST_DEADLINES)
+    _history(session, EFFECTS, until=TODAY - timedelta(days=7), deadlines=PAST_DEADLINES, k5_only=k5_only)
     forecasts.run(session, _now(TODAY))
     session.commit()
     return _rows(session)
@@ -259,3 +259,11 @@ def test_after_the_period_each_forecast_is_scored_against_what_was_released(sess
     scores = forecasts.scores(session, after, View(False, None))
     assert (scores.scored, scores.hits, scores.misses, scores.hit_rate) == (3, 2, 1, 0.667)
     assert forecasts.scores(session, after, View(True, ("team-a",))).hit_rate == 1.0
+
+
+def test_a_manager_gets_no_reason_resting_on_figures_released_below_their_k(session):
+    _forecast(session, k5_only=("team-new", "team-b"))
+    _, hr = forecasts.read(session, TODAY, View(False, None), "en", playbook.load())
+    assert ("team-b", "within_noise", 4) in {(w.org_unit, w.reason, w.past_triggers) for w in hr}
+    _, mine = forecasts.read(session, TODAY, View(True, ("team-b",)), "en", playbook.load())
+    assert [(w.org_unit, w.reason, w.past_triggers) for w in mine] == [("team-b", "not_reportable", 0)]

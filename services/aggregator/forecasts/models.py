@@ -27,7 +27,7 @@ class Forecast(SQLModel, table=True):
     expected_change: float | None = None
     change_low: float | None = None
     change_high: float | None = None
-    manager_visible: bool = False  # every cell it rests on, and the unit's latest, released at k = 10
+    manager_visible: bool = False  # every cell it looked at, and the unit's latest, released at k = 10
     suggestion: str = Field(max_length=48)
     assessed_week: str = Field(max_length=8)  # the latest release it was computed from
     assessed_at: datetime

@@ -119,9 +119,10 @@ def _covers(trigger: Trigger, unit: str, parents: Mapping[str, str | None]) -> b
 
 def _estimate(
     unit: str, metric: str, parents: Mapping[str, str | None], past: Sequence[Trigger], series: Series
-) -> tuple[Estimate | None, str, int]:
-    """The unit's own estimate, or its parent's when the unit has too few past triggers."""
-    most = 0
+) -> tuple[Estimate | None, str, int, bool]:
+    """The unit's own estimate, or its parent's when the unit has too few past triggers; and whether
+    every mean it looked at was released at the managers' k too."""
+    most, managers = 0, True
     for base in (unit, parents.get(unit)):
         if base is None:
             break
@@ -129,10 +130,11 @@ def _estimate(
         covering = [t for t in past if _covers(t, base, parents)]
         effects = [e for t in covering if (e := estimator.effect(points, t.starts_on, t.ends_on))]
         most = max(most, len(effects))
+        managers = managers and all(e.manager for e in effects)
         estimate = estimator.combine(effects)
         if estimate is not None:
-            return estimate, base, len(effects)
-    return None, unit, most
+            return estimate, base, len(effects), managers
+    return None, unit, most, managers
 
 
 def _assess(
@@ -148,7 +150,7 @@ def _assess(
     book: playbook.Playbook,
     row: Forecast | None,
 ) -> Forecast:
-    estimate, based_on, n = _estimate(unit, metric, parents, past, series)
+    estimate, based_on, n, managers = _estimate(unit, metric, parents, past, series)
     current = series.get((unit, metric), {}).get(latest)
     if current is None:
         status = "not_reportable"  # suppressed (or absent) in the latest release: never a forecast
@@ -171,7 +173,7 @@ def _assess(
     row.expected_change = round(estimate.change, 3) if figures and estimate else None
     row.change_low = round(estimate.low, 3) if figures and estimate else None
     row.change_high = round(estimate.high, 3) if figures and estimate else None
-    row.manager_visible = bool(status == RAISED and estimate and estimate.manager and current and current.manager)
+    row.manager_visible = bool(managers and current and current.manager)
     repo.put(session, row)
     if status == RAISED:
         session.flush()
@@ -232,6 +234,19 @@ def _shown(row: Forecast, view: View) -> bool:
     return row.status == RAISED and (row.manager_visible or not view.managers)
 
 
+def _withheld(row: Forecast, view: View) -> ForecastWithheldRead:
+    # A manager learns nothing resting on figures released below their k, not even a reason.
+    visible = row.status != RAISED and (row.manager_visible or not view.managers)
+    return ForecastWithheldRead(
+        org_unit=row.org_unit,
+        metric=row.metric,
+        trigger_id=row.trigger_id,
+        starts_on=row.starts_on,
+        reason=row.status if visible else "not_reportable",  # type: ignore[arg-type]
+        past_triggers=row.past_triggers if visible else 0,
+    )
+
+
 def read(
     session: Session, today: date, view: View, lang: str, book: playbook.Playbook
 ) -> tuple[list[ForecastRead], list[ForecastWithheldRead]]:
@@ -240,17 +255,7 @@ def read(
     withheld: list[ForecastWithheldRead] = []
     for row in repo.listed(session, view.units(session, today)):
         if not _shown(row, view):
-            reason = "not_reportable" if row.status == RAISED else row.status
-            withheld.append(
-                ForecastWithheldRead(
-                    org_unit=row.org_unit,
-                    metric=row.metric,
-                    trigger_id=row.trigger_id,
-                    starts_on=row.starts_on,
-                    reason=reason,
-                    past_triggers=row.past_triggers,  # type: ignore[arg-type]
-                )  # fmt: skip
-            )
+            withheld.append(_withheld(row, view))
             continue
         assert row.expected_change is not None and row.change_low is not None and row.change_high is not None
         text = phrasing.timed(
