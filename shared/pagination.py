@@ -75,10 +75,18 @@ def next_link(url: URL, cursor: str | None) -> dict[str, str]:
     return {"Link": f'<{url.include_query_params(cursor=cursor)}>; rel="next"'}
 
 
+def cursor_time(value: str) -> datetime:
+    """A time inside a cursor key (400, like any cursor that is not ours, if it is not one)."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest("The cursor is not valid for this list.", code="invalid-cursor") from None
+
+
 def after_time(request: PageRequest) -> tuple[datetime, str] | None:
     """The (created_at, id) key of a list ordered by time then id."""
     after = request.after(str, str)
-    return (datetime.fromisoformat(after[0]), after[1]) if after else None
+    return (cursor_time(after[0]), after[1]) if after else None
 
 
 def time_key(row: Any) -> tuple[str, str]:

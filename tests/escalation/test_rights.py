@@ -122,4 +122,7 @@ def test_a_legal_hold_keeps_confirmed_cases_visibly_until_it_ends(
         session.commit()
         assert session.exec(select(Case).where(Case.pseudonym == p)).all() == []
         assert session.exec(select(DataKey).where(DataKey.pseudonym == p)).all() == []
-    assert json.dumps(h.svc.client.get("/v1/me/support-requests", headers=h.auth(sub)).json()) == '{"items": []}'
+    assert (
+        json.dumps(h.svc.client.get("/v1/me/support-requests", headers=h.auth(sub)).json())
+        == '{"items": [], "next_cursor": null}'
+    )

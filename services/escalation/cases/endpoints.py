@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from services.escalation.cases import contact, service, views
 from services.escalation.cases import repository as repo
@@ -15,6 +15,8 @@ from services.escalation.deps import Counsellor, Ctx
 from services.escalation.openapi import problems
 from shared.db import SessionDep
 from shared.errors import NotFound
+from shared.pagination import PageQuery, cursor_time
+from shared.pagination import page as paged
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 CaseId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Case id.")]
@@ -25,16 +27,27 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@router.get("", summary="The case queue", responses=ERRORS)
+@router.get("", summary="The case queue", responses=problems(400, 401, 403, 422))
 def list_cases(
     caller: Counsellor,
     session: SessionDep,
+    page: PageQuery,
     state: Literal["open", "closed"] = "open",
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CaseList:
-    """Open (or closed) cases, imminent first, then high, then moderate; oldest first within each."""
-    rows = repo.queue(session, OPEN_STATES if state == "open" else CLOSED_STATES, limit)
-    return CaseList(items=[views.summary(c, caller.pseudonym) for c in rows])
+    """Open (or closed) cases, imminent first, then high, then moderate; oldest first within each;
+    in pages (``next_cursor``)."""
+    after = page.after(int, str, str)
+    rows, next_cursor = paged(
+        repo.queue(
+            session,
+            OPEN_STATES if state == "open" else CLOSED_STATES,
+            page.limit + 1,
+            (after[0], cursor_time(after[1]), after[2]) if after else None,
+        ),
+        page,
+        lambda c: (c.severity_rank, c.opened_at.isoformat(), c.id),
+    )
+    return CaseList(items=[views.summary(c, caller.pseudonym) for c in rows], next_cursor=next_cursor)
 
 
 @router.get("/{case_id}", summary="One case and its history", responses=ERRORS)

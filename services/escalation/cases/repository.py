@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import and_, delete, or_
 from sqlmodel import Session, col, func, select
 
 from services.escalation.cases.models import OPEN_STATES, Case, CaseEvent
@@ -32,14 +32,22 @@ def add(session: Session, row: Case | CaseEvent) -> None:
     session.add(row)
 
 
-def queue(session: Session, states: Sequence[str], limit: int) -> list[Case]:
-    """Severity first (imminent, high, moderate), then the oldest."""
-    stmt = (
-        select(Case)
-        .where(col(Case.state).in_(states))
-        .order_by(col(Case.severity_rank), col(Case.opened_at), col(Case.id))
-        .limit(limit)
-    )
+def queue(
+    session: Session, states: Sequence[str], limit: int, after: tuple[int, datetime, str] | None = None
+) -> list[Case]:
+    """Severity first (imminent, high, moderate), then the oldest (ties by id); only those after
+    ``after`` (severity rank, opened at, id) when given."""
+    stmt = select(Case).where(col(Case.state).in_(states))
+    if after is not None:
+        rank, at, case_id = after
+        stmt = stmt.where(
+            or_(
+                col(Case.severity_rank) > rank,
+                and_(col(Case.severity_rank) == rank, col(Case.opened_at) > at),
+                and_(col(Case.severity_rank) == rank, col(Case.opened_at) == at, col(Case.id) > case_id),
+            )
+        )
+    stmt = stmt.order_by(col(Case.severity_rank), col(Case.opened_at), col(Case.id)).limit(limit)
     return list(session.exec(stmt))
 
 
@@ -57,6 +65,15 @@ def cases_of(session: Session, pseudonym: str, *, sources: Sequence[str] | None 
     if sources is not None:
         stmt = stmt.where(col(Case.source).in_(sources))
     return list(session.exec(stmt.order_by(col(Case.opened_at).desc())))
+
+
+def cases_page(session: Session, pseudonym: str, limit: int, before: tuple[datetime, str] | None) -> list[Case]:
+    """The subject's cases, newest first (ties by id); only those before ``before`` (opened at, id)."""
+    stmt = select(Case).where(Case.pseudonym == pseudonym)
+    if before is not None:
+        at, case_id = before
+        stmt = stmt.where(or_(col(Case.opened_at) < at, and_(col(Case.opened_at) == at, col(Case.id) < case_id)))
+    return list(session.exec(stmt.order_by(col(Case.opened_at).desc(), col(Case.id).desc()).limit(limit)))
 
 
 def open_consent_cases(session: Session, pseudonym: str) -> list[Case]:

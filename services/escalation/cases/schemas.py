@@ -20,6 +20,9 @@ def _clean_text(value: str | None) -> str | None:
     return value
 
 
+NEXT_CURSOR = "Pass as ``cursor`` for the next page; null: last page."
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +67,7 @@ class CaseRead(CaseSummary):
 
 class CaseList(BaseModel):
     items: list[CaseSummary]
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR)
 
 
 class Dismissal(Strict):
@@ -124,3 +128,4 @@ class SupportRequestRead(BaseModel):
 
 class SupportRequestList(BaseModel):
     items: list[SupportRequestRead]
+    next_cursor: str | None = Field(default=None, description=NEXT_CURSOR)

@@ -12,7 +12,9 @@ from services.escalation.ladder.schemas import Policy, PolicyRead, Rosters, Rost
 from services.escalation.openapi import problems
 from shared.auth import AdminPrincipal
 from shared.db import SessionDep
-from shared.errors import Unprocessable
+from shared.errors import Conflict, Unprocessable
+from shared.pagination import PageQuery
+from shared.pagination import page as paged
 
 router = APIRouter(prefix="/v1", tags=["ladder"])
 ERRORS = problems(401, 403, 422)
@@ -42,10 +44,19 @@ def put_policy(body: Policy, admin: AdminPrincipal, ctx: Ctx, session: SessionDe
     return PolicyRead(version=row.version, policy=body)
 
 
-@router.get("/rosters", summary="The on-call rosters", responses=ERRORS)
-def get_rosters(admin: AdminPrincipal, session: SessionDep) -> RostersRead:
+@router.get("/rosters", summary="The on-call rosters", responses=problems(400, 401, 403, 409, 422))
+def get_rosters(admin: AdminPrincipal, session: SessionDep, page: PageQuery) -> RostersRead:
+    """By name, in pages (``next_cursor``) of one version: a cursor from before a PUT is 409
+    (start again, so that no walk mixes two versions)."""
     version, rosters = _rosters(session)
-    return RostersRead(version=version, rosters=rosters.rosters)
+    after = page.after(int, str)
+    if after is not None and after[0] != version:
+        raise Conflict("The rosters changed since the first page; read them again.", code="rosters-changed")
+    ordered = sorted(rosters.rosters, key=lambda r: r.name)
+    rows, next_cursor = paged(
+        [r for r in ordered if after is None or r.name > after[1]], page, lambda r: (version, r.name)
+    )
+    return RostersRead(version=version, rosters=rows, next_cursor=next_cursor)
 
 
 @router.put("/rosters", summary="Replace the on-call rosters", responses=ERRORS)

@@ -118,3 +118,4 @@ class PolicyRead(BaseModel):
 class RostersRead(BaseModel):
     version: int
     rosters: list[Roster]
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null: last page.")

@@ -12,6 +12,8 @@ from services.escalation.cases.schemas import SupportRequestCreate, SupportReque
 from services.escalation.deps import Ctx, Employee
 from services.escalation.openapi import problems
 from shared.db import SessionDep
+from shared.pagination import PageQuery, after_time
+from shared.pagination import page as paged
 
 router = APIRouter(prefix="/v1/me/support-requests", tags=["support"])
 
@@ -29,9 +31,17 @@ def create(
     return views.for_employee(case, ctx.settings.legal_hold_days)
 
 
-@router.get("", summary="Your requests and cases about you", responses=problems(401, 403))
-def list_mine(caller: Employee, ctx: Ctx, session: SessionDep, response: Response) -> SupportRequestList:
-    """Your support requests and any case opened about you, with their state and legal hold."""
+@router.get("", summary="Your requests and cases about you", responses=problems(400, 401, 403, 422))
+def list_mine(
+    caller: Employee, ctx: Ctx, session: SessionDep, response: Response, page: PageQuery
+) -> SupportRequestList:
+    """Your support requests and any case opened about you, with their state and legal hold;
+    newest first, in pages (``next_cursor``)."""
     response.headers["Cache-Control"] = "no-store"
-    rows = repo.cases_of(session, caller.pseudonym)
-    return SupportRequestList(items=[views.for_employee(c, ctx.settings.legal_hold_days) for c in rows])
+    rows, next_cursor = paged(
+        repo.cases_page(session, caller.pseudonym, page.limit + 1, after_time(page)),
+        page,
+        lambda c: (c.opened_at.isoformat(), c.id),
+    )
+    items = [views.for_employee(c, ctx.settings.legal_hold_days) for c in rows]
+    return SupportRequestList(items=items, next_cursor=next_cursor)
