@@ -1,9 +1,15 @@
 """Durable pull consumers with explicit ack, classified retries, dead letters and idempotency.
 
-For each message: validate it into its contract, then in one database transaction check the
-idempotency record, run the handler (the same service function HTTP uses) and insert the record,
-commit, and only then ack. A crash after the commit and before the ack leads to a redelivery that
-finds the record and is acked without a second effect.
+For each fetched batch: validate each message into its contract, then in one database transaction
+check the batch's idempotency records, run the handler (the same service function HTTP uses) on
+each new event in stream order and insert its record, commit once, and only then ack each
+message. A crash after the commit and before the acks leads to redeliveries that find the records
+and are acked without a second effect. The handler cannot tell: it gets a session and an event,
+as with one message per transaction.
+
+If anything in the batch fails (a handler raises, ``NotYet`` included, or the commit does),
+nothing of it is kept and the batch is applied again one message per transaction: the message
+that fails is classified alone, and its batch-mates are applied and acked as if it were not there.
 
 A failure is classified (``shared.bus.failures``): an event that cannot be judged yet (consent
 unknown) is redelivered after a short delay, uncounted; an infrastructure failure (database or
@@ -34,7 +40,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
 from shared import faults
 from shared.bus.connection import Bus
@@ -167,8 +173,7 @@ class Consumer:
                     continue
                 finally:
                     self._fetching = False
-                for msg in msgs:
-                    await self.process(msg)
+                await self.process_batch(msgs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - stream missing, disconnected: retry
@@ -188,31 +193,54 @@ class Consumer:
 
     async def process(self, msg: Msg) -> None:
         """Handle one delivery: validate, apply once, then ack / put back / dead-letter."""
-        with span_from_headers(f"consume {msg.subject}", msg.headers, subject=msg.subject, consumer=self.name):
+        await self.process_batch([msg])
+
+    async def process_batch(self, msgs: list[Msg]) -> None:
+        """Handle a fetched batch: one transaction for all of it, acks after its commit; if any of
+        it fails, nothing is kept and each message is handled in a transaction of its own."""
+        valid: list[tuple[Msg, Any]] = []
+        for msg in msgs:
             try:
-                event = self.adapter.validate_json(msg.data)
+                valid.append((msg, self.adapter.validate_json(msg.data)))
             except ValidationError:
                 await self._dead_letter(msg, "ContractViolation")
-                return
+        if len(valid) > 1:
             try:
-                await self._apply_in_progress(msg, event)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                await self._failed(msg, exc)
+                await self._apply_in_progress(valid)
+            except Exception:  # noqa: BLE001 - nothing kept: each one alone tells which failed
+                pass
+            else:
+                for msg, _ in valid:  # each message's span continues its producer's trace
+                    with span_from_headers(
+                        f"consume {msg.subject}", msg.headers, subject=msg.subject, consumer=self.name, batch=len(valid)
+                    ):
+                        await self._applied(msg)
                 return
-            self._failures.pop(msg.metadata.sequence.stream, None)
-            faults.point("consumer_before_ack")  # tests: die with the effect committed, unacked
-            await self._ack(msg)
+        for msg, event in valid:
+            with span_from_headers(f"consume {msg.subject}", msg.headers, subject=msg.subject, consumer=self.name):
+                try:
+                    await self._apply_in_progress([(msg, event)])
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    await self._failed(msg, exc)
+                    continue
+                await self._applied(msg)
 
-    async def _apply_in_progress(self, msg: Msg, event: Any) -> None:
+    async def _applied(self, msg: Msg) -> None:
+        self._failures.pop(msg.metadata.sequence.stream, None)
+        faults.point("consumer_before_ack")  # tests: die with the effect committed, unacked
+        await self._ack(msg)
+
+    async def _apply_in_progress(self, batch: list[tuple[Msg, Any]]) -> None:
         """Apply in a worker thread, telling the server we are still at it (a handler waiting on a
-        locked database must not have its message handed out again meanwhile)."""
-        work = asyncio.ensure_future(asyncio.to_thread(self._apply, event))
+        locked database must not have its messages handed out again meanwhile)."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._apply, [event for _, event in batch]))
         while True:
             done, _ = await asyncio.wait({work}, timeout=max(self.ack_wait / 3, 0.1))
             if done:
                 return work.result()
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
+            for msg, _ in batch:
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
 
     async def _failed(self, msg: Msg, exc: Exception) -> None:
         kind = classify(exc)
@@ -242,23 +270,38 @@ class Consumer:
         EVENTS_CONSUMED.labels(self.bus.service, self.name, "retry").inc()
         await msg.nak(delay=retry_delay(attempt, initial=self.retry_initial, cap=self.retry_cap))
 
-    def _apply(self, event: Any) -> None:
-        event_id = str(event.event_id)
+    def _apply(self, events: list[Any]) -> None:
+        """One transaction: each event not yet recorded goes to the handler, in order, with its
+        idempotency record; a repeat (recorded before, or earlier in the same list) is skipped."""
+        ids = [str(event.event_id) for event in events]
         with Session(self.engine, expire_on_commit=False) as session:
-            if session.get(ProcessedEvent, (self.name, event_id)) is not None:
-                if counted(self.filter_subject):
-                    EVENTS_CONSUMED.labels(self.bus.service, self.name, "duplicate").inc()
-                return
             try:
-                self.handler(session, event)
-                session.add(ProcessedEvent(consumer=self.name, event_id=event_id))
+                seen = set(
+                    session.exec(
+                        select(ProcessedEvent.event_id).where(
+                            ProcessedEvent.consumer == self.name,
+                            ProcessedEvent.event_id.in_(ids),  # type: ignore[attr-defined]
+                        )
+                    ).all()
+                )
+                applied = 0
+                for event, event_id in zip(events, ids, strict=True):
+                    if event_id in seen:
+                        continue
+                    seen.add(event_id)
+                    self.handler(session, event)
+                    session.add(ProcessedEvent(consumer=self.name, event_id=event_id))
+                    applied += 1
                 session.commit()
             except BaseException:
                 session.rollback()
                 raise
-        self.applied += 1
+        self.applied += applied
         if counted(self.filter_subject):  # failures (retry, dead letter) are always counted
-            EVENTS_CONSUMED.labels(self.bus.service, self.name, "applied").inc()
+            if applied:
+                EVENTS_CONSUMED.labels(self.bus.service, self.name, "applied").inc(applied)
+            if len(events) > applied:
+                EVENTS_CONSUMED.labels(self.bus.service, self.name, "duplicate").inc(len(events) - applied)
 
     async def _ack(self, msg: Msg) -> None:
         await msg.ack()

@@ -10,6 +10,7 @@ from typing import Literal
 
 from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import TypeAdapter
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, func, select
 
@@ -434,3 +435,62 @@ def test_a_dead_letter_that_cannot_be_stored_leaves_the_message_to_come_back(nat
         await bus.close()
 
     asyncio.run(body())
+
+
+def test_a_fetched_batch_is_applied_in_one_transaction(nats_server, db_url):
+    """Issue 18: one commit per fetched batch (not per message); a repeat inside the batch (same
+    event id under another message id) still has one effect."""
+    engine = _engine(db_url)
+    commits: list[int] = []
+    sqlalchemy_event.listen(engine, "commit", lambda _conn: commits.append(1))
+
+    async def body():
+        bus = await _bus(nats_server, "BUSTEST")
+        events = [Ping(n=n) for n in range(60)]
+        for e in events:
+            await bus.publish(e.subject, e.model_dump_json().encode(), str(e.event_id))
+        await bus.publish(events[3].subject, events[3].model_dump_json().encode(), "again-3")  # same event id
+        consumer = _consumer(bus, engine, batch=64)
+        commits.clear()
+        consumer.start()
+        await _until(lambda: consumer.applied == 60)
+        await consumer.stop()
+        assert (await bus.js.consumer_info("BUSTEST", "bustest_ping")).num_ack_pending == 0
+        await bus.close()
+
+    asyncio.run(body())
+    assert sorted(_effects(engine)) == list(range(60))
+    assert len(commits) <= 6, f"{len(commits)} commits for 61 messages"  # one per message before
+
+
+def test_a_failing_message_leaves_its_batch_mates_applied_once(nats_server, db_url):
+    """In one fetched batch: a domain error (dead-lettered), a consent-unknown (put back, applied
+    later) and an unexpected failure (retried): every other message applied once, none lost."""
+    engine = _engine(db_url)
+    calls: dict[int, int] = {}
+
+    def handler(session: Session, event: Ping) -> None:
+        calls[event.n] = calls.get(event.n, 0) + 1
+        if event.n == 7:
+            raise Conflict("never")
+        if event.n == 13 and calls[13] <= 2:
+            raise NotYet("consent unknown")
+        if event.n == 21 and calls[21] <= 2:
+            raise RuntimeError("flaky")
+        _record(session, event)
+
+    async def body():
+        bus = await _bus(nats_server, "BUSTEST")
+        for n in range(30):
+            await _publish_ping(bus, n)
+        consumer = _consumer(bus, engine, handler=handler, batch=64, max_deliver=5, not_yet_delay=0.05,
+                             retry_initial=0.02, retry_cap=0.1)  # fmt: skip
+        consumer.start()
+        await _until(lambda: consumer.applied == 29)
+        await consumer.stop()
+        assert consumer.dead_lettered == 1 and consumer.not_yet >= 1
+        assert (await bus.js.consumer_info("BUSTEST", "bustest_ping")).num_ack_pending == 0
+        await bus.close()
+
+    asyncio.run(body())
+    assert sorted(_effects(engine)) == [n for n in range(30) if n != 7]
