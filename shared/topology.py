@@ -79,8 +79,9 @@ SERVICE_SECRETS: dict[str, tuple[str, ...]] = {
     "consent": ("pseudonym_key", "master_key", "receipt_signing_key", "manager_scope_key"),
     # pseudonyms, per-period contribution tokens, subjects' data keys, outbound webhooks
     "checkin": ("pseudonym_key", "period_key", "master_key", "webhook_key"),
-    # pseudonyms of the employees asking for their own recommendations and profile
-    "recommender": ("pseudonym_key",),
+    # pseudonyms of the employees asking for their own recommendations and profile, per-period
+    # tokens of engagement counters
+    "recommender": ("pseudonym_key", "period_key"),
     # outbound webhooks; the managers' scope references (never a pseudonym)
     "aggregator": ("webhook_key", "manager_scope_key"),
     # pseudonyms (counsellors' and employees' tokens), per-period tokens of SLA contributions,
@@ -163,10 +164,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("consent", "ESCALATION", "escalation.erasure.>"),
     ConsumerSpec("checkin", "SUBJECT", "subject.erasure.>"),
     ConsumerSpec("checkin", "HRIS", "hris.subject.>"),
+    ConsumerSpec("checkin", "HRIS", "hris.org.>"),  # org tree: tiny-unit roll-up of contributions
     ConsumerSpec("checkin", "CONSENT", "consent.>"),
     ConsumerSpec("recommender", "CHECKIN", "checkin.personalization.>"),
     ConsumerSpec("recommender", "SUBJECT", "subject.erasure.>"),
     ConsumerSpec("recommender", "HRIS", "hris.personalization.>"),
+    ConsumerSpec("recommender", "HRIS", "hris.subject.>"),  # org units of engagement counters
+    ConsumerSpec("recommender", "HRIS", "hris.org.>"),  # and their tree (tiny-unit roll-up)
     ConsumerSpec("recommender", "CONSENT", "consent.>"),
     ConsumerSpec("aggregator", "CONTRIBUTION", "contribution.>"),
     ConsumerSpec("aggregator", "HRIS", "hris.org.>"),
@@ -175,6 +179,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec("escalation", "CHECKIN", "checkin.escalation.>"),
     ConsumerSpec("escalation", "SUBJECT", "subject.erasure.>"),
     ConsumerSpec("escalation", "HRIS", "hris.subject.>"),  # org units of SLA contributions
+    ConsumerSpec("escalation", "HRIS", "hris.org.>"),  # and their tree (tiny-unit roll-up)
     ConsumerSpec("escalation", "CONSENT", "consent.>"),
 )
 

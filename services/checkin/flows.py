@@ -4,7 +4,7 @@
 * ``escalation``, or the employee's explicit request to talk -> a flag for escalation, with the
   note only if they chose to share it, sealed under their data key;
 * ``aggregate_insights`` -> de-identified contributions (org unit, ISO week, metric, value,
-  per-period token), held back and released in shuffled batches (see ``tasks.release``).
+  per-period token), held back and released in shuffled batches (``shared.contributions``).
 
 The gate is asked here, at the producer, and again by every consumer (``shared.events.checkin.
 gated``); crisis resources never depend on any of this.
@@ -22,8 +22,7 @@ from opentelemetry import trace
 
 from services.checkin import screening
 from services.checkin.scoring import Scores
-from services.checkin.writer import ContributionDraft
-from shared.bus.outbox import OutboxMessage
+from shared.contributions.producer import Draft
 from shared.crypto import period_token
 from shared.datakeys import SubjectKey
 from shared.events.base import Event
@@ -40,7 +39,7 @@ from shared.events.checkin import (
 @dataclass
 class Derived:
     events: list[Event]
-    contributions: list[ContributionDraft]
+    contributions: list[Draft]
     needs: list[str]
 
 
@@ -102,15 +101,15 @@ def personalization(gate: Any, event_key: SubjectKey, lang: str, week: str, foun
     return Produced(PersonalizationSubmittedV2.seal_for(event_key, facts, pseudonym=pseudonym), facts)
 
 
-def contributions(gate: Any, period_key: bytes, pseudonym: str, week: str, scores: Scores) -> list[ContributionDraft]:
+def contributions(gate: Any, period_key: bytes, pseudonym: str, week: str, scores: Scores) -> list[Draft]:
     """WHO-5 index and mood only: step-up scores stay with the individual (taking part in a
     step-up would itself reveal a low score to anyone who can count contributions)."""
     if not gate.allowed(pseudonym, "aggregate_insights"):
         return []
     token = period_token(period_key, pseudonym, week)
     return [
-        ContributionDraft("who5_index", float(scores.who5_index), token),
-        ContributionDraft("mood", float(scores.mood), token),
+        Draft("who5_index", float(scores.who5_index), token),
+        Draft("mood", float(scores.mood), token),
     ]
 
 
@@ -135,8 +134,3 @@ def outbox_row(event: Event, created_at: datetime, headers: str | None = None) -
         "created_at": created_at,
         "attempts": 0,
     }
-
-
-def untraced_outbox_message(msg_id: str, subject: str, payload: bytes, created_at: datetime) -> OutboxMessage:
-    """For contributions: no trace headers, which would link them to the check-in's request."""
-    return OutboxMessage(msg_id=msg_id, subject=subject, payload=payload, headers="{}", created_at=created_at)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
+from shared.contributions.producer import Producer
 from shared.datakeys import DataKey  # noqa: F401 - the FK target lives in shared.datakeys
 
 
@@ -50,27 +51,10 @@ class CheckinTrend(SQLModel, table=True):
     updated_at: datetime
 
 
-class OrgAssignment(SQLModel, table=True):
-    """From ``effective_from`` on, the subject belongs to ``org_unit`` (None: left the organisation)."""
-
-    __tablename__ = "org_assignment"
-    __table_args__ = (UniqueConstraint("pseudonym", "effective_from"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    pseudonym: str = Field(max_length=64, index=True)
-    org_unit: str | None = Field(default=None, max_length=64)
-    effective_from: date
-
-
-class PendingContribution(SQLModel, table=True):
-    """A de-identified contribution waiting for the next shuffled batch release."""
-
-    __tablename__ = "pending_contribution"
-
-    msg_id: str = Field(primary_key=True, max_length=100)
-    period_token: str = Field(max_length=64, index=True)
-    subject: str = Field(max_length=255)
-    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+# Org units from HRIS, the org tree, contributions held back: shared.contributions' tables.
+CONTRIBUTIONS = Producer(
+    "checkin", assignments="org_assignment", pending="pending_contribution", org_units="checkin_org_unit"
+)
 
 
 class NudgeSchedule(SQLModel, table=True):

@@ -6,22 +6,20 @@ executemany (one round trip per statement per batch); everything else takes a ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, select
 
-from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule, OrgAssignment, PendingContribution
+from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule
 from shared.webhooks import forget_subject
 
 CHECKIN = Checkin.__table__  # type: ignore[attr-defined]
 TREND = CheckinTrend.__table__  # type: ignore[attr-defined]
-ORG = OrgAssignment.__table__  # type: ignore[attr-defined]
-PENDING = PendingContribution.__table__  # type: ignore[attr-defined]
 NUDGE = NudgeSchedule.__table__  # type: ignore[attr-defined]
 
 # --- group-commit writer (Connection, Core) ------------------------------------------------------
@@ -41,26 +39,11 @@ def recent_checkins(conn: Connection, pseudonym: str, since_week: str) -> list[A
     return list(conn.execute(stmt))
 
 
-def org_units_at(conn: Connection, pseudonyms: Sequence[str], on: date) -> list[tuple[str, str | None]]:
-    """Each subject's org unit on ``on``: their latest assignment effective on or before it."""
-    latest = (
-        core_select(ORG.c.pseudonym, func.max(ORG.c.effective_from).label("since"))
-        .where(ORG.c.pseudonym.in_(sorted(set(pseudonyms))), ORG.c.effective_from <= on)
-        .group_by(ORG.c.pseudonym)
-        .subquery()
-    )
-    stmt = core_select(ORG.c.pseudonym, ORG.c.org_unit).join(
-        latest, (ORG.c.pseudonym == latest.c.pseudonym) & (ORG.c.effective_from == latest.c.since)
-    )
-    return [(row.pseudonym, row.org_unit) for row in conn.execute(stmt)]
-
-
 # The writer's statements go straight to the driver's executemany: SQLAlchemy's per-row parameter
 # processing was most of the writer's CPU. Datetimes are bound as sqlmodel's column type would.
 _CHECKIN = ("id", "pseudonym", "key_id", "created_at", "iso_week", "payload", "note")
 _TREND = ("pseudonym", "key_id", "trend", "updated_at")
 _OUTBOX = ("msg_id", "subject", "payload", "headers", "created_at", "attempts")
-_PENDING = ("msg_id", "period_token", "subject", "payload")
 
 
 def _db_time(conn: Connection) -> Callable[[datetime], Any]:
@@ -103,11 +86,6 @@ def insert_outbox(conn: Connection, rows: list[dict[str, Any]]) -> None:
     t = _db_time(conn)
     params = [(r["msg_id"], r["subject"], r["payload"], r["headers"], t(r["created_at"]), r["attempts"]) for r in rows]
     _executemany(conn, _insert_sql("outbox", _OUTBOX), params)
-
-
-def insert_pending_contributions(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    params = [(r["msg_id"], r["period_token"], r["subject"], r["payload"]) for r in rows]
-    _executemany(conn, _insert_sql("pending_contribution", _PENDING), params)
 
 
 # --- check-ins (Session) ---------------------------------------------------------------------------
@@ -165,59 +143,6 @@ def purge_checkins_before(session: Session, cutoff: datetime, *, limit: int = 10
     session.exec(delete(CHECKIN).where(CHECKIN.c.id.in_([r[0] for r in old])))
     session.exec(delete(TREND).where(TREND.c.pseudonym.in_(sorted({r[1] for r in old}))))
     return len(old)
-
-
-# --- org assignments -----------------------------------------------------------------------------
-
-
-def assign_org_unit(session: Session, pseudonym: str, org_unit: str | None, effective_from: date) -> None:
-    existing = session.exec(
-        select(OrgAssignment).where(ORG.c.pseudonym == pseudonym, ORG.c.effective_from == effective_from)
-    ).first()
-    if existing is None:
-        session.add(OrgAssignment(pseudonym=pseudonym, org_unit=org_unit, effective_from=effective_from))
-    else:
-        existing.org_unit = org_unit
-        session.add(existing)
-
-
-def org_unit_on(session: Session, pseudonym: str, on: date) -> str | None:
-    stmt = (
-        select(ORG.c.org_unit)
-        .where(ORG.c.pseudonym == pseudonym, ORG.c.effective_from <= on)
-        .order_by(ORG.c.effective_from.desc())
-        .limit(1)
-    )
-    # One column: a scalar; None both when no assignment applies and after a "left" assignment.
-    unit: str | None = session.exec(stmt).first()
-    return unit
-
-
-def assignments_of(session: Session, pseudonym: str) -> list[OrgAssignment]:
-    stmt = select(OrgAssignment).where(ORG.c.pseudonym == pseudonym).order_by(ORG.c.effective_from)
-    return list(session.exec(stmt))
-
-
-def delete_assignments_of(session: Session, pseudonym: str) -> int:
-    return _count(session.exec(delete(ORG).where(ORG.c.pseudonym == pseudonym)))
-
-
-# --- contributions awaiting release --------------------------------------------------------------
-
-
-def take_pending_contributions(session: Session, limit: int) -> list[PendingContribution]:
-    stmt = select(PendingContribution).limit(limit)
-    if session.get_bind().dialect.name != "sqlite":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return list(session.exec(stmt))
-
-
-def delete_pending(session: Session, msg_ids: Iterable[str]) -> None:
-    session.exec(delete(PENDING).where(PENDING.c.msg_id.in_(list(msg_ids))))
-
-
-def delete_pending_for_token(session: Session, period_token: str) -> int:
-    return _count(session.exec(delete(PENDING).where(PENDING.c.period_token == period_token)))
 
 
 # --- nudges ----------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ Each becomes a ``contribution.aggregate.recorded.v1`` exactly as a check-in's: t
 on the week's Monday (no unit, no contribution), the ISO week, the metric, the value and
 ``period_token(period key, pseudonym, week)`` — the same token as that person's check-in
 contributions of the week, so one person counts once per period. Never the pseudonym, never a day.
-They go to the outbox in one shuffled batch with no trace headers.
+They are held with the check-in contributions and released with them (``shared.contributions``:
+one shuffled batch, no trace headers, tiny units rolled up).
 
 Only subjects whose ``work_patterns`` consent is current at closing contribute (the gate is asked
 again; while it is blind nothing closes). The week is claimed in ``signal_week`` in the same
@@ -24,20 +25,19 @@ all in the database, so a restart (or downtime of several weeks) only delays clo
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
 
-from services.checkin import repository
 from services.checkin import signals_repository as repo
 from services.checkin.clock import iso_week, week_start
+from services.checkin.models import CONTRIBUTIONS
 from services.checkin.signals import PURPOSE, closes_at
+from shared.contributions import repository as contributions
+from shared.contributions.producer import Draft
 from shared.crypto import period_token
-from shared.db import after_commit
-from shared.events.contribution import ContributionRecorded
 
 ORG_CHUNK = 500
 
@@ -59,7 +59,7 @@ def _org_units(session: Session, pseudonyms: list[str], on: date) -> dict[str, s
     conn = session.connection()
     units: dict[str, str | None] = {}
     for i in range(0, len(pseudonyms), ORG_CHUNK):
-        units.update(repository.org_units_at(conn, pseudonyms[i : i + ORG_CHUNK], on))
+        units.update(contributions.units_at(conn, CONTRIBUTIONS.tables, pseudonyms[i : i + ORG_CHUNK], on))
     return units
 
 
@@ -78,25 +78,7 @@ def _close(session: Session, gate: Any, period_key: bytes, start: date, now: dat
         if unit is None:
             continue
         token = period_token(period_key, row.pseudonym, week)
-        for metric, value in features(row):
-            event = ContributionRecorded(
-                source="checkin",
-                org_unit=unit,
-                iso_week=week,
-                metric=metric,  # type: ignore[arg-type]
-                value=value,
-                period_token=token,
-            )
-            out.append(
-                {
-                    "msg_id": str(event.event_id),
-                    "subject": event.subject,
-                    "payload": event.model_dump_json().encode(),
-                    "headers": "{}",  # no trace context: nothing links a contribution to a request
-                    "created_at": now,
-                    "attempts": 0,
-                }
-            )
+        out += CONTRIBUTIONS.rows(unit, week, (Draft(metric, value, token) for metric, value in features(row)))
     repo.delete_between(session, start, end)
     return out
 
@@ -104,7 +86,8 @@ def _close(session: Session, gate: Any, period_key: bytes, start: date, now: dat
 def close_weeks(
     session: Session, gate: Any, period_key: bytes, close_hours: float, now: datetime, notify: Callable[[], None]
 ) -> int:
-    """Close every week with stored days whose time has come; returns contributions staged."""
+    """Close every week with stored days whose time has come; returns contributions held (the
+    caller releases them in the same transaction: ``tasks.start_tasks``)."""
     if gate is None or not gate.synced:
         return 0  # blind: consent cannot be checked, so nothing closes (and nothing is lost)
     bounds = repo.day_bounds(session)
@@ -115,8 +98,5 @@ def close_weeks(
     while start <= bounds[1] and closes_at(start, close_hours) <= now:
         rows += _close(session, gate, period_key, start, now)
         start += timedelta(days=7)
-    if rows:
-        secrets.SystemRandom().shuffle(rows)
-        repository.insert_outbox(session.connection(), rows)
-        after_commit(session, notify)
+    contributions.insert_pending(session.connection(), CONTRIBUTIONS.tables, rows)  # released next
     return len(rows)

@@ -1,4 +1,4 @@
-"""Subject rights and upstream facts: erasure, export, access log, consent withdrawal, org units.
+"""Subject rights and upstream facts: erasure, export, access log, consent withdrawal.
 
 These run in consumer and responder transactions (``shared.bus.consumer``, ``shared.app``): they
 never commit; the caller commits with its idempotency record, or rolls everything back.
@@ -14,14 +14,11 @@ from sqlmodel import Session
 from services.checkin import repository as repo
 from services.checkin import service
 from services.checkin import signals_repository as signals_repo
-from services.checkin.clock import aware, iso_week, week_start
-from services.checkin.models import PendingContribution
+from services.checkin.clock import aware
+from services.checkin.models import CONTRIBUTIONS
 from shared import audit
-from shared.crypto import period_token
 from shared.datakeys import DataKeyStore
 from shared.events.consent import ConsentChanged, Purpose
-from shared.events.contribution import ContributionRetracted
-from shared.events.hris import SubjectAssigned, SubjectLeft
 
 
 def erase(session: Session, keys: DataKeyStore, pseudonym: str) -> int:
@@ -32,7 +29,7 @@ def erase(session: Session, keys: DataKeyStore, pseudonym: str) -> int:
     """
     removed = repo.delete_checkins_of(session, pseudonym)
     removed += repo.delete_nudge(session, pseudonym)
-    removed += repo.delete_assignments_of(session, pseudonym)
+    removed += CONTRIBUTIONS.erase(session, pseudonym)
     removed += signals_repo.delete_of(session, pseudonym)
     removed += keys.destroy(session, pseudonym)
     return removed
@@ -58,10 +55,7 @@ def export(session: Session, keys: DataKeyStore, pseudonym: str) -> dict[str, An
             "snooze_until": aware(nudge.snooze_until).isoformat() if nudge.snooze_until else None,
             "next_due": aware(nudge.next_due).isoformat(),
         },
-        "org_assignments": [
-            {"org_unit": a.org_unit, "effective_from": a.effective_from.isoformat()}
-            for a in repo.assignments_of(session, pseudonym)
-        ],
+        "org_assignments": CONTRIBUTIONS.export(session, pseudonym),
         "work_pattern_signals": [
             {"date": d.day.isoformat(), **{f: getattr(d, f) for f in signals_repo.FEATURES}}
             for d in signals_repo.days_of(session, pseudonym)
@@ -90,24 +84,4 @@ def on_consent_changed(session: Session, period_key: bytes, event: ConsentChange
     elif event.purpose == Purpose.work_patterns:
         signals_repo.delete_of(session, pseudonym)
     elif event.purpose == Purpose.aggregate_insights:
-        day = event.changed_at.astimezone(UTC).date()
-        week = iso_week(day)
-        token = period_token(period_key, pseudonym, week)
-        repo.delete_pending_for_token(session, token)
-        org_unit = repo.org_unit_on(session, pseudonym, week_start(day))
-        if org_unit is not None:
-            retraction = ContributionRetracted(source="checkin", org_unit=org_unit, iso_week=week, period_token=token)
-            session.add(
-                PendingContribution(
-                    msg_id=str(retraction.event_id),
-                    period_token=token,
-                    subject=retraction.subject,
-                    payload=retraction.model_dump_json().encode(),
-                )
-            )
-
-
-def on_hris(session: Session, event: SubjectAssigned | SubjectLeft) -> None:
-    """Org unit history: contributions use the unit in force at the start of their week."""
-    org_unit = event.org_unit if isinstance(event, SubjectAssigned) else None
-    repo.assign_org_unit(session, event.pseudonym, org_unit, event.effective_from)
+        CONTRIBUTIONS.retract(session, period_key, pseudonym, event.changed_at.astimezone(UTC).date())

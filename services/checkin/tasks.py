@@ -2,10 +2,10 @@
 
 * nudges: every ``nudge_interval_seconds``, send what is due (``nudges.run_due``) as webhooks;
 * retention: every ``retention_interval_seconds``, delete check-ins older than ``retention_days``;
-* contributions: every ``contribution_release_seconds``, release the held-back contributions (and
-  retractions) in one shuffled batch, with no trace headers, so that neither their order nor
-  their publication time points back at anyone's check-in; and, first, close every ISO week of
-  work-pattern signals whose time has come (``signals_weekly.close_weeks``).
+* contributions: every ``contribution_release_seconds``, close every ISO week of work-pattern
+  signals whose time has come (``signals_weekly.close_weeks``), then release the held-back
+  contributions (and retractions) through ``shared.contributions``: one shuffled batch, no trace
+  headers, tiny units rolled up to an ancestor with k members.
 
 Each run is one transaction in a worker thread, scheduled by ``shared.periodic.every`` (which
 logs a failed run by type only and retries it at the next interval).
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,26 +26,10 @@ from services.checkin import nudges, signals_weekly
 from services.checkin import repository as repo
 from services.checkin.clock import utcnow
 from services.checkin.config import CheckinSettings
-from services.checkin.flows import untraced_outbox_message
-from shared.db import after_commit
+from services.checkin.models import CONTRIBUTIONS
 from shared.periodic import every
 
 log = logging.getLogger("kinwell.checkin.tasks")
-RELEASE_BATCH = 5000
-
-
-def release_contributions(session: Session, notify: Callable[[], None]) -> int:
-    """Move every held-back contribution to the outbox, in random order; returns how many."""
-    rows = repo.take_pending_contributions(session, RELEASE_BATCH)
-    if not rows:
-        return 0
-    secrets.SystemRandom().shuffle(rows)
-    created = utcnow()
-    for row in rows:
-        session.add(untraced_outbox_message(row.msg_id, row.subject, bytes(row.payload), created))
-    repo.delete_pending(session, [row.msg_id for row in rows])
-    after_commit(session, notify)
-    return len(rows)
 
 
 def purge_expired(session: Session, retention_days: int, now: datetime | None = None) -> int:
@@ -91,7 +74,7 @@ def start_tasks(rt: Any, settings: CheckinSettings) -> list[asyncio.Task[None]]:
     def release(session: Session) -> int:
         period_key, close_hours = settings.platform.secret("period_key"), settings.signals_close_hours
         closed = signals_weekly.close_weeks(session, rt.gate, period_key, close_hours, utcnow(), rt.relay.notify)
-        return closed + release_contributions(session, rt.relay.notify)
+        return closed + CONTRIBUTIONS.release(session, settings.platform.k_anonymity, rt.relay.notify)
 
     return [
         every(settings.nudge_interval_seconds, _in_transaction(rt.engine, due), name="checkin-nudges"),

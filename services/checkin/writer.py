@@ -38,22 +38,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from services.checkin import repository as repo
 from services.checkin.clock import iso_week
+from services.checkin.models import CONTRIBUTIONS
 from services.checkin.scoring import Scores
 from shared.consent_gate import ConsentGate
+from shared.contributions import repository as contributions
+from shared.contributions.producer import Draft
 from shared.datakeys import CiphertextInvalid, SubjectKey
 from shared.db_writer import BatchWriter
 from shared.errors import ConsentRequired, ServiceUnavailable
 from shared.events.checkin import GatedEvent, Produced
-from shared.events.contribution import ContributionRecorded
 
 KEEP_WEEKS = 8
-
-
-@dataclass
-class ContributionDraft:
-    metric: str
-    value: float
-    period_token: str
 
 
 @dataclass
@@ -67,7 +62,7 @@ class CheckinWrite:
     point: tuple[int, int]
     # Derived events (each with its outbox row), asked their consent again when written.
     outbox: list[tuple[GatedEvent | Produced, dict[str, Any]]] = field(default_factory=list)
-    contributions: list[ContributionDraft] = field(default_factory=list)
+    contributions: list[Draft] = field(default_factory=list)
 
 
 @dataclass
@@ -149,7 +144,8 @@ class GroupCommitWriter(BatchWriter[CheckinWrite, WriteResult]):
         org_units: dict[tuple[str, date], str | None] = {}
         wanting = [i for i in items if i.contributions]
         for start in {item.week_start for item in wanting}:
-            for p, unit in repo.org_units_at(conn, [i.key.pseudonym for i in wanting if i.week_start == start], start):
+            pseudonyms = [i.key.pseudonym for i in wanting if i.week_start == start]
+            for p, unit in contributions.units_at(conn, CONTRIBUTIONS.tables, pseudonyms, start).items():
                 org_units[(p, start)] = unit
         results, pending, outbox = [], [], []
         for item in items:
@@ -157,7 +153,7 @@ class GroupCommitWriter(BatchWriter[CheckinWrite, WriteResult]):
             points[p][item.week] = item.point
             org_unit = org_units.get((p, item.week_start))
             if org_unit is not None:
-                pending += [self._contribution(item, org_unit, draft) for draft in item.contributions]
+                pending += CONTRIBUTIONS.rows(org_unit, item.week, item.contributions)
             outbox += [row for _, row in item.outbox]
             results.append(
                 WriteResult(trend_window(points[p], item.week_start, self.trend_weeks), org_unit is not None)
@@ -171,7 +167,7 @@ class GroupCommitWriter(BatchWriter[CheckinWrite, WriteResult]):
             trend_rows.append({"pseudonym": p, "key_id": key.key_id, "trend": sealed, "updated_at": now})
         repo.save_trends(conn, trend_rows, existing=set(stored))
         repo.insert_outbox(conn, outbox)
-        repo.insert_pending_contributions(conn, pending)
+        contributions.insert_pending(conn, CONTRIBUTIONS.tables, pending)
         return results
 
     def _points(
@@ -185,20 +181,3 @@ class GroupCommitWriter(BatchWriter[CheckinWrite, WriteResult]):
                 pass  # unreadable cache: rebuild it from the check-ins themselves
         since = iso_week(current - timedelta(weeks=KEEP_WEEKS))
         return rebuild_points(key, repo.recent_checkins(conn, key.pseudonym, since))
-
-    @staticmethod
-    def _contribution(item: CheckinWrite, org_unit: str, draft: ContributionDraft) -> dict[str, Any]:
-        event = ContributionRecorded(
-            source="checkin",
-            org_unit=org_unit,
-            iso_week=item.week,
-            metric=draft.metric,  # type: ignore[arg-type]
-            value=draft.value,
-            period_token=draft.period_token,
-        )
-        return {
-            "msg_id": str(event.event_id),
-            "period_token": draft.period_token,
-            "subject": event.subject,
-            "payload": event.model_dump_json().encode(),
-        }

@@ -21,7 +21,7 @@ from services.escalation.deps import EscalationContext
 from services.escalation.ladder import endpoints as ladder_endpoints
 from services.escalation.ladder.tasks import start_timer_poll
 from services.escalation.notify import EVENT_TYPES
-from services.escalation.sla.tasks import start_release
+from services.escalation.sla.models import CONTRIBUTIONS
 from services.escalation.support import endpoints as support_endpoints
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.periodic import every
@@ -50,6 +50,8 @@ def _attach(ctx: EscalationContext):  # type: ignore[no-untyped-def]
             return done
 
         rt.tasks.append(every(3600, purge, name="escalation-legal-hold-purge"))
+        # SLA contributions: shuffled release (with the tiny-unit roll-up) every sla_release_seconds.
+        CONTRIBUTIONS.start_release(rt, float(ctx.settings.sla_release_seconds), ctx.settings.platform.k_anonymity)
 
     return on_start
 
@@ -69,7 +71,6 @@ def build_spec(ctx: EscalationContext, webhook_settings: WebhookSettings | None 
             _attach(ctx),
             start_timer_poll(_now),
             start_scrubber("data_key"),
-            start_release,
         ],
         on_stop=[webhooks.hooks.on_stop],
         uses_gate=True,

@@ -2,8 +2,9 @@
 
 HTTP: the catalogue (public browsing, admin changes), recommendations, preferences,
 interactions, the profile, learning paths, self-declared attributes and fairness reports.
-Bus: needs from check-ins, HRIS profiles, consent changes and erasure requests; publishes
-``recommender.fairness.flagged.v1``. Background: the weekly fairness audit.
+Bus: needs from check-ins, HRIS profiles, org units and tree, consent changes and erasure
+requests; publishes ``recommender.fairness.flagged.v1`` and engagement counters
+(``contribution.>``). Background: the weekly fairness audit, the shuffled counter release.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from services.recommender.catalogue.endpoints import router as catalogue_router
 from services.recommender.catalogue.service import CatalogueCache, seed_starter
 from services.recommender.config import RecommenderSettings
 from services.recommender.deps import RecommenderContext
+from services.recommender.engagement.models import CONTRIBUTIONS
 from services.recommender.paths.endpoints import router as paths_router
 from services.recommender.profiles.endpoints import router as profiles_router
 from services.recommender.profiles.handlers import bindings
@@ -52,11 +54,14 @@ def build_spec(ctx: RecommenderContext) -> ServiceSpec:
                     name="recommender-fairness-audit",
                 )
             )
+            # Engagement counters: shuffled release, tiny units rolled up (shared.contributions).
+            CONTRIBUTIONS.start_release(rt, settings.contribution_release_seconds, settings.platform.k_anonymity)
             rt.extras["recommender_started"] = True
 
     def consumers(rt: Runtime) -> list[ConsumerBinding]:
         ctx.event_keys.attach(rt.bus)  # on the event loop, before the needs consumer starts
-        return [erasure_binding(NAME, subjects.erase), *bindings(rt.gate, ctx.event_keys)]
+        period_key = settings.platform.secret("period_key")
+        return [erasure_binding(NAME, subjects.erase), *bindings(rt.gate, ctx.event_keys, period_key)]
 
     return ServiceSpec(
         name=NAME,

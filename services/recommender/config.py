@@ -27,3 +27,5 @@ class RecommenderSettings(ServiceSettings):
     fairness_delta: float = Field(default=1e-6, gt=0, lt=1e-3)
     min_group_size: int = Field(default=5, ge=3)
     audit_interval_seconds: float = Field(default=3600, gt=0)
+    # Engagement counters wait for the next shuffled batch release (shared.contributions).
+    contribution_release_seconds: float = Field(default=300, gt=0)

@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from services.recommender.audits import repository as audits_repo
 from services.recommender.audits import service as audits
+from services.recommender.engagement.models import CONTRIBUTIONS
 from services.recommender.paths import repository as paths_repo
 from services.recommender.paths import service as paths
 from services.recommender.profiles import repository as profiles_repo
@@ -31,7 +32,8 @@ def forget(session: Session, pseudonym: str, purpose: str) -> int:
 
 
 def erase(session: Session, pseudonym: str) -> int:
-    return sum(forget(session, pseudonym, purpose) for purpose in FORGET)
+    removed = sum(forget(session, pseudonym, purpose) for purpose in FORGET)
+    return removed + CONTRIBUTIONS.erase(session, pseudonym)  # the org-unit history
 
 
 def export(session: Session, pseudonym: str) -> dict[str, Any]:
@@ -39,4 +41,5 @@ def export(session: Session, pseudonym: str) -> dict[str, Any]:
         "profile": profiles.export_of(session, pseudonym),
         "path_progress": paths.export_of(session, pseudonym),
         "fairness_audit": audits.export_of(session, pseudonym),
+        "org_assignments": CONTRIBUTIONS.export(session, pseudonym),
     }

@@ -22,10 +22,12 @@ PERIOD_TOKEN_PATTERN = r"^[0-9a-f]{64}$"  # noqa: S105 - a regex, not a secret
 # Check-in metrics, then weekly work-pattern features (``POST /v1/signals``, ``work_patterns``
 # consent): days worked, mean meeting and focus hours per worked day, share of messages sent
 # outside working hours (percent). Then program metrics (the employer's view of the programme, as
-# de-identified counters under the same release rules): a resource engaged with (0/1, from the
-# recommender), an EAP referral (0/1) and hours to acknowledge / to contact an escalation (from
-# escalation). Added to v1 as new values: every producer and consumer shares this one contract, and
-# no existing value changed meaning.
+# de-identified counters under the same release rules): from the recommender, 0/1 per person and
+# week, a resource viewed, a resource completed, and an EAP referral (a professional-help resource
+# viewed or completed: its producer is the recommender, never escalation, which produced none);
+# ``resource_engaged`` is produced by nobody (kept: v1 loses no value); from escalation, hours to
+# acknowledge / to contact. Added to v1 as new values: every producer and consumer shares this one
+# contract, and no existing value changed meaning.
 Metric = Literal[
     "who5_index",
     "mood",
@@ -37,17 +39,23 @@ Metric = Literal[
     "eap_referred",
     "escalation_ack_hours",
     "escalation_contact_hours",
+    "resource_viewed",
+    "resource_completed",
 ]
 Source = Literal["checkin", "recommender", "escalation"]
 PROGRAM_METRICS: tuple[str, ...] = (
     "resource_engaged",
+    "resource_viewed",
+    "resource_completed",
     "eap_referred",
     "escalation_ack_hours",
     "escalation_contact_hours",
 )
 METRIC_SOURCES: dict[str, str] = {
     "resource_engaged": "recommender",
-    "eap_referred": "escalation",
+    "resource_viewed": "recommender",
+    "resource_completed": "recommender",
+    "eap_referred": "recommender",
     "escalation_ack_hours": "escalation",
     "escalation_contact_hours": "escalation",
 }
@@ -59,6 +67,8 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "focus_hours_per_day": (0, 24),
     "after_hours_message_share": (0, 100),
     "resource_engaged": (0, 1),
+    "resource_viewed": (0, 1),
+    "resource_completed": (0, 1),
     "eap_referred": (0, 1),
     "escalation_ack_hours": (0, 72),
     "escalation_contact_hours": (0, 72),

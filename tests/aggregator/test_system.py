@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from services.aggregator.contributions.models import Cell
 from services.aggregator.releases.models import Release
 from services.checkin.clock import iso_week
 from tests.aggregator.conftest import Stack
@@ -49,13 +50,17 @@ def test_weekly_release_of_consenting_contributions_is_stored_suppressed_and_rep
     stack.checkin.assign(outsider, "team-a", date(2020, 1, 1))
     _check_in_all(stack, {**people, "x": [outsider]})
     stack.checkin.wait(lambda: stack.contributors() == 18, "18 contributions (the outsider's never comes)")
+    # team-c has 2 members: check-in contributed them under dept (shared.contributions), so no
+    # input names team-c; its cell is empty (below k) and dept's direct cell holds the two.
+    with Session(stack.aggregator.runtime.engine) as session:
+        assert session.exec(select(Cell).where(Cell.org_unit == "team-c")).all() == []
     assert stack.release_now() == 1
 
     first = stack.get("/v1/rollups", "hr-1", "hr_analyst")
     assert first.status_code == 200, first.text
     cells = _cells(first.json())
     assert cells["team-c"] == {**cells["team-c"], "status": "suppressed", "reason": "below_k", "count": None}
-    # dept - a - b would give team-c: the next smallest sibling (team-a) goes too.
+    # dept - a - b would give dept's direct cell (team-c's two): the smallest sibling goes too.
     assert cells["team-a"]["status"] == "suppressed" and cells["team-a"]["reason"] == "complementary"
     assert cells["team-b"]["status"] == "released" and cells["dept"]["status"] == "released"
     for unit in ("team-b", "dept"):
@@ -133,6 +138,7 @@ def test_withdrawing_aggregate_insights_retracts_this_weeks_contribution(stack: 
     stack.org(ORG)
     sub = new_sub()
     stack.checkin.grant(sub, "checkin", "aggregate_insights")
+    stack.checkin.staff("team-a")
     stack.checkin.assign(sub, "team-a", date(2020, 1, 1))
     _check_in_all(stack, {"team-a": [sub]})
     stack.checkin.wait(lambda: stack.contributors() == 1, "contribution")

@@ -121,6 +121,16 @@ class Harness:
             SubjectAssigned(pseudonym=self.pseudonym(sub), org_unit=org_unit, effective_from=effective_from)
         )
 
+    def staff(self, *org_units: str, since: date = date(2020, 1, 1)) -> None:
+        """Give each unit k members who never check in, so that its contributions name it (a unit
+        with fewer is rolled up by ``shared.contributions``). Call before assigning the subjects:
+        the HRIS consumer applies in order, so once they are placed the staff are counted too."""
+        for unit in org_units:
+            for _ in range(self.platform.k_anonymity):
+                self.publish_as_consent(
+                    SubjectAssigned(pseudonym=secrets.token_hex(32), org_unit=unit, effective_from=since)
+                )
+
     def request_erasure(self, sub: str) -> uuid.UUID:
         request_id = uuid.uuid4()
         self.publish_as_consent(

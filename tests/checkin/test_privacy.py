@@ -13,9 +13,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from pydantic import TypeAdapter
 from sqlmodel import Session, SQLModel, select
 
-from services.checkin import repository as repo
 from services.checkin.clock import iso_week
-from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule, OrgAssignment
+from services.checkin.models import CONTRIBUTIONS, Checkin, CheckinTrend, NudgeSchedule
 from shared.bus import Bus, Consumer
 from shared.bus.consumer import ProcessedEvent
 from shared.bus.failures import NotYet
@@ -46,7 +45,7 @@ def contributions(h) -> list[dict]:
 
 def org_unit_of(h, sub: str, on: date) -> str | None:
     with Session(h.svc.runtime.engine) as session:
-        return repo.org_unit_on(session, h.pseudonym(sub), on)
+        return CONTRIBUTIONS.unit_on(session, h.pseudonym(sub), on)
 
 
 def org_unit_known(h, sub: str, on: date) -> bool:
@@ -56,6 +55,7 @@ def org_unit_known(h, sub: str, on: date) -> bool:
 class TestAggregatorSeesOnlyDeidentifiedContributions:
     def test_aggregator_user_reads_only_contributions_without_identifiers_or_text(self, harness, caplog):
         subs = [new_sub() for _ in range(3)]
+        harness.staff("team-blue")
         for sub in subs:
             harness.grant(sub, "checkin", "aggregate_insights", "personalization", "escalation")
             harness.assign(sub, "team-blue", date(2020, 1, 1))
@@ -81,7 +81,7 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
                 while True:
                     try:
                         batch = await sub.fetch(256, timeout=0.5)
-                    except NatsTimeout:
+                    except (TimeoutError, NatsTimeout):  # nats-py raises either when caught up
                         break
                     for msg in batch:
                         got.append(msg)
@@ -124,6 +124,7 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
         monday = today - timedelta(days=today.weekday())
         for sub in (stays, moved, unassigned):
             harness.grant(sub, "checkin", "aggregate_insights")
+        harness.staff("unit-a", "unit-b", "unit-c", "unit-d")
         harness.assign(stays, "unit-a", date(2020, 1, 1))
         harness.assign(stays, "unit-b", today + timedelta(days=1))  # a move during this period
         harness.assign(moved, "unit-c", date(2020, 1, 1))
@@ -149,6 +150,7 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
     def test_withdrawing_aggregate_insights_retracts_this_weeks_token(self, harness):
         sub = new_sub()
         harness.grant(sub, "checkin", "aggregate_insights")
+        harness.staff("unit-r")
         harness.assign(sub, "unit-r", date(2020, 1, 1))
         harness.wait(lambda: org_unit_known(harness, sub, date.today()), "org unit")
         harness.checkin(sub)
@@ -269,8 +271,9 @@ class TestErasureAndSubjectRights:
         assert ack["service"] == "checkin" and ack["records"] >= 5  # check-in, trend, nudge, org unit, key
 
         with Session(engine) as session:
-            for model in (Checkin, CheckinTrend, NudgeSchedule, OrgAssignment, DataKey):
+            for model in (Checkin, CheckinTrend, NudgeSchedule, DataKey):
                 assert session.exec(select(model).where(model.pseudonym == p)).all() == [], model
+            assert CONTRIBUTIONS.export(session, p) == []  # the org-unit history
             fresh = DataKeyStore(MasterKeys.from_settings(harness.platform))
             with pytest.raises(KeyDestroyed):
                 fresh.require(session, p)

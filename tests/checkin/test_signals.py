@@ -17,9 +17,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from sqlalchemy import select, text
 from sqlmodel import Session
 
-from services.checkin import repository
 from services.checkin.clock import iso_week
-from services.checkin.models import SignalDay
+from services.checkin.models import CONTRIBUTIONS, SignalDay
 from services.checkin.signals import Pseudonymiser
 from shared.crypto import period_token, pseudonym
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
@@ -327,7 +326,7 @@ def as_aggregator(h: Harness, want: int, timeout: float = 20.0) -> list[Any]:
 
 def org_unit(h: Harness, sub: str, on: date) -> str | None:
     with Session(h.svc.runtime.engine) as session:
-        return repository.org_unit_on(session, h.pseudonym(sub), on)
+        return CONTRIBUTIONS.unit_on(session, h.pseudonym(sub), on)
 
 
 @pytest.fixture
@@ -341,6 +340,7 @@ class TestWeeklyContributions:
         h = weekly
         a, b, no_unit, no_consent = (new_sub() for _ in range(4))
         grant_signals(h, a, b, no_unit)
+        h.staff("team-signal")
         for sub in (a, b):
             h.assign(sub, "team-signal", date(2020, 1, 1))
         a_days = _last_week(a, 5, sent=20, after=1, meeting=2.0, focus=4.0)

@@ -13,10 +13,10 @@ from sqlmodel import Session, select
 from services.checkin import repository as repo
 from services.checkin import service, subjects
 from services.checkin.clock import iso_week, week_start
-from services.checkin.models import Checkin, CheckinTrend, NudgeSchedule, PendingContribution
+from services.checkin.models import CONTRIBUTIONS, Checkin, CheckinTrend, NudgeSchedule
 from services.checkin.schemas import CheckinCreate
 from services.checkin.screening import Locale
-from services.checkin.tasks import purge_expired, release_contributions
+from services.checkin.tasks import purge_expired
 from services.checkin.writer import GroupCommitWriter
 from shared.bus.outbox import OutboxMessage
 from shared.consent_gate import ConsentGate, kv_key, kv_value
@@ -124,23 +124,23 @@ class TestGroupCommitWriter:
     def test_contributions_wait_for_release_and_need_an_org_unit(self, engine, keys):
         with_unit, without = "1" * 64, "2" * 64
         with Session(engine) as session:
-            subjects.on_hris(
+            CONTRIBUTIONS.on_subject(
                 session, SubjectAssigned(pseudonym=with_unit, org_unit="ou-1", effective_from=date(2020, 1, 1))
             )
             session.commit()
         _, results = write_all(engine, [prepared(keys, engine, with_unit), prepared(keys, engine, without)])
         assert [r.contributed for r in results] == [True, False]
         with Session(engine) as session:
-            pending = session.exec(select(PendingContribution)).all()
+            pending = session.execute(select(CONTRIBUTIONS.tables.pending)).all()
             assert len(pending) == 2 and session.exec(select(OutboxMessage)).all() == []
-            assert release_contributions(session, lambda: None) == 2
+            assert CONTRIBUTIONS.release(session, 1, lambda: None) == 2  # k=1: no roll-up here
             session.commit()
         with Session(engine) as session:
             released = session.exec(select(OutboxMessage)).all()
             assert {m.subject for m in released} == {"contribution.aggregate.recorded.v1"}
             assert all(m.headers == "{}" for m in released)  # no trace context to link back
             assert {json.loads(m.payload)["metric"] for m in released} == {"who5_index", "mood"}
-            assert session.exec(select(PendingContribution)).all() == []
+            assert session.execute(select(CONTRIBUTIONS.tables.pending)).all() == []
 
 
 class TestWithdrawalAndRetention:
@@ -171,25 +171,29 @@ class TestWithdrawalAndRetention:
     def test_aggregate_withdrawal_drops_unreleased_contributions_and_queues_a_retraction(self, engine, keys):
         p = "a" * 64
         with Session(engine) as session:
-            subjects.on_hris(session, SubjectAssigned(pseudonym=p, org_unit="ou-2", effective_from=date(2020, 1, 1)))
+            CONTRIBUTIONS.on_subject(
+                session, SubjectAssigned(pseudonym=p, org_unit="ou-2", effective_from=date(2020, 1, 1))
+            )
             session.commit()
         write_all(engine, [prepared(keys, engine, p)])
         token = period_token(PERIOD_KEY, p, iso_week(datetime.now(UTC).date()))
         with Session(engine) as session:
             subjects.on_consent_changed(session, PERIOD_KEY, self.consent(p, "aggregate_insights", "withdrawn"))
             session.commit()
-            pending = session.exec(select(PendingContribution)).all()
+            pending = session.execute(select(CONTRIBUTIONS.tables.pending)).all()
             assert [json.loads(r.payload)["type"] for r in pending] == ["contribution.aggregate.retracted.v1"]
             assert pending[0].period_token == token
 
     def test_a_subject_who_left_contributes_nowhere_from_that_date(self, engine):
         p = "5" * 64
         with Session(engine) as session:
-            subjects.on_hris(session, SubjectAssigned(pseudonym=p, org_unit="ou-3", effective_from=date(2020, 1, 1)))
-            subjects.on_hris(session, SubjectLeft(pseudonym=p, effective_from=date(2021, 1, 1)))
+            CONTRIBUTIONS.on_subject(
+                session, SubjectAssigned(pseudonym=p, org_unit="ou-3", effective_from=date(2020, 1, 1))
+            )
+            CONTRIBUTIONS.on_subject(session, SubjectLeft(pseudonym=p, effective_from=date(2021, 1, 1)))
             session.commit()
-            assert repo.org_unit_on(session, p, date(2020, 6, 1)) == "ou-3"
-            assert repo.org_unit_on(session, p, date(2021, 6, 1)) is None
+            assert CONTRIBUTIONS.unit_on(session, p, date(2020, 6, 1)) == "ou-3"
+            assert CONTRIBUTIONS.unit_on(session, p, date(2021, 6, 1)) is None
 
     def test_retention_deletes_only_expired_checkins_and_their_trend(self, engine, keys):
         old, recent = "6" * 64, "7" * 64

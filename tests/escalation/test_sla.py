@@ -41,18 +41,19 @@ def test_ack_and_contact_times_leave_as_de_identified_contributions(
     svc = start_service("escalation", **escalation_overrides(sla_release_seconds=0.2))
     h = Escalation(service_nats, platform_settings, svc, receiver, token)
     sub, silent = new_sub(), new_sub()
+    colleagues = [new_sub() for _ in range(platform_settings.k_anonymity - 2)]  # unit-sla has k members
     put_consents(service_nats, {h.pseudonym(sub): "granted"}, purpose="aggregate_insights")
     publish_as(
         service_nats,
         "consent",
         *(
             SubjectAssigned(pseudonym=h.pseudonym(s), org_unit="unit-sla", effective_from=date(2020, 1, 1))
-            for s in (sub, silent)
+            for s in (sub, silent, *colleagues)
         ),
     )
     wait_until(lambda: svc.runtime.gate.allowed(h.pseudonym(sub), "aggregate_insights"))
     hris = next(c for c in svc.runtime.consumers if "hris_subject" in c.name)
-    wait_until(lambda: hris.applied >= 2)
+    wait_until(lambda: hris.applied >= platform_settings.k_anonymity)
     c = h.counsellor("c-sla")
     for s in (sub, silent):  # silent never consented to aggregate_insights: nothing of theirs leaves
         r = svc.client.post("/v1/me/support-requests", json={"note": "call me"}, headers=h.auth(s))

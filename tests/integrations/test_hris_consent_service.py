@@ -24,7 +24,7 @@ from nats.js.api import ConsumerConfig
 from sqlmodel import Session, select
 from standardwebhooks import Webhook
 
-from services.checkin.models import OrgAssignment
+from services.checkin.models import CONTRIBUTIONS
 from services.consent.hris_models import HrisOrgUnit, HrisSubject, HrisWebhookReceipt
 from services.consent.models import ConsentHistory, ContactDetail
 from shared.auth import Role, dev_token
@@ -82,8 +82,8 @@ class Hris:
     def assignments(self, employee_id: str) -> list[tuple[str | None, str]]:
         """Check-in's own org-unit history of the subject (what its contributions are attributed by)."""
         with Session(self.checkin.runtime.engine) as s:
-            rows = s.exec(select(OrgAssignment).where(OrgAssignment.pseudonym == self.pseudonym(employee_id)))
-            return sorted(((r.org_unit, r.effective_from.isoformat()) for r in rows), key=lambda a: a[1])
+            rows = CONTRIBUTIONS.export(s, self.pseudonym(employee_id))
+            return sorted(((r["org_unit"], r["effective_from"]) for r in rows), key=lambda a: a[1])
 
     def hris_stream(self) -> list[dict[str, Any]]:
         """Every message on the HRIS stream once consent's outbox is empty (read as ops, inspection only)."""

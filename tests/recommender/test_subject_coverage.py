@@ -27,6 +27,8 @@ def _value(column: sa.Column, n: int) -> object:
         return {}
     if isinstance(kind, sa.DateTime):
         return datetime.now(UTC)
+    if isinstance(kind, sa.Date):
+        return datetime.now(UTC).date()
     if isinstance(kind, sa.Integer):
         return n
     if isinstance(kind, sa.Float):

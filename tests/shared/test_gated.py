@@ -31,7 +31,9 @@ def test_gated_by_purpose_puts_back_unknown_and_drops_denied() -> None:
 def test_the_recommenders_profile_consumer_waits_for_an_unsynced_gate() -> None:
     gate = ConsentGate()
     (binding,) = [
-        b for b in handlers.bindings(gate, EventKeyring(b"k" * 32)) if b.filter_subject == "hris.personalization.>"
+        b
+        for b in handlers.bindings(gate, EventKeyring(b"k" * 32), b"p" * 32)
+        if b.filter_subject == "hris.personalization.>"
     ]
     assert getattr(binding.handler, "consent_gate", None) is gate  # the consumer waits for it
     with pytest.raises(NotYet):  # never synced: put back, not acknowledged as denied

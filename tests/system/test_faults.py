@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.checkin.models import Checkin, OrgAssignment
+from services.checkin.models import CONTRIBUTIONS, Checkin
 from shared.auth import Role, dev_token
 from shared.bus import Bus
 from shared.bus.consumer import ProcessedEvent
@@ -254,7 +254,7 @@ def test_checkin_killed_between_a_consumers_effect_and_its_ack(service_nats, pla
         time.sleep(0.1)
     with Session(engine) as session:
         ids = set(session.exec(select(ProcessedEvent.event_id).where(ProcessedEvent.consumer == name)).scalars())
-        units = session.exec(select(OrgAssignment.org_unit)).scalars().all()
+        units = session.execute(select(CONTRIBUTIONS.tables.assignments.c.org_unit)).scalars().all()
     engine.dispose()
     assert ids == {str(e.event_id) for e in events}
     assert sorted(units) == sorted(e.org_unit for e in events)  # each effect exactly once

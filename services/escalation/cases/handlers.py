@@ -20,13 +20,12 @@ from services.escalation.cases import repository as repo
 from services.escalation.cases import service
 from services.escalation.cases.models import Case, as_utc
 from services.escalation.deps import EscalationContext
-from services.escalation.sla import repository as sla_repo
+from services.escalation.sla.models import CONTRIBUTIONS
 from shared import audit
 from shared.app import ConsumerBinding, Runtime
 from shared.events.checkin import EscalationFacts, EscalationFlagged, EscalationFlaggedV2, gated_sealed
 from shared.events.consent import ConsentChanged
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
-from shared.events.hris import HrisSubjectEvent, SubjectAssigned, SubjectLeft, opened
 from shared.service_kit import erasure_binding
 from shared.webhooks import forget_subject
 
@@ -56,14 +55,9 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
         if event.purpose == "escalation" and event.state != "granted":
             service.withdraw_consent_cases(session, event.pseudonym, _now())
 
-    def hris(session: Session, event: SubjectAssigned | SubjectLeft) -> None:
-        org_unit = event.org_unit if isinstance(event, SubjectAssigned) else None
-        sla_repo.assign_org_unit(session, event.pseudonym, org_unit, event.effective_from)
-
     return [
         erasure_binding(NAME, lambda s, p: erase(s, ctx, p)),
-        # opened(): v2 facts opened with the subject's event key (none: erased, dropped).
-        ConsumerBinding("hris.subject.>", TypeAdapter(HrisSubjectEvent), opened(ctx.event_keys, hris)),
+        *CONTRIBUTIONS.bindings(ctx.event_keys),  # org units and tree of the SLA contributions
         # gated_sealed(): opens the sealed facts (no key: the subject was erased -> dropped), then
         # granted (or the employee asked for contact) -> applied; denied -> acknowledged and
         # dropped; unknown (gate not synced) -> NotYet, put back uncounted and judged again later.
@@ -89,7 +83,7 @@ def erase(session: Session, ctx: EscalationContext, pseudonym: str) -> int:
         session.add(case)
         service._event(session, case, "erasure_deferred", now, reason="legal_hold")
     removed = repo.delete_cases(session, [c.id for c in cases if c not in kept])
-    removed += sla_repo.delete_assignments_of(session, pseudonym)
+    removed += CONTRIBUTIONS.erase(session, pseudonym)
     if not kept:
         removed += ctx.keys.destroy(session, pseudonym)
     return removed + forget_subject(session, pseudonym)

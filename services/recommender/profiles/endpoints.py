@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from services.recommender import subjects
 from services.recommender.audits import repository as audits_repo
-from services.recommender.columns import as_utc
+from services.recommender.columns import as_utc, utcnow
 from services.recommender.deps import Ctx
+from services.recommender.engagement import service as engagement
 from services.recommender.paths import repository as paths_repo
 from services.recommender.profiles import repository as repo
 from services.recommender.profiles import service
@@ -57,9 +58,15 @@ def post_interaction(
     request: Request, session: SessionDep, ctx: Ctx, subject: CurrentSubject, body: InteractionCreate
 ) -> InteractionAccepted:
     """viewed, completed, helpful, not_helpful or dismissed. Stored only with the
-    ``personalization`` consent (``recorded: false`` says nothing was kept); dismissed and
-    not-helpful resources stop coming back."""
-    known = body.resource_id in ctx.catalogue.snapshot(session).by_id
+    ``personalization`` consent (``recorded: false`` says the interaction was not kept); dismissed
+    and not-helpful resources stop coming back. With ``aggregate_insights``, a view or completion
+    also counts, de-identified, in the programme's engagement figures (``engagement.service``)."""
+    entry = ctx.catalogue.snapshot(session).by_id.get(body.resource_id)
+    known = entry is not None
+    if entry is not None:
+        gate, period_key = request.app.state.runtime.gate, ctx.settings.platform.secret("period_key")
+        today = utcnow().date()
+        engagement.count(session, gate, period_key, subject.pseudonym, body.kind, entry.professional_help, today)
     if not gate_allows(request, subject, "personalization"):
         if not known:
             service.record_interaction(session, subject.pseudonym, body, known)  # 404, as with consent

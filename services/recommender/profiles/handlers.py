@@ -8,6 +8,8 @@ from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from services.recommender import subjects
+from services.recommender.engagement import service as engagement
+from services.recommender.engagement.models import CONTRIBUTIONS
 from services.recommender.profiles import service
 from shared.app import ConsumerBinding
 from shared.eventkeys import EventKeyring
@@ -24,9 +26,10 @@ from shared.events.hris import HrisProfileEvent, opened
 PURPOSE = "personalization"
 
 
-def bindings(gate: Any, event_keys: EventKeyring) -> list[ConsumerBinding]:
+def bindings(gate: Any, event_keys: EventKeyring, period_key: bytes) -> list[ConsumerBinding]:
     """Needs from check-ins and the HRIS profile (both under ``personalization``, checked again
-    here), and consent changes (an ended consent deletes what was held only for it)."""
+    here), consent changes (an ended consent deletes what was held only for it), and the org
+    units and tree of the engagement counters (``shared.contributions``)."""
 
     def needs(session: Session, event: Any, facts: PersonalizationFacts | None) -> None:
         # v2: the facts were opened with the subject's event key (no key: erased, dropped).
@@ -39,6 +42,7 @@ def bindings(gate: Any, event_keys: EventKeyring) -> list[ConsumerBinding]:
     def consent(session: Session, event: ConsentChanged) -> None:
         if event.state != "granted":
             subjects.forget(session, event.pseudonym, event.purpose)
+            engagement.on_consent_changed(session, period_key, event)
 
     return [
         ConsumerBinding(
@@ -54,4 +58,5 @@ def bindings(gate: Any, event_keys: EventKeyring) -> list[ConsumerBinding]:
             gated(gate, opened(event_keys, service.on_hris_profile), purpose=PURPOSE),
         ),
         ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
+        *CONTRIBUTIONS.bindings(event_keys),
     ]
