@@ -6,7 +6,6 @@ never commit; the caller commits with its idempotency record, or rolls everythin
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from sqlmodel import Session
@@ -83,5 +82,5 @@ def on_consent_changed(session: Session, period_key: bytes, event: ConsentChange
             repo.delete_checkins_of(session, pseudonym)
     elif event.purpose == Purpose.work_patterns:
         signals_repo.delete_of(session, pseudonym)
-    elif event.purpose == Purpose.aggregate_insights:
-        CONTRIBUTIONS.retract(session, period_key, pseudonym, event.changed_at.astimezone(UTC).date())
+    else:
+        CONTRIBUTIONS.on_consent_changed(session, period_key, event)  # aggregate_insights

@@ -28,4 +28,4 @@ class RecommenderSettings(ServiceSettings):
     min_group_size: int = Field(default=5, ge=3)
     audit_interval_seconds: float = Field(default=3600, gt=0)
     # Engagement counters wait for the next shuffled batch release (shared.contributions).
-    contribution_release_seconds: float = Field(default=300, gt=0)
+    contribution_release_seconds: float = Field(default=3600, gt=0)

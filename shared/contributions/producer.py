@@ -30,6 +30,7 @@ from shared.contributions.tables import ContributionTables
 from shared.crypto import period_token
 from shared.db import after_commit
 from shared.events.checkin import Keyring
+from shared.events.consent import ConsentChanged
 from shared.events.contribution import ContributionRecorded, ContributionRetracted, Source
 from shared.events.hris import HrisSubjectEvent, OrgUnitChanged, SubjectAssigned, SubjectLeft, opened
 
@@ -153,6 +154,11 @@ class Producer:
         if unit is not None:
             event = ContributionRetracted(source=self.source, org_unit=unit, iso_week=week, period_token=token)
             repo.insert_pending(session.connection(), self.tables, [self._row(event, token)])
+
+    def on_consent_changed(self, session: Session, period_key: bytes, event: ConsentChanged) -> None:
+        """``aggregate_insights`` withdrawn or lapsed: :meth:`retract` the week it happened in."""
+        if event.purpose == PURPOSE and event.state != "granted":
+            self.retract(session, period_key, event.pseudonym, event.changed_at.astimezone(UTC).date())
 
     @staticmethod
     def _row(event: ContributionRecorded | ContributionRetracted, token: str) -> dict[str, Any]:

@@ -51,9 +51,14 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
         flag = event.unsealed(facts) if isinstance(event, EscalationFlaggedV2) and facts else event
         service.open_from_flag(session, ctx, flag, _now())
 
+    platform = ctx.settings.platform
+    period_key = platform.secret("period_key") if "period_key" in platform.held_secrets() else None
+
     def consent(session: Session, event: ConsentChanged) -> None:
         if event.purpose == "escalation" and event.state != "granted":
             service.withdraw_consent_cases(session, event.pseudonym, _now())
+        elif period_key is not None:  # aggregate_insights ended: this week's SLA figures go
+            CONTRIBUTIONS.on_consent_changed(session, period_key, event)
 
     return [
         erasure_binding(NAME, lambda s, p: erase(s, ctx, p)),

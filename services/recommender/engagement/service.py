@@ -14,14 +14,13 @@ Other kinds (helpful, not helpful, dismissed) count nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, date
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session
 
 from services.recommender.engagement.models import CONTRIBUTIONS
 from shared.contributions.producer import PURPOSE
-from shared.events.consent import ConsentChanged
 
 COUNTED = {"viewed": "resource_viewed", "completed": "resource_completed"}
 
@@ -35,9 +34,3 @@ def count(
         return False
     metrics = [metric, "eap_referred"] if professional else [metric]
     return CONTRIBUTIONS.hold(session, period_key, pseudonym, today, [(m, 1.0) for m in metrics], once=True)
-
-
-def on_consent_changed(session: Session, period_key: bytes, event: ConsentChanged) -> None:
-    """``aggregate_insights`` ended: this week's held counters go, and a retraction follows them."""
-    if event.purpose == PURPOSE and event.state != "granted":
-        CONTRIBUTIONS.retract(session, period_key, event.pseudonym, event.changed_at.astimezone(UTC).date())

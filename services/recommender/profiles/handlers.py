@@ -8,7 +8,6 @@ from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from services.recommender import subjects
-from services.recommender.engagement import service as engagement
 from services.recommender.engagement.models import CONTRIBUTIONS
 from services.recommender.profiles import service
 from shared.app import ConsumerBinding
@@ -42,7 +41,7 @@ def bindings(gate: Any, event_keys: EventKeyring, period_key: bytes) -> list[Con
     def consent(session: Session, event: ConsentChanged) -> None:
         if event.state != "granted":
             subjects.forget(session, event.pseudonym, event.purpose)
-            engagement.on_consent_changed(session, period_key, event)
+            CONTRIBUTIONS.on_consent_changed(session, period_key, event)  # engagement counters
 
     return [
         ConsumerBinding(
