@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from services.aggregator.forecasts.models import Forecast
+from services.aggregator.releases.models import ReleasedCell
 
 RAISED = "raised"
 
@@ -35,3 +37,22 @@ def listed(session: Session, units: set[str] | None) -> Sequence[Forecast]:
         stmt = stmt.where(col(Forecast.org_unit).in_(sorted(units)))
     order = (col(Forecast.starts_on).desc(), col(Forecast.org_unit), col(Forecast.metric))
     return session.exec(stmt.order_by(*order)).all()
+
+
+def released_means(
+    session: Session, units: set[str], metrics: Sequence[str] | None, week_from: str | None, week_to: str | None = None
+) -> Sequence[tuple[str, str, str, float, float | None, bool]]:
+    """(unit, metric, week, mean, half-width, released at the managers' k) of every cell released in
+    the organisation-wide view: plain rows, no ORM objects (a year of a large org is many cells)."""
+    c = ReleasedCell
+    columns = (c.org_unit, c.metric, c.iso_week, c.mean, c.mean_half_width, c.manager_released)
+    stmt = select_columns(*map(col, columns)).where(
+        col(c.released).is_(True), col(c.mean).is_not(None), col(c.org_unit).in_(sorted(units))
+    )
+    if metrics is not None:
+        stmt = stmt.where(col(c.metric).in_(list(metrics)))
+    if week_from is not None:
+        stmt = stmt.where(col(c.iso_week) >= week_from)
+    if week_to is not None:
+        stmt = stmt.where(col(c.iso_week) <= week_to)
+    return [tuple(r) for r in session.execute(stmt).all()]  # type: ignore[misc]

@@ -98,11 +98,9 @@ def _series(session: Session, units: set[str], past: Sequence[Trigger]) -> Serie
     if not units:
         return series
     since = week_of(min((t.starts_on for t in past), default=date.max) - timedelta(weeks=estimator.BASELINE_WEEKS + 2))
-    for cell in releases.cells(session, units=units, week_from=None if not past else since):
-        if cell.released and cell.mean is not None and cell.metric not in PROGRAM_METRICS:
-            series[(cell.org_unit, cell.metric)][cell.iso_week] = Point(
-                cell.mean, cell.mean_half_width or 0.0, cell.manager_released
-            )
+    for unit, metric, week, mean, half, manager in repo.released_means(session, units, None, since if past else None):
+        if metric not in PROGRAM_METRICS:
+            series[(unit, metric)][week] = Point(mean, half or 0.0, manager)
     return series
 
 
@@ -207,12 +205,8 @@ def score_passed(session: Session, today: date, now: datetime) -> int:
         base, during = estimator.window(row.starts_on, row.ends_on)
         if row.ends_on >= today or not all(releases.is_released(session, w) for w in during):
             continue
-        cells = releases.cells(session, units={row.org_unit}, metric=row.metric, week_from=base[0], week_to=during[-1])
-        points = {
-            c.iso_week: Point(c.mean, c.mean_half_width or 0.0, c.manager_released)
-            for c in cells
-            if c.released and c.mean is not None
-        }
+        rows = repo.released_means(session, {row.org_unit}, [row.metric], base[0], during[-1])
+        points = {week: Point(mean, half or 0.0, manager) for _, _, week, mean, half, manager in rows}
         observed = estimator.effect(points, row.starts_on, row.ends_on)
         if observed is None:
             row.outcome = "unscorable"
