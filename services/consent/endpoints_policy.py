@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from services.consent import policy, stats
 from services.consent.deps import ContextDep
@@ -20,6 +20,7 @@ from shared.auth import AdminPrincipal, HRAnalystPrincipal
 from shared.db import SessionDep
 from shared.events.consent import Purpose
 from shared.openapi import AUTH, BODY, problems
+from shared.pagination import PageQuery, next_link
 
 public = APIRouter(tags=["policy"])
 admin = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -48,9 +49,19 @@ def receipt_jwks(ctx: ContextDep) -> dict[str, Any]:
 
 
 @admin.get("/purposes", summary="All purposes and versions", responses=problems(*AUTH, 422))
-def list_purposes(_: AdminPrincipal, session: SessionDep, lang: Lang = DEFAULT_LANGUAGE) -> list[PolicyVersionsRead]:
-    """Every purpose with all its policy versions."""
-    return policy.all_versions(session, lang)
+def list_purposes(
+    _: AdminPrincipal,
+    session: SessionDep,
+    page: PageQuery,
+    request: Request,
+    response: Response,
+    lang: Lang = DEFAULT_LANGUAGE,
+) -> list[PolicyVersionsRead]:
+    """Every purpose with its policy versions, by purpose then version, ``limit`` versions a
+    page; the next page's URL is in the ``Link`` header (``rel="next"``)."""
+    purposes, cursor = policy.all_versions(session, lang, page)
+    response.headers.update(next_link(request.url, cursor))
+    return purposes
 
 
 @admin.post(

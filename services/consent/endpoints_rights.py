@@ -12,6 +12,7 @@ from services.consent.schemas import AccessLogRead, ErasureAccepted, ErasureStat
 from shared.auth import EmployeePrincipal, limited_read
 from shared.db import SessionDep
 from shared.openapi import AUTH, problems
+from shared.pagination import PageQuery
 
 router = APIRouter(prefix="/v1/me", tags=["my data"])
 
@@ -49,7 +50,8 @@ def erasure_status(
 
 @router.get("/access-log", summary="Who accessed my data", responses=problems(*AUTH))
 async def my_access_log(
-    principal: EmployeePrincipal, session: SessionDep, ctx: ContextDep, bus: BusDep
+    principal: EmployeePrincipal, session: SessionDep, ctx: ContextDep, bus: BusDep, page: PageQuery
 ) -> AccessLogRead:
-    """Every access to my data by a person, from every service's tamper-evident audit log."""
-    return await rights.access_log(session, ctx, bus, principal.sub)
+    """Every access to my data by a person, from every service's tamper-evident audit log,
+    oldest first, in pages (``next_cursor``)."""
+    return await rights.access_log(session, ctx, bus, principal.sub, page)

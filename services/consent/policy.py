@@ -25,6 +25,7 @@ from services.consent.schemas import (
 )
 from shared.errors import NotFound
 from shared.events.consent import Purpose
+from shared.pagination import PageRequest, page
 
 TERMS = ("data_categories", "recipients", "retention_days", "legal_basis")
 
@@ -76,8 +77,19 @@ def versions(session: Session, purpose: Purpose, lang: str) -> PolicyVersionsRea
     )
 
 
-def all_versions(session: Session, lang: str) -> list[PolicyVersionsRead]:
-    return [versions(session, purpose, lang) for purpose in Purpose]
+def all_versions(session: Session, lang: str, request: PageRequest) -> tuple[list[PolicyVersionsRead], str | None]:
+    """One page of every purpose's versions (``limit`` counts versions), grouped by purpose; a
+    purpose whose versions span two pages appears on both."""
+    after = request.after(str, int)
+    found, cursor = page(
+        repo.versions_after(session, (after[0], after[1]) if after else None, request.limit + 1),
+        request,
+        lambda item: (item[0].purpose, item[0].version),
+    )
+    grouped: dict[str, list[PurposePolicy]] = {}
+    for policy, current in found:
+        grouped.setdefault(policy.purpose, []).append(to_read(policy, lang, policy.version == current))
+    return [PolicyVersionsRead(purpose=Purpose(name), versions=reads) for name, reads in grouped.items()], cursor
 
 
 def publish_version(

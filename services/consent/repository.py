@@ -21,7 +21,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, func, literal_column, update
+from sqlalchemy import and_, bindparam, delete, func, literal_column, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlmodel import Session, col, select
@@ -93,6 +93,26 @@ def versions_of(session: Session, purpose: str | None = None) -> list[PolicyVers
     if purpose is not None:
         stmt = stmt.where(PolicyVersion.purpose == purpose)
     return list(session.exec(stmt))
+
+
+def versions_after(session: Session, after: tuple[str, int] | None, limit: int) -> list[tuple[PolicyVersion, int]]:
+    """Up to ``limit`` versions of every purpose after ``after`` (purpose, version), in that
+    order, each with its purpose's current version number."""
+    stmt = (
+        select(PolicyVersion, PurposeRow.current_version)
+        .join(PurposeRow, col(PurposeRow.name) == col(PolicyVersion.purpose))
+        .order_by(col(PolicyVersion.purpose), col(PolicyVersion.version))
+        .limit(limit)
+    )
+    if after is not None:
+        purpose, version = after
+        stmt = stmt.where(
+            or_(
+                col(PolicyVersion.purpose) > purpose,
+                and_(col(PolicyVersion.purpose) == purpose, col(PolicyVersion.version) > version),
+            )
+        )
+    return [(row, int(current)) for row, current in session.exec(stmt)]
 
 
 def lapse_granted(session: Session, purpose: str, new_version: int, at: datetime) -> list[tuple[str, int, int]]:

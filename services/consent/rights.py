@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from nats.errors import NoRespondersError
@@ -23,6 +24,7 @@ from services.consent.schemas import AccessEntry, AccessLogRead, ExportRead, Una
 from shared import audit
 from shared.bus.connection import Bus
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
+from shared.pagination import PageRequest, page
 from shared.topology import SUBJECT_REQUEST_RESPONDERS, access_log_subject, export_subject
 
 NAME = "consent"
@@ -93,8 +95,10 @@ def own_access_log(session: Session, subject: str) -> list[AccessEntry]:
     ]
 
 
-async def access_log(session: Session, ctx: ConsentContext, bus: Bus, employee_id: str) -> AccessLogRead:
-    """Every access to the subject's data by a person, from every service's audit log."""
+async def access_log(
+    session: Session, ctx: ConsentContext, bus: Bus, employee_id: str, request: PageRequest
+) -> AccessLogRead:
+    """One page of every access to the subject's data by a person, from every service's audit log."""
     subject = ctx.pseudonym(employee_id)
     try:
         entries = await asyncio.to_thread(own_access_log, session, subject)
@@ -109,5 +113,28 @@ async def access_log(session: Session, ctx: ConsentContext, bus: Bus, employee_i
         except (ValidationError, TypeError):
             unavailable.append(Unavailable(service=svc, reason="malformed"))
     unavailable = own_broken + unavailable
-    entries.sort(key=lambda e: e.at)
-    return AccessLogRead(complete=not unavailable, entries=entries, unavailable=unavailable)
+    items, next_cursor = access_page(entries, request)
+    return AccessLogRead(complete=not unavailable, entries=items, unavailable=unavailable, next_cursor=next_cursor)
+
+
+AccessKey = tuple[datetime, str, int]
+
+
+def access_page(entries: list[AccessEntry], request: PageRequest) -> tuple[list[AccessEntry], str | None]:
+    """One page of the merged log, in (time, service) order.
+
+    The log is gathered from every service on each request, so the page is cut here, not in a
+    query. The key adds, to time and service, the entry's rank among that service's entries at
+    the same instant (they arrive in the order of the service's audit chain), which makes it
+    unique and stable while logs only grow.
+    """
+    after = request.after(str, str, int)
+    start: AccessKey | None = (datetime.fromisoformat(after[0]), after[1], after[2]) if after else None
+    keyed: list[tuple[AccessKey, AccessEntry]] = []
+    ranks: dict[tuple[datetime, str], int] = {}
+    for entry in sorted(entries, key=lambda e: (e.at, e.service)):
+        rank = ranks[(entry.at, entry.service)] = ranks.get((entry.at, entry.service), -1) + 1
+        keyed.append(((entry.at, entry.service, rank), entry))
+    rest = [item for item in keyed if start is None or item[0] > start]
+    items, next_cursor = page(rest[: request.limit + 1], request, lambda item: (item[0][0].isoformat(), *item[0][1:]))
+    return [entry for _, entry in items], next_cursor

@@ -242,8 +242,9 @@ class AccessEntry(BaseModel):
 
 class AccessLogRead(BaseModel):
     complete: bool
-    entries: list[AccessEntry]
+    entries: list[AccessEntry] = Field(description="Oldest first; one page of them.")
     unavailable: list[Unavailable]
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null on the last.")
 
 
 class ErasureAccepted(BaseModel):

@@ -36,7 +36,9 @@ def state_of(platform: Platform, sub: str, purpose: str, lang: str = "en") -> di
 
 def new_version_body(platform: Platform, purpose: str, **changes: object) -> dict:
     """The current terms of ``purpose`` with ``changes`` applied, as a PolicyVersionCreate body."""
-    versions = platform.consent.client.get("/v1/admin/purposes", headers=platform.auth("A1", "admin")).json()
+    versions = platform.consent.client.get(
+        "/v1/admin/purposes", params={"limit": 200}, headers=platform.auth("A1", "admin")
+    ).json()
     current = next(v for p in versions if p["purpose"] == purpose for v in p["versions"] if v["current"])
     texts = {}
     for lang in ("en", "es", "fr"):
