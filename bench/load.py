@@ -49,6 +49,10 @@ class LoadResult:
     def p99(self) -> float:
         return self.pct(0.99)
 
+    @property
+    def p999(self) -> float:
+        return self.pct(0.999)
+
     def summary(self) -> str:
         return (
             f"{self.rps:,.0f} req/s, p50 {self.p50:.1f} ms, p99 {self.p99:.1f} ms, "
@@ -62,8 +66,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServedUrl(str):
+    """A served app's base URL, with the process id of its server (to read its CPU time)."""
+
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def serve_app(factory: str, *, port: int, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[str]:
+def serve_app(factory: str, *, port: int, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[ServedUrl]:
     """Run ``uvicorn --factory module:function`` in a child process; yields its base URL."""
     cmd = [
         sys.executable,
@@ -92,7 +108,9 @@ def serve_app(factory: str, *, port: int, env: dict[str, str] | None = None, wor
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{factory} did not start") from None
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        url = ServedUrl(f"http://127.0.0.1:{port}")
+        url.pid = proc.pid
+        yield url
     finally:
         proc.terminate()
         try:
@@ -188,8 +206,13 @@ def hammer(
 
 @contextmanager
 def serve_service(
-    name: str, nats: Any, data_dir: Path, database_url: str, ready_timeout: float = 30.0
-) -> Iterator[str]:
+    name: str,
+    nats: Any,
+    data_dir: Path,
+    database_url: str,
+    ready_timeout: float = 30.0,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[ServedUrl]:
     """Run one Kinwell service in its own process against ``nats``; yields its URL once ready."""
     port = free_port()
     prefix = f"KINWELL_{name.upper()}_"
@@ -204,6 +227,7 @@ def serve_service(
         # The benches measure the write path at full load from one address, not the abuse limits.
         prefix + "RATE_LIMIT_PER_PRINCIPAL": "",
         prefix + "RATE_LIMIT_PER_SOURCE": "",
+        **(extra_env or {}),
     }
     with serve_app(f"services.{name}.app:create_app", port=port, env=env) as url:
         deadline = time.monotonic() + ready_timeout
@@ -218,6 +242,7 @@ async def _open_loop(
     url: str,
     method: str,
     path: Callable[[int], str],
+    body: Callable[[int], bytes],
     headers: Callable[[int], dict[str, str]],
     rate: float,
     duration: float,
@@ -245,7 +270,7 @@ async def _open_loop(
                 reader, writer = await asyncio.open_connection(host, int(port))
                 opened += 1
             try:
-                writer.write(_request(method, path(i), host_port, b"", headers(i)))
+                writer.write(_request(method, path(i), host_port, body(i), headers(i)))
                 status = await _read_response(reader)
             except (asyncio.IncompleteReadError, ConnectionError):
                 errors += 1
@@ -274,26 +299,34 @@ def open_loop(
     path: Callable[[int], str],
     *,
     rate: float,
+    method: str = "GET",
+    body: Callable[[int], bytes] = lambda i: b"",
     headers: Callable[[int], dict[str, str]] = lambda i: {},
     duration: float = 4.0,
     warmup: float = 1.0,
     max_connections: int = 256,
 ) -> LoadResult:
-    """GETs sent at a fixed ``rate`` whatever the server does (open loop), each timed from the
+    """Requests sent at a fixed ``rate`` whatever the server does (open loop), each timed from the
     moment it was *scheduled*: a server that falls behind is charged for the queue it built
     (coordinated omission corrected), unlike :func:`hammer`, which waits for each answer."""
-    return asyncio.run(_open_loop(url, "GET", path, headers, rate, duration, warmup, max_connections))
+    return asyncio.run(_open_loop(url, method, path, body, headers, rate, duration, warmup, max_connections))
 
 
-def capacity(run: Callable[[float], LoadResult], rates: list[float], p99_ms: float = 100.0) -> tuple[float, list]:
+def held(result: LoadResult, p99_ms: float = 100.0, ok: frozenset[int] = frozenset({200})) -> bool:
+    """Whether a run held its rate: no errors, only ``ok`` statuses, p99 under ``p99_ms``."""
+    return result.errors == 0 and set(result.statuses) <= ok and result.p99 < p99_ms
+
+
+def capacity(
+    run: Callable[[float], LoadResult], rates: list[float], p99_ms: float = 100.0, ok: frozenset[int] = frozenset({200})
+) -> tuple[float, list]:
     """The highest of ``rates`` held with p99 under ``p99_ms`` and every request answered 2xx.
     Stops at the first rate that is not held; returns it with every (rate, result) tried."""
-    held, tried = 0.0, []
+    held_rate, tried = 0.0, []
     for rate in rates:
         result = run(rate)
         tried.append((rate, result))
-        ok = result.errors == 0 and set(result.statuses) <= {200} and result.p99 < p99_ms
-        if not ok:
+        if not held(result, p99_ms, ok):
             break
-        held = rate
-    return held, tried
+        held_rate = rate
+    return held_rate, tried

@@ -94,6 +94,8 @@ class ServiceSpec:
     description: str = ""
     # Models of bodies that routes parse by hand (shared.openapi.parse_body), for the document.
     schemas: list[type[BaseModel]] = field(default_factory=list)
+    # Paths whose bodies have their own limit instead of ``max_body_bytes`` (bulk ingest).
+    body_limits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -338,7 +340,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     for router in spec.routers:
         app.include_router(router)
     install_openapi(app, spec.routers, spec.schemas)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, per_path=spec.body_limits)
     app.add_middleware(AuthenticateBeforeBody, routes=body_routes_needing_principal(spec.routers))
     app.add_middleware(SourceRateLimit, limiter=app.state.limiter)
     app.add_middleware(SecurityHeaders)

@@ -2,24 +2,24 @@
 
 Requests do their CPU work on the event loop and hand finished items to a ``BatchWriter``. Its
 task takes whatever has queued up (up to ``max_batch``, measured by ``_size``), and its one
-thread writes the batch in a single transaction on its own connection (``_apply``), commits,
-and only then resolves each request's future: a 2xx is never sent before its data is durable, as
-with ``SessionDep``.
+thread writes the batch in a single unit of work: one ``Session`` and one transaction on the
+writer's own connection (``_apply(session, items)``), commits, and only then resolves each
+request's future: a 2xx is never sent before its data is durable, as with ``SessionDep``. What
+``_apply`` writes it writes as any service function does, through repositories and
+``shared.bus.stage``, so the same function serves a request's session or a batch.
 
-* SQLite: the connection runs in AUTOCOMMIT with ``PRAGMA synchronous=FULL`` (durable even on
-  power loss) and we issue ``BEGIN IMMEDIATE``/``COMMIT``/``ROLLBACK`` ourselves: the write lock
-  is taken before ``_apply``'s first read, so a read-modify-write cannot interleave with another
-  writer, and the batch shares one fsync. PostgreSQL: ``conn.begin()``; row locks are
-  ``_apply``'s business.
+* SQLite: the writer's engine begins every transaction with ``BEGIN IMMEDIATE`` (the write lock is
+  taken before ``_apply``'s first read, so a read-modify-write cannot interleave with another
+  writer) and commits with ``PRAGMA synchronous=FULL`` (durable even on power loss); the batch
+  shares one fsync. PostgreSQL: the given engine; row locks are ``_apply``'s business.
 * A failing batch is retried item by item, so only the failing request sees the error.
 * ``stop()`` fails what is still queued with ``ServiceUnavailable`` (503).
 
-Subclasses implement ``_apply(conn, items) -> list[result]`` (one result per item, in order) and
-may override ``_size(item)`` (default 1) and ``_admit(items)``, a last check on the event loop
+Subclasses implement ``_apply(session, items) -> list[result]`` (one result per item, in order)
+and may override ``_size(item)`` (default 1) and ``_admit(items)``, a last check on the event loop
 just before the batch is written (check-in asks the consent gate again there). Used by check-in
-ingest (``services.checkin.writer``) and the signals route (``services.checkin.signals_writer``).
-The consent writer is a different shape (sessions, savepoints, outbox hand-over) and does not
-use it.
+ingest (``services.checkin.checkins.writer``) and the signals route
+(``services.checkin.signals.writer``).
 """
 
 from __future__ import annotations
@@ -30,12 +30,34 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from shared.db import is_sqlite, make_engine
 from shared.errors import ServiceUnavailable
 
 I = TypeVar("I")  # noqa: E741 - the item type
 R = TypeVar("R")
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """The engine a writer commits through: on SQLite a one-connection engine of its own whose
+    transactions begin IMMEDIATE and commit with ``synchronous=FULL``; elsewhere ``engine``."""
+    if not is_sqlite(engine):
+        return engine
+    own = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+
+    @event.listens_for(own, "connect")
+    def _durable(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # pysqlite must not BEGIN on its own: we do, IMMEDIATE
+        dbapi_conn.execute("PRAGMA synchronous=FULL")
+
+    @event.listens_for(own, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return own
 
 
 def resolve(future: asyncio.Future[Any], outcome: Any) -> None:
@@ -64,7 +86,8 @@ class BatchWriter(Generic[I, R]):
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
-        self.sqlite = engine.dialect.name == "sqlite"
+        self.sqlite = is_sqlite(engine)
+        self._writer_engine = writer_engine(engine)
         self.name = name
         self.max_batch = max_batch
         self.linger = linger
@@ -73,14 +96,13 @@ class BatchWriter(Generic[I, R]):
         self._queued = 0  # the total _size of what is in _queue
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._conn: Connection | None = None  # touched only on the executor's thread
         self.batches = 0  # committed transactions
         self.rows = 0  # the total _size of committed items
 
     # --- hooks -----------------------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, items: list[I]) -> list[R]:
-        """Write ``items`` inside the open transaction; one result per item, in order."""
+    def _apply(self, session: Session, items: list[I]) -> list[R]:
+        """Write ``items`` in the batch's session (never commit it); one result per item, in order."""
         raise NotImplementedError
 
     def _size(self, item: I) -> int:
@@ -193,24 +215,8 @@ class BatchWriter(Generic[I, R]):
     # --- executor thread -------------------------------------------------------------------------
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            conn = self.engine.connect()
-            if self.sqlite:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql("PRAGMA synchronous=FULL")
-            self._conn = conn
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        """Forget a broken connection; the next batch opens a new one."""
-        if self._conn is not None:
-            self._conn.invalidate()
-            self._conn = None
+        if self._writer_engine is not self.engine:
+            self._writer_engine.dispose()
 
     def _write_batch(self, items: list[I]) -> list[R | BaseException]:
         try:
@@ -225,23 +231,7 @@ class BatchWriter(Generic[I, R]):
         return [self._write_batch([item])[0] for item in items]
 
     def _transaction(self, items: list[I]) -> list[R]:
-        conn = self._connection()
-        if not self.sqlite:
-            try:
-                with conn.begin():
-                    return self._apply(conn, items)
-            except BaseException:
-                if conn.invalidated:  # the server went away: reconnect on next use
-                    self._conn = None
-                raise
-        try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            results = self._apply(conn, items)
-            conn.exec_driver_sql("COMMIT")
+        with Session(self._writer_engine, expire_on_commit=False) as session:
+            results = self._apply(session, items)
+            session.commit()
             return results
-        except BaseException:
-            try:
-                conn.exec_driver_sql("ROLLBACK")
-            except Exception:  # noqa: BLE001 - a broken connection is replaced on next use
-                self._drop_connection()
-            raise

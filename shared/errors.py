@@ -9,6 +9,7 @@ request body, so no personal data or free text can leak into an error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -211,22 +212,24 @@ _CLOSE = {"Connection": "close"}
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_bytes`` with 413 before the app reads them."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = dict(per_path or {})  # paths with a limit of their own (bulk ingest)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.per_path.get(scope.get("path", ""), self.max_bytes)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared < 0 or declared > self.max_bytes:
-                    await self._reject(scope, receive, send)
+                if declared < 0 or declared > max_bytes:
+                    await self._reject(scope, receive, send, max_bytes)
                     return
         received = 0
 
@@ -235,17 +238,17 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # A Starlette HTTPException: FastAPI re-raises those from its body parsing,
                     # where it would turn any other error into a 400 (a chunked body has no
                     # Content-Length to refuse early).
                     # Connection: close, so the client stops sending the rest.
-                    raise StarletteHTTPException(413, f"The body exceeds {self.max_bytes} bytes.", _CLOSE)
+                    raise StarletteHTTPException(413, f"The body exceeds {max_bytes} bytes.", _CLOSE)
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        err = PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
+        err = PayloadTooLarge(f"The body exceeds {max_bytes} bytes.")
         response = JSONResponse(err.body(scope.get("path")), status_code=413, media_type=PROBLEM_JSON, headers=_CLOSE)
         await response(scope, receive, send)

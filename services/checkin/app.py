@@ -10,44 +10,49 @@ Admin: ``/v1/subscriptions`` for the outbound webhooks (``checkin.nudge.due``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from services.checkin import repository, signals_repository, subjects
+from services.checkin.checkins import tasks as checkins_tasks
+from services.checkin.checkins.endpoints import router as checkins_router
+from services.checkin.checkins.instruments import check_complete
+from services.checkin.checkins.writer import GroupCommitWriter
+from services.checkin.clock import utcnow
 from services.checkin.config import CheckinSettings
+from services.checkin.contributions import CONTRIBUTIONS
 from services.checkin.deps import CheckinContext
-from services.checkin.endpoints import router
-from services.checkin.handlers import NAME, bindings
-from services.checkin.instruments import check_complete
-from services.checkin.nudges import EVENT_TYPES, handle_router
-from services.checkin.relay import PipelinedOutboxRelay
-from services.checkin.schemas import CheckinCreate
-from services.checkin.signals import SignalBatch
-from services.checkin.signals_endpoints import SignalsState, widen_body_limit
-from services.checkin.signals_endpoints import router as signals_router
-from services.checkin.tasks import start_tasks
-from services.checkin.writer import GroupCommitWriter
+from services.checkin.notes.endpoints import router as notes_router
+from services.checkin.nudges import repository as nudges_repo
+from services.checkin.nudges import service as nudges
+from services.checkin.nudges.endpoints import router as nudges_router
+from services.checkin.signals import repository as signals_repo
+from services.checkin.signals import tasks as signals_tasks
+from services.checkin.signals.endpoints import PATH as SIGNALS_PATH
+from services.checkin.signals.endpoints import SignalsState
+from services.checkin.signals.endpoints import router as signals_router
+from services.checkin.signals.schemas import SignalBatch
+from services.checkin.subjects import handlers as subjects_handlers
+from services.checkin.subjects import service as subjects
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.db import make_engine
 from shared.eventkeys import EventKeyring
+from shared.periodic import every
 from shared.shredding import start_scrubber
 from shared.webhooks import service_webhooks
 
 
 def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
-    webhooks = service_webhooks(EVENT_TYPES, settings.webhooks)  # nudges to chat apps
+    webhooks = service_webhooks(nudges.EVENT_TYPES, settings.webhooks)  # nudges to chat apps
 
     async def start(rt: Runtime) -> None:
         # Idempotent: the app factory retries a start-up hook that fails.
-        if not isinstance(rt.relay, PipelinedOutboxRelay):
-            # Swap in the relay that pipelines same-subject events instead of one per round.
-            await rt.relay.stop()
-            rt.relay = PipelinedOutboxRelay(rt.engine, rt.bus)
-            rt.relay.start()
         ctx.writer.on_commit = rt.relay.notify
         ctx.writer.gate = rt.gate
         ctx.event_keys.attach(rt.bus)
@@ -64,12 +69,12 @@ def build_spec(settings: CheckinSettings, ctx: CheckinContext) -> ServiceSpec:
         return subjects.export(session, ctx.keys, pseudonym)
 
     return ServiceSpec(
-        name=NAME,
+        name=subjects_handlers.NAME,
         title="Kinwell checkin",
         description="Validated check-ins, risk screening, encryption with crypto-shredding, nudges.",
         migrations=Path(__file__).parent / "migrations",
-        routers=[router, handle_router, webhooks.router],
-        consumers=lambda rt: bindings(ctx),
+        routers=[checkins_router, nudges_router, notes_router, webhooks.router],
+        consumers=lambda rt: subjects_handlers.bindings(ctx),
         export=export,
         uses_gate=True,
         on_start=[start, webhooks.hooks.on_start, start_scrubber("data_key")],
@@ -87,13 +92,52 @@ def _revoked(rt: Runtime, pseudonym: str, purpose: str) -> None:
     def drop() -> None:
         with Session(rt.engine) as session:
             if purpose == "checkin":
-                repository.delete_nudge(session, pseudonym)
+                nudges_repo.delete_nudge(session, pseudonym)
             else:
-                signals_repository.delete_of(session, pseudonym)
+                signals_repo.delete_of(session, pseudonym)
             session.commit()
 
     task = asyncio.get_running_loop().create_task(asyncio.to_thread(drop))
     rt.tasks.append(task)
+
+
+def _in_transaction(engine: Engine, work: Callable[[Session], int]) -> Callable[[], int]:
+    """``work`` as a periodic job: one transaction per run, rolled back when it fails."""
+
+    def run() -> int:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                done = work(session)
+                session.commit()
+                return done
+            except BaseException:
+                session.rollback()
+                raise
+
+    return run
+
+
+def start_tasks(rt: Any, settings: CheckinSettings) -> list[asyncio.Task[None]]:
+    """Create the three loops on the running event loop; ``rt.tasks`` cancels them at shutdown."""
+    grace = timedelta(hours=settings.nudge_grace_hours)
+    send = nudges.webhook_sender(nudges.handle_key(settings.platform))
+
+    def due(session: Session) -> int:
+        return nudges.run_due(session, rt.gate, datetime.now(UTC), grace=grace, send=send)
+
+    def retention(session: Session) -> int:
+        return checkins_tasks.purge_expired(session, settings.retention_days)
+
+    def release(session: Session) -> int:
+        period_key, close_hours = settings.platform.secret("period_key"), settings.signals_close_hours
+        closed = signals_tasks.close_weeks(session, rt.gate, period_key, close_hours, utcnow(), rt.relay.notify)
+        return closed + CONTRIBUTIONS.release(session, settings.platform.k_anonymity, rt.relay.notify)
+
+    return [
+        every(settings.nudge_interval_seconds, _in_transaction(rt.engine, due), name="checkin-nudges"),
+        every(settings.retention_interval_seconds, _in_transaction(rt.engine, retention), name="checkin-retention"),
+        every(settings.contribution_release_seconds, _in_transaction(rt.engine, release), name="checkin-contributions"),
+    ]
 
 
 def create_app(settings: CheckinSettings | None = None) -> FastAPI:
@@ -114,25 +158,13 @@ def create_app(settings: CheckinSettings | None = None) -> FastAPI:
     signals = SignalsState.create(settings)
     spec = build_spec(settings, ctx)
     spec.routers.append(signals_router)
-    spec.schemas += [CheckinCreate, SignalBatch]  # bodies parsed by hand, documented by schema
+    spec.schemas.append(SignalBatch)  # parsed by hand (see signals/endpoints.py), documented by schema
+    spec.body_limits[SIGNALS_PATH] = settings.signals_max_body_bytes
     spec.on_stop.append(signals.stop)
     app = create_service_app(spec, settings)
     app.state.checkin = ctx
     app.state.signals = signals
-    widen_body_limit(app, settings)
-    _routes_first(app, router)
     return app
-
-
-def _routes_first(app: FastAPI, ours: APIRouter) -> None:
-    """Routes are tried in order: ours (the check-in POST first, see endpoints.py) before the docs
-    and ops routes, as check-ins are most of the traffic. Paths do not overlap, so this changes
-    only how soon the hot route is found."""
-    routes = app.router.routes
-    mine = [r for r in routes if getattr(r, "original_router", None) is ours]
-    for route in mine:
-        routes.remove(route)
-    routes[:0] = mine
 
 
 __all__ = ["Runtime", "build_spec", "create_app"]

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.checkin.checkins.writer import GroupCommitWriter
 from services.checkin.config import CheckinSettings
-from services.checkin.writer import GroupCommitWriter
 from shared.datakeys import DataKeyStore
 from shared.eventkeys import EventKeyring
 

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from services.checkin.models import NudgeSchedule
-from services.checkin.nudges import NudgeRule, in_quiet_hours, next_due, run_due
+from services.checkin.nudges.models import NudgeSchedule
+from services.checkin.nudges.service import NudgeRule, in_quiet_hours, next_due, run_due
 from shared.bus.outbox import OutboxMessage
 from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.db import make_engine

@@ -13,8 +13,10 @@ from nats.errors import TimeoutError as NatsTimeout
 from pydantic import TypeAdapter
 from sqlmodel import Session, SQLModel, select
 
+from services.checkin.checkins.models import Checkin, CheckinTrend
 from services.checkin.clock import iso_week
-from services.checkin.models import CONTRIBUTIONS, Checkin, CheckinTrend, NudgeSchedule
+from services.checkin.contributions import CONTRIBUTIONS
+from services.checkin.nudges.models import NudgeSchedule
 from shared.bus import Bus, Consumer
 from shared.bus.consumer import ProcessedEvent
 from shared.bus.failures import NotYet

@@ -1,4 +1,4 @@
-"""The check-in outbox relay: publishes whole batches in order, keeps what was not acknowledged."""
+"""The outbox relay on check-in's stream: publishes whole batches in order, keeps what was not acknowledged."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from pathlib import Path
 import nats
 from sqlmodel import Session, select
 
-from services.checkin.relay import PipelinedOutboxRelay
 from shared.bus import Bus, stage_raw
-from shared.bus.outbox import OutboxMessage
+from shared.bus.outbox import OutboxMessage, OutboxRelay
 from shared.db import make_engine, run_migrations
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
@@ -31,7 +30,7 @@ def test_a_batch_goes_out_in_order_and_unacknowledged_rows_stay(service_nats, db
         kw = service_nats.connect_kwargs("checkin")
         bus = Bus("checkin", kw["servers"][0], kw["user"], kw["password"])
         await bus.connect()
-        relay = PipelinedOutboxRelay(engine, bus)
+        relay = OutboxRelay(engine, bus)
         relay.ack_timeout, relay.linger = 0.5, 0.0
         try:
             try:

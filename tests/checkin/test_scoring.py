@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.checkin import instruments, screening
-from services.checkin.scoring import (
+from services.checkin.checkins import instruments, screening
+from services.checkin.checkins.scoring import (
     GAD2_ITEMS,
     PHQ9_ITEMS,
     STEP_ITEMS,

@@ -18,8 +18,9 @@ from sqlalchemy import select, text
 from sqlmodel import Session
 
 from services.checkin.clock import iso_week
-from services.checkin.models import CONTRIBUTIONS, SignalDay
-from services.checkin.signals import Pseudonymiser
+from services.checkin.contributions import CONTRIBUTIONS
+from services.checkin.signals.models import SignalDay
+from services.checkin.signals.service import Pseudonymiser
 from shared.crypto import period_token, pseudonym
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.topology import consumer_name, export_subject

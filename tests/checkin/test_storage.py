@@ -10,14 +10,17 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from services.checkin import repository as repo
-from services.checkin import service, subjects
+from services.checkin.checkins import repository as repo
+from services.checkin.checkins import service
+from services.checkin.checkins.models import Checkin, CheckinTrend
+from services.checkin.checkins.schemas import CheckinCreate
+from services.checkin.checkins.screening import Locale
+from services.checkin.checkins.tasks import purge_expired
+from services.checkin.checkins.writer import GroupCommitWriter
 from services.checkin.clock import iso_week, week_start
-from services.checkin.models import CONTRIBUTIONS, Checkin, CheckinTrend, NudgeSchedule
-from services.checkin.schemas import CheckinCreate
-from services.checkin.screening import Locale
-from services.checkin.tasks import purge_expired
-from services.checkin.writer import GroupCommitWriter
+from services.checkin.contributions import CONTRIBUTIONS
+from services.checkin.nudges.models import NudgeSchedule
+from services.checkin.subjects import service as subjects
 from shared.bus.outbox import OutboxMessage
 from shared.consent_gate import ConsentGate, kv_key, kv_value
 from shared.crypto import period_token
@@ -85,7 +88,7 @@ class TestGroupCommitWriter:
         everything = ("checkin", "escalation", "aggregate_insights", "personalization")
         low = {**ANSWERS, "who5_1": 0, "who5_2": 0, "who5_3": 0, "who5_4": 0, "who5_5": 0, "mood": 1}
         items = [prepared(keys, engine, p, low, consents=everything) for p in (gone, kept)]
-        flagged = [e for e in items[1].write.outbox if isinstance(e[0].event, EscalationFlaggedV2)]
+        flagged = [e for e in items[1].write.events if isinstance(e.event, EscalationFlaggedV2)]
         assert flagged and items[1].write.contributions  # produced under consent at request time
         now = gate(kept, purposes=("checkin", "personalization"))
         _, results = write_all(engine, items, at_write=now)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from services.checkin.models import NudgeSchedule
+from services.checkin.nudges.models import NudgeSchedule
 from shared.consent_gate import kv_key
 from shared.crypto import pseudonym
 from shared.topology import KV_BUCKET

@@ -24,7 +24,7 @@ from nats.js.api import ConsumerConfig
 from sqlmodel import Session, select
 from standardwebhooks import Webhook
 
-from services.checkin.models import CONTRIBUTIONS
+from services.checkin.contributions import CONTRIBUTIONS
 from services.consent.hris_models import HrisOrgUnit, HrisSubject, HrisWebhookReceipt
 from services.consent.models import ConsentHistory, ContactDetail
 from shared.auth import Role, dev_token

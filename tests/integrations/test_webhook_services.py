@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 
 from services.aggregator.notify import ROLLUP_PUBLISHED
 from services.aggregator.notify import notify as aggregator_notify
-from services.checkin.models import NudgeSchedule
+from services.checkin.nudges.models import NudgeSchedule
 from services.escalation.notify import PAGE_TRIGGERED
 from services.escalation.notify import notify as escalation_notify
 from shared.webhooks import WebhookDelivery

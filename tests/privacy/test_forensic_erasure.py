@@ -25,7 +25,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from services.checkin.models import Checkin
+from services.checkin.checkins.models import Checkin
 from services.consent.deps import DirectoryCipher
 from services.consent.directory import EMPLOYEE_ID_FIELD
 from services.consent.models import DirectoryEntry

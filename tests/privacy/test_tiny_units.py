@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from services.checkin.clock import iso_week
-from services.checkin.models import CONTRIBUTIONS
+from services.checkin.contributions import CONTRIBUTIONS
 from shared.contributions.rollup import roll_up
 from shared.crypto import period_token
 from shared.events.hris import OrgUnitChanged

@@ -19,7 +19,7 @@ import nats
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.checkin.models import Checkin
+from services.checkin.checkins.models import Checkin
 from shared.crypto import pseudonym
 from tests.servicefixtures import bearer
 

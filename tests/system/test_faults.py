@@ -22,7 +22,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from services.checkin.models import CONTRIBUTIONS, Checkin
+from services.checkin.checkins.models import Checkin
+from services.checkin.contributions import CONTRIBUTIONS
 from shared.auth import Role, dev_token
 from shared.bus import Bus
 from shared.bus.consumer import ProcessedEvent

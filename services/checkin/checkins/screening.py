@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from services.checkin.scoring import PHQ9_SEVERE_AT, WHO5_VERY_LOW_AT_MOST, Scores
+from services.checkin.checkins.scoring import PHQ9_SEVERE_AT, WHO5_VERY_LOW_AT_MOST, Scores
 
 DATA = Path(__file__).parent / "data"
 SUPPORTED_LANGS: tuple[str, ...] = ("en", "es", "fr")

@@ -28,15 +28,12 @@ from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from services.checkin import repository as repo
-from services.checkin.auth import Employee
 from services.checkin.clock import aware
-from services.checkin.models import NudgeSchedule
-from services.checkin.schemas import WEEKDAYS, NudgeRead, NudgeUpdate, QuietHours
+from services.checkin.nudges import repository as repo
+from services.checkin.nudges.models import NudgeSchedule
+from services.checkin.nudges.schemas import WEEKDAYS, NudgeRead, NudgeUpdate, QuietHours
 from shared.bus.outbox import stage
 from shared.errors import NotFound
 from shared.events.checkin import NudgeDue
@@ -47,7 +44,6 @@ NudgeSender = Callable[[Session, NudgeDue], None]
 
 NUDGE_DUE = "checkin.nudge.due"  # the webhook event type; the only one check-in sends
 EVENT_TYPES = frozenset({NUDGE_DUE})
-HANDLE_PATTERN = r"^nh_[0-9a-f]{32}$"
 _HANDLE_INFO = b"kinwell nudge handle v1"
 
 
@@ -82,26 +78,6 @@ def webhook_sender(key: bytes) -> NudgeSender:
         enqueue(session, NUDGE_DUE, payload, subject=event.pseudonym)
 
     return send
-
-
-class NudgeHandle(BaseModel):
-    """Your nudge handle: give it to your employer's chat app to get your reminders there."""
-
-    handle: str = Field(pattern=HANDLE_PATTERN, examples=["nh_3f0c9e2a7b1d4c5e8f6a0b2c4d6e8f01"])
-
-
-handle_router = APIRouter()
-
-
-@handle_router.get("/v1/me/nudges/handle", tags=["nudges"], summary="Your nudge handle")
-def get_handle(caller: Employee, request: Request, response: Response) -> NudgeHandle:
-    """The id your reminders carry when they are sent to a chat app (Slack, Teams): link it there.
-
-    It names you only to an app you give it to: it is not your employee id nor the platform's
-    pseudonym, and reminders carry nothing else about you than your language and the due time.
-    """
-    response.headers["Cache-Control"] = "no-store"
-    return NudgeHandle(handle=nudge_handle(handle_key(request.app.state.settings.platform), caller.pseudonym))
 
 
 @dataclass(frozen=True)
@@ -195,6 +171,11 @@ def put(session: Session, pseudonym: str, body: NudgeUpdate, now: datetime) -> N
     schedule.updated_at = now
     session.add(schedule)
     return _read(schedule)
+
+
+def stop(session: Session, pseudonym: str) -> None:
+    """Opt out: the schedule and any reminder still queued are deleted (idempotent)."""
+    repo.delete_nudge(session, pseudonym)
 
 
 def get(session: Session, pseudonym: str) -> NudgeRead:

@@ -1,44 +1,79 @@
 """The rules of a check-in: score, screen, seal, derive, store; step up; read; delete.
 
-Services never commit: ``prepare_checkin`` builds rows and events that the group-commit writer
-stores durably, the other functions work in the caller's ``SessionDep`` transaction and stage
-their events there, so a rollback drops them.
+Services never commit. ``prepare_checkin`` does the CPU work on the event loop, and
+``store_checkin`` writes the prepared check-in in whatever unit of work it is given (the
+group-commit writer's batch session); the other functions work in the caller's ``SessionDep``
+transaction. Events are staged in that same session, so a rollback drops them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import os
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import from_json, to_json
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.checkin import flows, screening
-from services.checkin import repository as repo
-from services.checkin.clock import aware, iso_week, week_start
-from services.checkin.models import Checkin
-from services.checkin.schemas import (
+from services.checkin.checkins import derivatives, screening, trend
+from services.checkin.checkins import repository as repo
+from services.checkin.checkins.models import Checkin
+from services.checkin.checkins.schemas import (
     CheckinCreate,
     CheckinList,
     CheckinRead,
+    CheckinResult,
     CrisisSupport,
     NextStep,
     Phq2Gad2Step,
     Phq9Step,
     Score,
     StepResult,
+    TrendPoint,
 )
-from services.checkin.scoring import Scores, Step
-from services.checkin.writer import CheckinWrite, WriteResult, payload_context
+from services.checkin.checkins.scoring import Scores, Step
+from services.checkin.checkins.trend import payload_context
+from services.checkin.clock import aware, iso_week, week_start
+from services.checkin.contributions import CONTRIBUTIONS
 from shared.bus.outbox import stage
-from shared.datakeys import CiphertextInvalid, DataKeyStore, KeyDestroyed, SubjectKey
-from shared.errors import Conflict, Gone, NotFound
+from shared.contributions import repository as contributions
+from shared.contributions.producer import Draft
+from shared.datakeys import DataKeyStore, KeyDestroyed, SubjectKey
+from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.eventkeys import EventKeyring
+from shared.events.checkin import Produced
 from shared.pagination import PageRequest, page
 
+if TYPE_CHECKING:
+    from services.checkin.deps import CheckinContext
+
 STEPS_PATH = "/v1/checkins/{id}/steps"
+
+
+@dataclass
+class CheckinWrite:
+    """A check-in ready to store: every field already sealed, every event already gated."""
+
+    row: dict[str, Any]
+    key: SubjectKey
+    week: str
+    week_start: date
+    point: tuple[int, int]
+    # Derived events, asked their consent again when written.
+    events: list[Produced] = field(default_factory=list)
+    contributions: list[Draft] = field(default_factory=list)
+    # The request's context (its trace), in which the check-in is stored and its events staged.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+
+
+@dataclass
+class WriteResult:
+    trend: list[tuple[str, int, int]]
+    contributed: bool
 
 
 @dataclass
@@ -82,11 +117,11 @@ def prepare_checkin(
     crisis_language = signals.crisis
     reasons = screening.risk_reasons(scores, crisis_language)
     row_id = os.urandom(16).hex()
-    found = flows.needs(scores, signals.needs)
+    found = derivatives.needs(scores, signals.needs)
     events = [
         e
         for e in (
-            flows.escalation(
+            derivatives.escalation(
                 gate,
                 key,
                 event_key,
@@ -98,7 +133,7 @@ def prepare_checkin(
                 locale=locale,
                 now=now,
             ),
-            flows.personalization(gate, event_key, locale.lang, week, found),
+            derivatives.personalization(gate, event_key, locale.lang, week, found),
         )
         if e is not None
     ]
@@ -127,43 +162,74 @@ def prepare_checkin(
         week=week,
         week_start=start,
         point=(scores.who5_index, scores.mood),
-        outbox=[(e, flows.outbox_row(e.event, created)) for e in events],
-        contributions=flows.contributions(gate, period_key, key.pseudonym, week, scores),
+        events=list(events),
+        contributions=derivatives.contributions(gate, period_key, key.pseudonym, week, scores),
     )
     return Prepared(write, scores, reasons, locale, created, body.talk_to_someone)
 
 
-SCORE_KEYS = tuple(Score.model_fields)
+def store_checkin(session: Session, write: CheckinWrite, trend_weeks: int) -> WriteResult:
+    """Store a prepared check-in: its row, its subject's rewritten trend, its events (staged) and
+    its contributions (held for the shuffled release, when the subject has an org unit)."""
+    key, pseudonym = write.key, write.key.pseudonym
+    cached = repo.lock_trend(session, pseudonym)
+    points = trend.open_points(key, bytes(cached.trend)) if cached is not None and cached.key_id == key.key_id else None
+    if points is None:
+        points = trend.rebuild_points(key, repo.recent_checkins(session, pseudonym, trend.since_week(write.week_start)))
+    points[write.week] = write.point
+    repo.add_checkin(session, write.row)
+    keep = dict(sorted(points.items())[-trend.KEEP_WEEKS :])
+    sealed = key.seal(to_json(keep), *trend.trend_context(pseudonym))
+    values = {"key_id": key.key_id, "trend": sealed, "updated_at": write.row["created_at"]}
+    repo.save_trend(session, pseudonym, values, exists=cached is not None)
+    for produced in write.events:
+        stage(session, produced.event)
+    org_unit = CONTRIBUTIONS.unit_on(session, pseudonym, write.week_start) if write.contributions else None
+    if org_unit is not None:
+        rows = CONTRIBUTIONS.rows(org_unit, write.week, write.contributions)
+        contributions.insert_pending(session.connection(), CONTRIBUTIONS.tables, rows)
+    return WriteResult(trend.trend_window(points, write.week_start, trend_weeks), org_unit is not None)
 
 
-def score_dict(summary: dict[str, Any]) -> dict[str, Any]:
-    """Every ``Score`` field, absent step-up scores as null (the shape ``Score`` documents)."""
-    return {k: summary.get(k) for k in SCORE_KEYS}
+async def submit_checkin(
+    ctx: CheckinContext, gate: Any, pseudonym: str, body: CheckinCreate, locale: screening.Locale
+) -> CheckinResult:
+    """Prepare on the event loop, store through the group-commit writer, answer once durable."""
+    for attempt in range(2):
+        key = ctx.keys.cached(pseudonym)
+        if key is None:
+            key = await asyncio.to_thread(ctx.keys.get_or_create, ctx.writer.engine, pseudonym)
+        event_key = ctx.event_keys.cached(pseudonym) or await ctx.event_keys.get_or_create(pseudonym)
+        prepared = prepare_checkin(body, key, gate, locale, ctx.period_key, event_key)
+        try:
+            written = await ctx.writer.write(prepared.write)
+        except IntegrityError:
+            # The cached key was destroyed meanwhile (an erasure): forget it and seal afresh once.
+            ctx.keys.evict(pseudonym)
+            if attempt:
+                raise ServiceUnavailable("The check-in could not be stored; please retry.") from None
+            continue
+        return checkin_result(prepared, written)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def checkin_result(prepared: Prepared, written: WriteResult) -> bytes:
-    """The ``CheckinResult`` body, serialised directly: every value here was produced by this
-    service, so re-validating it per request would only cost time (tests check the shape)."""
+def checkin_result(prepared: Prepared, written: WriteResult) -> CheckinResult:
     row = prepared.write.row
-    trend = [{"iso_week": w, "who5_index": i, "mood": m} for w, i, m in written.trend]
     direction = None
     if len(written.trend) >= 2:
         delta = written.trend[-1][1] - written.trend[-2][1]
         direction = "up" if delta >= 8 else "down" if delta <= -8 else "steady"
-    step = prepared.scores.next_step
-    return to_json(
-        {
-            "id": row["id"],
-            "created_at": aware(prepared.created_at),
-            "iso_week": row["iso_week"],
-            "lang": prepared.locale.lang,
-            "score": score_dict(prepared.scores.summary()),
-            "trend": trend,
-            "trend_direction": direction,
-            "next_step": {"form": step.value, "post_to": STEPS_PATH.format(id=row["id"])} if step else None,
-            "crisis": screening.crisis_resources(prepared.locale) if prepared.reasons else None,
-            "contact_requested": prepared.contact_requested,
-        }
+    return CheckinResult(
+        id=row["id"],
+        created_at=aware(prepared.created_at),
+        iso_week=row["iso_week"],
+        lang=prepared.locale.lang,  # type: ignore[arg-type]
+        score=Score.model_validate(prepared.scores.summary()),
+        trend=[TrendPoint(iso_week=w, who5_index=i, mood=m) for w, i, m in written.trend],
+        trend_direction=direction,  # type: ignore[arg-type]
+        next_step=_next(row["id"], prepared.scores.next_step),
+        crisis=_crisis(prepared.reasons, prepared.locale),
+        contact_requested=prepared.contact_requested,
     )
 
 
@@ -199,7 +265,7 @@ def submit_step(
     fresh = [r for r in reasons if r not in payload["flags"]]
     now = datetime.now(UTC)
     event_key = event_keys.get_or_create_blocking(pseudonym)
-    flag = flows.escalation(
+    flag = derivatives.escalation(
         gate,
         key,
         event_key,
@@ -211,9 +277,11 @@ def submit_step(
         locale=locale,
         now=now,
     )
-    found = sorted(set(payload["needs"]) | set(flows.needs(scores)))
+    found = sorted(set(payload["needs"]) | set(derivatives.needs(scores)))
     update = (
-        flows.personalization(gate, event_key, locale.lang, row.iso_week, found) if found != payload["needs"] else None
+        derivatives.personalization(gate, event_key, locale.lang, row.iso_week, found)
+        if found != payload["needs"]
+        else None
     )
     for produced in (flag, update):
         if produced is not None:
@@ -275,17 +343,6 @@ def delete_checkin(session: Session, pseudonym: str, checkin_id: str) -> None:
     if row is None:
         raise NotFound("No such check-in.")
     repo.delete_checkin(session, row)
-
-
-def open_shared_note(session: Session, keys: DataKeyStore, pseudonym: str, checkin_ref: Any, sealed: Any) -> str:
-    """A note the employee shared with counsellors; 410 once erasure has destroyed the key."""
-    key = keys.get(session, pseudonym)
-    if key is None or key.key_id != sealed.key_id:
-        raise Gone("This note can no longer be read: its key was destroyed.", code="key-destroyed")
-    try:
-        return flows.open_sealed(key, checkin_ref, sealed)
-    except (CiphertextInvalid, ValueError):
-        raise Conflict("The sealed note does not open for this subject and check-in.", code="seal-mismatch") from None
 
 
 __all__ = ["KeyDestroyed", "Prepared", "checkin_result", "history", "prepare_checkin", "submit_step"]

@@ -1,8 +1,9 @@
 """``POST /v1/signals``: work-pattern metadata from an integration, in batches (see ``signals``).
 
-Like the check-in POST, this route parses its body by hand (FastAPI's parameter machinery would
-validate a 1,000-record list through Python objects) and writes through a group-commit writer.
-Its body limit is its own (``signals_max_body_bytes``, default 512 KiB): the service's 64 KiB
+The route parses its body with ``shared.openapi.parse_body``: the contract is strict, and only
+JSON-mode validation accepts a date as the string JSON carries (FastAPI validates the parsed
+Python objects, where strict mode refuses it). Its body limit is its own
+(``signals_max_body_bytes``, default 512 KiB, ``ServiceSpec.body_limits``); the service's 64 KiB
 limit stays in force for every other route.
 """
 
@@ -11,20 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic_core import to_json
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.checkin.auth import current_caller, synced_gate
 from services.checkin.clock import utcnow
 from services.checkin.config import CheckinSettings
-from services.checkin.signals import MAX_RECORDS, Pseudonymiser, SignalBatch, SignalsAccepted, prepare
-from services.checkin.signals_writer import SignalWriter
+from services.checkin.signals.schemas import MAX_RECORDS, SignalBatch, SignalsAccepted
+from services.checkin.signals.service import Pseudonymiser, prepare
+from services.checkin.signals.writer import SignalWriter
 from shared.auth import Role
 from shared.db import make_engine
-from shared.errors import BodyLimitMiddleware, Forbidden, PayloadTooLarge
+from shared.errors import Forbidden, PayloadTooLarge
 from shared.openapi import BEARER, parse_body, problems, request_body
 
 PATH = "/v1/signals"
@@ -95,34 +95,6 @@ async def post_signals(request: Request) -> Response:
     gate = synced_gate(request)
     batch = await _parse(request)
     state: SignalsState = request.app.state.signals
-    prepared = prepare(
-        batch.records, state.pseudonymise, gate, utcnow(), state.close_hours, day_as_text=state.writer.sqlite
-    )
+    prepared = prepare(batch.records, state.pseudonymise, gate, utcnow(), state.close_hours)
     await state.writer.write(prepared.rows)
     return Response(to_json(prepared.answer()), media_type="application/json")
-
-
-class _RouteBodyLimit:
-    """The service's body limit, with a larger one for the signals route only."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, signals_max_bytes: int) -> None:
-        self.default = BodyLimitMiddleware(app, max_bytes)
-        self.signals = BodyLimitMiddleware(app, signals_max_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.signals if scope["type"] == "http" and scope.get("path") == PATH else self.default
-        await limit(scope, receive, send)
-
-
-def widen_body_limit(app: FastAPI, settings: CheckinSettings) -> None:
-    """Swap the app's ``BodyLimitMiddleware`` for one that lets signal batches through."""
-    stack = app.user_middleware
-    for i, entry in enumerate(stack):
-        if entry.cls is BodyLimitMiddleware:
-            stack[i] = Middleware(
-                _RouteBodyLimit,  # type: ignore[arg-type]
-                max_bytes=settings.max_body_bytes,
-                signals_max_bytes=settings.signals_max_body_bytes,
-            )
-            return
-    raise RuntimeError("the app has no body limit to widen")

@@ -1,4 +1,4 @@
-"""Who may open a note an employee shared with a crisis case (``POST /v1/shared-notes/open``).
+"""Opening a note an employee shared with a crisis case (``POST /v1/shared-notes/open``).
 
 A read needs both a basis and an accountable reader:
 
@@ -16,8 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
+from services.checkin.checkins.derivatives import open_sealed
+from shared import audit
 from shared.consent_gate import Consent
-from shared.errors import ConsentRequired, Forbidden, NotFound, ServiceUnavailable
+from shared.datakeys import CiphertextInvalid, DataKeyStore
+from shared.errors import Conflict, ConsentRequired, Forbidden, Gone, NotFound, ServiceUnavailable
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
 
 CASE_NOTE_SUBJECT = "rpc.escalation.casenote.v1"
@@ -55,3 +60,30 @@ def authorise(reply: CaseNoteReply, gate: Any) -> CaseNoteReply:
         if answer is not Consent.GRANTED:
             raise ConsentRequired("escalation")
     return reply
+
+
+def open_shared_note(session: Session, keys: DataKeyStore, pseudonym: str, checkin_ref: Any, sealed: Any) -> str:
+    """A note the employee shared with counsellors; 410 once erasure has destroyed the key."""
+    key = keys.get(session, pseudonym)
+    if key is None or key.key_id != sealed.key_id:
+        raise Gone("This note can no longer be read: its key was destroyed.", code="key-destroyed")
+    try:
+        return open_sealed(key, checkin_ref, sealed)
+    except (CiphertextInvalid, ValueError):
+        raise Conflict("The sealed note does not open for this subject and check-in.", code="seal-mismatch") from None
+
+
+async def read_note(session: Session, keys: DataKeyStore, runtime: Any, case_id: str, counsellor: str) -> str:
+    """The shared note of the case ``counsellor`` holds, opened; the read is audited."""
+    reply = authorise(await ask(runtime, case_id, counsellor), runtime.gate)
+    assert reply.pseudonym is not None and reply.checkin_ref is not None
+    text = open_shared_note(session, keys, reply.pseudonym, reply.checkin_ref, reply.note)
+    audit.append(
+        session,
+        actor=counsellor,
+        actor_role="counsellor",
+        subject=reply.pseudonym,
+        action="checkin.note.read",
+        purpose="escalation",
+    )
+    return text

@@ -1,7 +1,7 @@
 """Weekly reduction of work-pattern signals into de-identified contributions.
 
 When an ISO week closes (``signals_close_hours`` after it ends, Monday 00:00 UTC: daily uploads
-arrive the day after), the contributions task (``tasks.py``, every ``contribution_release_seconds``)
+arrive the day after), the contributions task (scheduled in ``app.py``, every ``contribution_release_seconds``)
 reduces each subject's days of that week to four features and deletes the days:
 
 * ``days_worked`` (0-7), records marked as worked;
@@ -31,10 +31,10 @@ from typing import Any
 
 from sqlmodel import Session
 
-from services.checkin import signals_repository as repo
 from services.checkin.clock import iso_week, week_start
-from services.checkin.models import CONTRIBUTIONS
-from services.checkin.signals import PURPOSE, closes_at
+from services.checkin.contributions import CONTRIBUTIONS
+from services.checkin.signals import repository as repo
+from services.checkin.signals.service import PURPOSE, closes_at
 from shared.contributions import repository as contributions
 from shared.contributions.producer import Draft
 from shared.crypto import period_token
@@ -43,7 +43,7 @@ ORG_CHUNK = 500
 
 
 def features(row: Any) -> list[tuple[str, float]]:
-    """The week's features of one subject, from ``signals_repository.weekly_sums``."""
+    """The week's features of one subject, from ``repository.weekly_sums``."""
     worked = int(row.days_worked or 0)
     out: list[tuple[str, float]] = [("days_worked", float(worked))]
     if worked:
@@ -87,7 +87,7 @@ def close_weeks(
     session: Session, gate: Any, period_key: bytes, close_hours: float, now: datetime, notify: Callable[[], None]
 ) -> int:
     """Close every week with stored days whose time has come; returns contributions held (the
-    caller releases them in the same transaction: ``tasks.start_tasks``)."""
+    caller releases them in the same transaction: ``app.start_tasks``)."""
     if gate is None or not gate.synced:
         return 0  # blind: consent cannot be checked, so nothing closes (and nothing is lost)
     bounds = repo.day_bounds(session)

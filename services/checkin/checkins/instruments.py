@@ -10,8 +10,8 @@ import json
 from functools import cache
 from typing import Any
 
-from services.checkin.scoring import GAD2_ITEMS, PHQ9_ITEMS, STEP_ITEMS, WHO5_ITEMS, Step
-from services.checkin.screening import DATA, SUPPORTED_LANGS
+from services.checkin.checkins.scoring import GAD2_ITEMS, PHQ9_ITEMS, STEP_ITEMS, WHO5_ITEMS, Step
+from services.checkin.checkins.screening import DATA, SUPPORTED_LANGS
 
 NOTE_MAX_CHARS = 2000
 

@@ -1,13 +1,13 @@
-"""Inbound events -> the same service functions HTTP and the responders use."""
+"""Inbound events -> the same service functions the responders use."""
 
 from __future__ import annotations
 
 from pydantic import TypeAdapter
 from sqlmodel import Session
 
-from services.checkin import subjects
+from services.checkin.contributions import CONTRIBUTIONS
 from services.checkin.deps import CheckinContext
-from services.checkin.models import CONTRIBUTIONS
+from services.checkin.subjects import service
 from shared.app import ConsumerBinding
 from shared.events.consent import ConsentChanged
 from shared.service_kit import erasure_binding
@@ -16,15 +16,16 @@ NAME = "checkin"
 
 
 def bindings(ctx: CheckinContext) -> list[ConsumerBinding]:
-    """Erasure requests, org-unit assignments, and consent changes (withdrawal deletes data)."""
+    """Erasure requests, org units and the org tree (for contributions), and consent changes (a
+    withdrawal deletes what its purpose held)."""
 
     def erase(session: Session, pseudonym: str) -> int:
         # Consent erases the subject's event key in the bucket; forget the cached copy here.
         ctx.event_keys.evict(pseudonym)
-        return subjects.erase(session, ctx.keys, pseudonym)
+        return service.erase(session, ctx.keys, pseudonym)
 
     def consent(session: Session, event: ConsentChanged) -> None:
-        subjects.on_consent_changed(session, ctx.period_key, event)
+        service.on_consent_changed(session, ctx.period_key, event)
 
     return [
         erasure_binding(NAME, erase),

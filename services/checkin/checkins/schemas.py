@@ -1,15 +1,12 @@
-"""Request and response bodies. Requests are strict: unknown fields, wrong types (``true`` for a
+"""Request and response bodies of check-ins. Requests are strict: unknown fields, wrong types (``true`` for a
 score, ``3.0`` for an answer), out-of-range values and oversized notes are 422, never coerced."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from datetime import time as Time
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,14 +15,13 @@ from pydantic import (
     model_validator,
 )
 
-from services.checkin.instruments import NOTE_MAX_CHARS
-from services.checkin.scoring import Step
+from services.checkin.checkins.instruments import NOTE_MAX_CHARS
+from services.checkin.checkins.scoring import Step
 
 Lang = Literal["en", "es", "fr"]
 Who5 = Annotated[int, Field(strict=True, ge=0, le=5)]
 Phq = Annotated[int, Field(strict=True, ge=0, le=3)]
 Mood = Annotated[int, Field(strict=True, ge=1, le=5)]
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class Strict(BaseModel):
@@ -186,67 +182,3 @@ class CheckinRead(BaseModel):
 class CheckinList(BaseModel):
     items: list[CheckinRead]
     next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null: last page.")
-
-
-class QuietHours(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    start: Time
-    end: Time
-
-
-class NudgeUpdate(Strict):
-    """A weekly reminder at a local time, never in quiet hours, not before ``snooze_until``."""
-
-    model_config = ConfigDict(extra="forbid", strict=False)
-
-    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-    time: Time
-    timezone: str = Field(max_length=64, description="IANA time zone, e.g. Europe/Paris.")
-    quiet_hours: QuietHours | None = None
-    snooze_until: AwareDatetime | None = None
-    lang: Lang = "en"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, tz: str) -> str:
-        if tz not in _zones():
-            raise ValueError("unknown IANA time zone")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("unknown IANA time zone") from None
-        return tz
-
-    @field_validator("time")
-    @classmethod
-    def _whole_minutes(cls, value: Time) -> Time:
-        if value.tzinfo is not None:
-            raise ValueError("give a local time without offset; the zone is in 'timezone'")
-        return value.replace(second=0, microsecond=0)
-
-
-_ZONES: set[str] = set()
-
-
-def _zones() -> set[str]:
-    if not _ZONES:
-        _ZONES.update(available_timezones())
-    return _ZONES
-
-
-class NudgeRead(NudgeUpdate):
-    next_due: AwareDatetime = Field(description="When the next reminder is due (UTC).")
-    next_due_local: str = Field(description="The same instant in the chosen time zone (ISO 8601).")
-
-
-class NoteOpen(Strict):
-    """The case whose shared note to open (the escalation service holds the sealed note)."""
-
-    model_config = ConfigDict(extra="forbid", strict=False)
-
-    case_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="The escalation case id.")
-
-
-class NoteOpened(BaseModel):
-    text: str

@@ -13,19 +13,15 @@ gated``); crisis resources never depend on any of this.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from opentelemetry import trace
-
-from services.checkin import screening
-from services.checkin.scoring import Scores
+from services.checkin.checkins import screening
+from services.checkin.checkins.scoring import Scores
 from shared.contributions.producer import Draft
 from shared.crypto import period_token
 from shared.datakeys import SubjectKey
-from shared.events.base import Event
 from shared.events.checkin import (
     EscalationFacts,
     EscalationFlaggedV2,
@@ -34,13 +30,6 @@ from shared.events.checkin import (
     Produced,
     SealedText,
 )
-
-
-@dataclass
-class Derived:
-    events: list[Event]
-    contributions: list[Draft]
-    needs: list[str]
 
 
 def note_context(checkin_ref: UUID | str) -> tuple[str, str, str]:
@@ -111,26 +100,3 @@ def contributions(gate: Any, period_key: bytes, pseudonym: str, week: str, score
         Draft("who5_index", float(scores.who5_index), token),
         Draft("mood", float(scores.mood), token),
     ]
-
-
-def trace_headers() -> str:
-    """The current W3C trace context as the outbox's JSON headers (what ``shared.telemetry.
-    inject_headers`` writes for our spans, without the propagator machinery on the hot path)."""
-    ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return "{}"
-    return f'{{"traceparent":"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"}}'
-
-
-def outbox_row(event: Event, created_at: datetime, headers: str | None = None) -> dict[str, Any]:
-    """An outbox row for Core insertion (the writer) — the same shape ``shared.bus.stage`` adds."""
-    template = type(event).subject_template
-    return {
-        "msg_id": str(event.event_id),
-        # Fixed subjects need no formatting (Event.subject formats every field into the template).
-        "subject": template if template and "{" not in template else event.subject,
-        "payload": event.model_dump_json().encode(),
-        "headers": headers if headers is not None else trace_headers(),
-        "created_at": created_at,
-        "attempts": 0,
-    }

@@ -1,4 +1,4 @@
-"""Subject rights and upstream facts: erasure, export, access log, consent withdrawal.
+"""Subject rights and consent: erasure, export, and what a withdrawal deletes.
 
 These run in consumer and responder transactions (``shared.bus.consumer``, ``shared.app``): they
 never commit; the caller commits with its idempotency record, or rolls everything back.
@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlmodel import Session
 
-from services.checkin import repository as repo
-from services.checkin import service
-from services.checkin import signals_repository as signals_repo
+from services.checkin.checkins import repository as repo
+from services.checkin.checkins import service as checkins_service
 from services.checkin.clock import aware
-from services.checkin.models import CONTRIBUTIONS
+from services.checkin.contributions import CONTRIBUTIONS
+from services.checkin.nudges import repository as nudges_repo
+from services.checkin.signals import repository as signals_repo
 from shared import audit
 from shared.datakeys import DataKeyStore
 from shared.events.consent import ConsentChanged, Purpose
@@ -27,7 +28,7 @@ def erase(session: Session, keys: DataKeyStore, pseudonym: str) -> int:
     backups of deleted rows) unreadable: crypto-shredding.
     """
     removed = repo.delete_checkins_of(session, pseudonym)
-    removed += repo.delete_nudge(session, pseudonym)
+    removed += nudges_repo.delete_nudge(session, pseudonym)
     removed += CONTRIBUTIONS.erase(session, pseudonym)
     removed += signals_repo.delete_of(session, pseudonym)
     removed += keys.destroy(session, pseudonym)
@@ -36,8 +37,8 @@ def erase(session: Session, keys: DataKeyStore, pseudonym: str) -> int:
 
 def export(session: Session, keys: DataKeyStore, pseudonym: str) -> dict[str, Any]:
     """What the service holds about the subject, opened (the reply to consent's export request)."""
-    checkins = service.history(session, keys, pseudonym)
-    nudge = repo.get_nudge(session, pseudonym)
+    checkins = checkins_service.history(session, keys, pseudonym)
+    nudge = nudges_repo.get_nudge(session, pseudonym)
     audit.append(
         session, actor="consent", actor_role="service", subject=pseudonym, action="checkin.export", purpose="access"
     )
@@ -77,7 +78,7 @@ def on_consent_changed(session: Session, period_key: bytes, event: ConsentChange
         return
     pseudonym = event.pseudonym
     if event.purpose == Purpose.checkin:
-        repo.delete_nudge(session, pseudonym)
+        nudges_repo.delete_nudge(session, pseudonym)
         if event.state == "withdrawn":
             repo.delete_checkins_of(session, pseudonym)
     elif event.purpose == Purpose.work_patterns:

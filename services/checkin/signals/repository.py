@@ -1,4 +1,4 @@
-"""Every query of the work-pattern signals (the check-in service's ``repository.py`` for them).
+"""Every query of the work-pattern signals.
 
 Rows are keyed by (day, pseudonym) and live only while their ISO week is open, so the table holds
 about two weeks of days. A subject's rows are found with one primary-key probe per stored day
@@ -8,16 +8,15 @@ about two weeks of days. A subject's rows are found with one primary-key probe p
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from functools import lru_cache
-from itertools import chain
+from functools import cache
 from typing import Any
 
 from sqlalchemy import DateTime, and_, bindparam, case, delete, func, text
 from sqlalchemy import select as core_select
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from services.checkin.models import SignalDay
+from services.checkin.signals.models import SignalDay
 
 SIGNAL = SignalDay.__table__  # type: ignore[attr-defined]
 FEATURES = ("messages_sent", "messages_after_hours", "meeting_hours", "focus_hours", "worked")
@@ -25,44 +24,20 @@ FEATURES = ("messages_sent", "messages_after_hours", "meeting_hours", "focus_hou
 # (only reachable after weeks of the closing task not running).
 MAX_PROBED_DAYS = 120
 
-# A re-sent employee-day replaces the stored one: idempotent, never counted twice.
-_INSERT = (
-    "INSERT INTO signal_day (day, pseudonym, messages_sent, messages_after_hours, meeting_hours, focus_hours, worked)"
-    " VALUES "
-)
-_ROW = "(?, ?, ?, ?, ?, ?, ?)"
-_ON_CONFLICT = (
-    " ON CONFLICT (day, pseudonym) DO UPDATE SET messages_sent = excluded.messages_sent,"
-    " messages_after_hours = excluded.messages_after_hours, meeting_hours = excluded.meeting_hours,"
-    " focus_hours = excluded.focus_hours, worked = excluded.worked"
-)
-UPSERT_SQL = _INSERT + _ROW + _ON_CONFLICT
-CHUNK = 250  # rows per multi-row statement on SQLite (7 parameters each, far below its limit)
+
+@cache
+def _upsert(dialect: str) -> Any:
+    """A re-sent employee-day replaces the stored one: idempotent, never counted twice."""
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SIGNAL)
+    return stmt.on_conflict_do_update(
+        index_elements=[SIGNAL.c.day, SIGNAL.c.pseudonym], set_={c: stmt.excluded[c] for c in FEATURES}
+    )
 
 
-@lru_cache(maxsize=CHUNK + 1)
-def _multi_row(rows: int) -> str:
-    return _INSERT + ", ".join([_ROW] * rows) + _ON_CONFLICT
-
-
-def upsert_days(conn: Connection, batches: list[list[tuple[Any, ...]]]) -> None:
-    """Store a group of request batches (rows already in driver form: the day as ISO text on
-    SQLite, a ``date`` on PostgreSQL).
-
-    SQLite: multi-row statements of up to ``CHUNK`` rows, never mixing two requests (a batch has
-    no repeated employee-day; two batches may). ``executemany`` would run one ``sqlite3_step`` per
-    row, each giving up and taking back the GIL, and under load every take-back waits for the
-    event loop's switch interval: measured, the writer then costs twice the raw rate per row.
-    PostgreSQL: one ``executemany`` (psycopg pipelines it)."""
-    if conn.dialect.paramstyle != "qmark":
-        rows = [row for batch in batches for row in batch]
-        if rows:
-            conn.exec_driver_sql(UPSERT_SQL.replace("?", "%s"), rows)
-        return
-    for batch in batches:
-        for start in range(0, len(batch), CHUNK):
-            chunk = batch[start : start + CHUNK]
-            conn.exec_driver_sql(_multi_row(len(chunk)), tuple(chain.from_iterable(chunk)))
+def upsert_days(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Store one request's rows (no employee-day twice among them; two requests may repeat one)."""
+    if rows:
+        session.execute(_upsert(session.get_bind().dialect.name), rows)
 
 
 def day_bounds(session: Session) -> tuple[date, date] | None:
