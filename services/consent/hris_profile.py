@@ -6,6 +6,8 @@ importing the ingress (which itself uses ``service.record_change``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session
 
 from services.consent import hris_repository as repo
@@ -35,6 +37,16 @@ def on_granted(session: Session, subject: str, purpose: Purpose, event_keys: Pro
     if event is not None:
         (sealed,) = sealed_for_the_bus(event_keys, [event])
         stage(session, sealed)
+
+
+def export_of(session: Session, subject: str) -> dict[str, Any] | None:
+    """What the HRIS told us about the subject, for their export (None: nothing)."""
+    row = repo.get_subject(session, subject)
+    if row is None:
+        return None
+    return row.model_dump(
+        mode="json", include={"org_unit", "effective_from", "role_family", "country", "language", "left_on"}
+    )
 
 
 def forget(session: Session, subject: str) -> int:

@@ -16,7 +16,7 @@ from nats.errors import NoRespondersError
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from services.consent import directory, service
+from services.consent import directory, hris_profile, service
 from services.consent.deps import ConsentContext
 from services.consent.erasure import erasures_export
 from services.consent.models import as_utc, utcnow
@@ -70,6 +70,7 @@ def own_export(session: Session, ctx: ConsentContext, employee_id: str) -> dict[
         "consents": service.consents(session, ctx, employee_id, "en").model_dump(mode="json")["consents"],
         "history": service.history(session, ctx, employee_id).model_dump(mode="json")["entries"],
         "erasure_requests": erasures_export(session, ctx, subject),
+        "hris": hris_profile.export_of(session, subject),  # org unit and profile the HRIS sent
     }
 
 
