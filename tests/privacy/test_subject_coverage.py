@@ -35,7 +35,15 @@ PERSON_COLUMNS = frozenset(
     {"pseudonym", "subject", "actor", "assignee", "employee_id", "owner_hash", "manager_ref", "updated_by", "members"}
 )
 # Tables whose ``subject`` is a NATS subject, not a person (the payload is checked by the scan).
-NATS_SUBJECT_TABLES = frozenset({"outbox", "outbox_dead", "pending_contribution", "escalation_pending_contribution"})
+NATS_SUBJECT_TABLES = frozenset(
+    {
+        "outbox",
+        "outbox_dead",
+        "pending_contribution",
+        "escalation_pending_contribution",
+        "recommender_pending_contribution",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,7 @@ COVERAGE: dict[str, dict[str, Covered]] = {
         "need_signal": Covered(ERASED, ("profile", "needs")),
         "path_progress": Covered(ERASED, ("path_progress",)),
         "preference": Covered(ERASED, ("profile", "preferences")),
+        "recommender_org_assignment": Covered(ERASED, ("org_assignments",)),
     },
     # The aggregator holds nothing keyed by a person: contributions carry per-period tokens it
     # cannot link to a pseudonym, releases only group figures (docs/aggregator.md).
