@@ -29,10 +29,10 @@ from fastapi import FastAPI
 
 from bench.common import Result, nats_server, sqlite_url
 from bench.load import free_port, hammer, serve_app, serve_service
-from services.consent import service
 from services.consent.config import ConsentSettings
+from services.consent.consents import service
+from services.consent.consents.schemas import Channel, ConsentGrant
 from services.consent.deps import ConsentContext
-from services.consent.schemas import Channel, ConsentGrant
 from services.consent.writer import ConsentWriter
 from shared.auth import Role, dev_token
 from shared.bus import Bus, OutboxRelay

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.consent import endpoints, endpoints_policy, endpoints_rights, erasure, handlers, hris, hris_endpoints
 from services.consent.config import ConsentSettings
-from services.consent.contact import start_contact_responder
+from services.consent.consents import endpoints as consents
 from services.consent.deps import ConsentContext
+from services.consent.directory.handlers import start_contact_responder
+from services.consent.erasure import endpoints as erasure
+from services.consent.erasure import handlers as erasure_acks
+from services.consent.erasure.tasks import start_erasure_retries
+from services.consent.hris import endpoints as hris
+from services.consent.hris.tasks import start_hris_purge
+from services.consent.policy import endpoints as policy
+from services.consent.rights import endpoints as rights
+from services.consent.stats import endpoints as stats
 from services.consent.writer import stop_writer
 from shared.app import Runtime, ServiceSpec, create_service_app
-from shared.db import session_scope
-from shared.periodic import every
 from shared.shredding import start_scrubber
 from shared.topology import KV_BUCKET
 
@@ -33,36 +38,6 @@ def ensure_kv_bucket(ctx: ConsentContext) -> Callable[[Runtime], Awaitable[None]
     return check
 
 
-def start_erasure_retries(ctx: ConsentContext) -> Callable[[Runtime], Awaitable[None]]:
-    return lambda rt: _start_erasure_retries(rt, ctx)
-
-
-async def _start_erasure_retries(rt: Runtime, ctx: ConsentContext) -> None:
-    """Re-publish erasure requests that are still missing acknowledgements (state is in the
-    database, so this resumes after a restart; every replica may run it, rows are locked)."""
-    settings = rt.settings
-    assert isinstance(settings, ConsentSettings)
-
-    def resend() -> int:
-        with contextmanager(session_scope)(rt.engine) as session:
-            return erasure.resend_stale(session, settings.erasure_retry_after_seconds, ctx)
-
-    interval = settings.erasure_retry_check_seconds
-    rt.tasks.append(every(interval, resend, name="consent-erasure-retries", initial_delay=interval))
-
-
-async def start_hris_purge(rt: Runtime) -> None:
-    """Forget processed HRIS webhook ids past their retention, hourly (any replica may run it)."""
-    settings = rt.settings
-    assert isinstance(settings, ConsentSettings)
-
-    def purge() -> int:
-        with contextmanager(session_scope)(rt.engine) as session:
-            return hris.purge_webhook_ids(session, settings.hris_webhook_id_retention_days)
-
-    rt.tasks.append(every(3600, purge, name="consent-hris-webhook-id-purge"))
-
-
 def build_spec(ctx: ConsentContext) -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
@@ -73,16 +48,16 @@ def build_spec(ctx: ConsentContext) -> ServiceSpec:
         ),
         migrations=Path(__file__).parent / "migrations",
         routers=[
-            endpoints.router,
-            endpoints_rights.router,
-            endpoints_policy.public,
-            endpoints_policy.admin,
-            endpoints_policy.hr,
-            hris_endpoints.webhooks,
-            hris_endpoints.imports,
-            hris_endpoints.rates,
+            consents.router,
+            rights.router,
+            erasure.router,
+            policy.public,
+            policy.admin,
+            stats.router,
+            hris.webhooks,
+            hris.imports,
         ],
-        consumers=lambda rt: handlers.bindings(rt, ctx),
+        consumers=lambda rt: erasure_acks.bindings(rt, ctx),
         on_start=[
             ensure_kv_bucket(ctx),
             start_erasure_retries(ctx),

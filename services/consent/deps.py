@@ -21,7 +21,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from services.consent.config import ConsentSettings
-from services.consent.models import PolicyVersion
+from services.consent.policy.models import PolicyVersion
 from shared.auth import ReceiptSigner
 from shared.bus.connection import Bus
 from shared.crypto import CiphertextInvalid, Keyring, aad, key_id_of, pseudonym

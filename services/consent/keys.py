@@ -6,8 +6,8 @@ from functools import cache
 from typing import Any
 
 from services.consent.deps import DirectoryCipher
-from services.consent.directory import EMPLOYEE_ID_FIELD
-from services.consent.models import ContactDetail, DirectoryEntry
+from services.consent.directory.models import ContactDetail, DirectoryEntry
+from services.consent.directory.service import EMPLOYEE_ID_FIELD
 from shared.crypto import Keyring
 from shared.keyrotation import SealedColumn
 

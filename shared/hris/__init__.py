@@ -1,7 +1,7 @@
 """Inbound HRIS integration: signed webhooks, the Kinwell HRIS format, vendor adapters,
 the minimiser that turns HRIS facts into pseudonymised ``hris.*`` events, and snapshot import.
 
-The consent service hosts the endpoints (``services/consent/hris_endpoints.py``, with
+The consent service hosts the endpoints (``services/consent/hris/endpoints.py``, with
 :func:`read_hris_webhook` and :func:`iter_document`); ``kinwell hris import FILE``
 (:mod:`shared.hris.client`) posts a snapshot file to it in batches with a :class:`ProgressBar`.
 """

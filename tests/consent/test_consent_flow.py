@@ -10,8 +10,9 @@ import uuid
 import pytest
 from sqlmodel import select
 
-from services.consent.directory import release_contact
-from services.consent.models import ConsentHistory, ContactDetail, DirectoryEntry
+from services.consent.consents.models import ConsentHistory
+from services.consent.directory.models import ContactDetail, DirectoryEntry
+from services.consent.directory.service import release_contact
 from shared.auth import ReceiptInvalid, verify_receipt
 from shared.errors import ConsentRequired
 from tests.consent.conftest import Platform, new_sub, wait_until

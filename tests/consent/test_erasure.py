@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from services.consent.models import ConsentHistory, ContactDetail, DirectoryEntry, ErasureRequest
+from services.consent.consents.models import ConsentHistory
+from services.consent.directory.models import ContactDetail, DirectoryEntry
+from services.consent.erasure.models import ErasureRequest
 from tests.consent.conftest import Platform, new_sub, wait_until
 from tests.consent.test_consent_flow import grant
 

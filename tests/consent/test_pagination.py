@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.consent.rights import access_page
-from services.consent.schemas import AccessEntry
+from services.consent.rights.schemas import AccessEntry
+from services.consent.rights.service import access_page
 from shared import audit
 from shared.pagination import PageRequest
 from tests.consent.conftest import new_sub

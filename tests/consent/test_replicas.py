@@ -19,7 +19,7 @@ from typing import Any
 import nats
 from sqlmodel import Session, select
 
-from services.consent.models import Consent
+from services.consent.consents.models import Consent
 from shared.consent_gate import kv_key
 from shared.topology import KV_BUCKET
 from tests.netdelay import delayed

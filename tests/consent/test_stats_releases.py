@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from services.consent import hris, stats
 from services.consent.config import ConsentSettings
+from services.consent.consents.schemas import Channel, ConsentGrant
+from services.consent.consents.service import grant, withdraw
 from services.consent.deps import ConsentContext
-from services.consent.schemas import Channel, ConsentGrant
-from services.consent.service import grant, withdraw
+from services.consent.hris import service as hris
+from services.consent.stats import service as stats
 from shared.db import make_engine, run_migrations
 from shared.events.consent import Purpose
 from shared.hris.schema import Employee, EmployeeCreated, EmployeeUpdated, OrgUnit, OrgUnitCreated
@@ -146,7 +147,7 @@ def test_unchanged_groups_replay_their_release_instead_of_a_fresh_draw(session, 
 
 
 def test_erasure_removes_the_subject_from_stored_memberships(session, ctx):
-    from services.consent import stats_repository
+    from services.consent.stats import repository as stats_repository
 
     _org(session, ctx, {"org": None}, {f"e{i}": "org" for i in range(6)})
     stats.consent_rates(session, ctx.release_rules, WEEK1)

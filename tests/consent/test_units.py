@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from services.consent import stats
 from services.consent.config import ConsentSettings
+from services.consent.consents.schemas import ConsentGrant
+from services.consent.consents.service import grant
 from services.consent.deps import ConsentContext, DirectoryCipher
-from services.consent.directory import release_contact
-from services.consent.schemas import REQUIRED_LANGUAGES, ConsentGrant, ContactPreferences, PolicyVersionCreate
-from services.consent.service import grant
+from services.consent.directory.schemas import ContactPreferences
+from services.consent.directory.service import release_contact
+from services.consent.policy.schemas import REQUIRED_LANGUAGES, PolicyVersionCreate
+from services.consent.stats import service as stats
 from shared.crypto import CiphertextInvalid, Keyring
 from shared.db import make_engine, run_migrations
 from shared.errors import Conflict, NotFound

@@ -14,11 +14,12 @@ from pathlib import Path
 import nats
 from sqlmodel import Session, select
 
-from services.consent import service
 from services.consent.config import ConsentSettings
+from services.consent.consents import service
+from services.consent.consents.models import Consent
+from services.consent.consents.schemas import Channel, ConsentGrant
 from services.consent.deps import ConsentContext
-from services.consent.models import Consent, DirectoryEntry
-from services.consent.schemas import Channel, ConsentGrant
+from services.consent.directory.models import DirectoryEntry
 from services.consent.writer import ConsentWriter
 from shared.bus import Bus, OutboxRelay, stage_raw
 from shared.bus.outbox import OutboxMessage, Pending, handoff_session, insert_handed, stage_kv

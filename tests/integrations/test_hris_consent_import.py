@@ -13,8 +13,8 @@ import nats
 import pytest
 from sqlmodel import Session, select
 
-from services.consent import stats
-from services.consent.hris_models import HrisOrgUnit, HrisSubject
+from services.consent.hris.models import HrisOrgUnit, HrisSubject
+from services.consent.stats import service as stats
 from shared.cli import main as kinwell
 from shared.natsserver import NatsServer
 from shared.release.guard import DIFFERENCING

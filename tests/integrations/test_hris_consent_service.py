@@ -25,8 +25,9 @@ from sqlmodel import Session, select
 from standardwebhooks import Webhook
 
 from services.checkin.contributions import CONTRIBUTIONS
-from services.consent.hris_models import HrisOrgUnit, HrisSubject, HrisWebhookReceipt
-from services.consent.models import ConsentHistory, ContactDetail
+from services.consent.consents.models import ConsentHistory
+from services.consent.directory.models import ContactDetail
+from services.consent.hris.models import HrisOrgUnit, HrisSubject, HrisWebhookReceipt
 from shared.auth import Role, dev_token
 from shared.bus.outbox import pending_count
 from shared.crypto import pseudonym

@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from services.aggregator.notify import ROLLUP_PUBLISHED
 from services.aggregator.notify import notify as aggregator_notify
-from services.consent.directory import release_contact
+from services.consent.directory.service import release_contact
 from shared.keyrotation import rewrap_service
 from shared.settings import PlatformSettings
 from tests.integrations.conftest import loopback_settings

@@ -27,8 +27,8 @@ from sqlmodel import Session, select
 
 from services.checkin.checkins.models import Checkin
 from services.consent.deps import DirectoryCipher
-from services.consent.directory import EMPLOYEE_ID_FIELD
-from services.consent.models import DirectoryEntry
+from services.consent.directory.models import DirectoryEntry
+from services.consent.directory.service import EMPLOYEE_ID_FIELD
 from shared.crypto import CiphertextInvalid
 from shared.datakeys import DataKey, MasterKeys
 from tests.dbfixtures import PG_URL

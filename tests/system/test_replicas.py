@@ -17,7 +17,7 @@ import nats
 import pytest
 from sqlmodel import Session, select
 
-from services.consent.models import Consent
+from services.consent.consents.models import Consent
 from shared.bus import Bus
 from shared.bus.outbox import pending_count
 from shared.consent_gate import kv_key

@@ -33,7 +33,6 @@ from services.aggregator.forecasts.schemas import (
     ForecastWithheldRead,
 )
 from services.aggregator.insights import playbook
-from services.aggregator.notify import FORECAST_PUBLISHED, notify
 from services.aggregator.org import repository as org_repo
 from services.aggregator.org import service as org
 from services.aggregator.org.models import Trigger
@@ -176,9 +175,7 @@ def _assess(
     repo.put(session, row)
     if status == RAISED:
         session.flush()
-        event = _event(row)
-        stage(session, event)
-        notify(session, FORECAST_PUBLISHED, event.model_dump(mode="json", exclude={"event_id", "type"}))
+        stage(session, _event(row))
     return row
 
 
