@@ -7,6 +7,7 @@ week and in the next. Before, every reading was live and exact, so the differenc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,11 +34,14 @@ QUIET = ReleaseRules(k=5, rho_count=8.0, rho_sum=8.0, rho_cap=100.0)  # near-exa
 
 
 @pytest.fixture
-def ctx(tmp_path) -> ConsentContext:
-    platform = PlatformSettings(mode="embedded", data_dir=tmp_path / "data")
-    return ConsentContext.from_settings(
-        ConsentSettings(platform=platform, database_url="sqlite://", stats_release=QUIET)
+def ctx(tmp_path, platform) -> ConsentContext:
+    settings = PlatformSettings(mode="embedded", data_dir=tmp_path / "data")
+    own = ConsentContext.from_settings(
+        ConsentSettings(platform=settings, database_url="sqlite://", stats_release=QUIET)
     )
+    # HRIS events go out sealed under each subject's event key: the running service's keyring
+    # reaches the key bucket on its bus (its loop runs in another thread).
+    return replace(own, event_keys=platform.consent.app.state.consent.event_keys)
 
 
 @pytest.fixture
