@@ -43,7 +43,7 @@ def new_version_body(platform: Platform, purpose: str, **changes: object) -> dic
     current = next(v for p in versions if p["purpose"] == purpose for v in p["versions"] if v["current"])
     texts = {}
     for lang in ("en", "es", "fr"):
-        read = platform.consent.client.get(f"/v1/policy/{purpose}/versions", params={"lang": lang}).json()
+        read = platform.consent.client.get(f"/v1/policy/{purpose}/versions", params={"lang": lang, "limit": 200}).json()
         latest = read["versions"][-1]
         texts[lang] = {"title": latest["title"], "description": latest["description"]}
     body = {

@@ -10,7 +10,7 @@ from services.consent.rights.service import access_page
 from shared import audit
 from shared.pagination import PageRequest
 from tests.consent.conftest import new_sub
-from tests.consent.test_consent_flow import current_version, grant
+from tests.consent.test_consent_flow import current_version, grant, new_version_body
 
 
 def history(platform, sub, **params) -> dict:
@@ -112,12 +112,15 @@ def test_the_admin_purpose_list_comes_in_link_pages_each_version_once(platform):
     assert seen == everything and pages == -(-len(everything) // 2)
 
 
-def test_bad_cursors_on_the_access_log_and_purpose_list_are_400_problem_json(platform):
-    for path, auth in (
-        ("/v1/me/access-log", platform.auth(new_sub())),
-        ("/v1/admin/purposes", platform.auth("A1", "admin")),
+def test_bad_cursors_on_the_access_log_and_purpose_lists_are_400_problem_json(platform):
+    not_json, three_numbers, one_string = "bm90LWpzb24", "WzEsMiwzXQ", "WyJ4Il0"  # [1,2,3]; ["x"]
+    for path, auth, cursors in (
+        ("/v1/me/access-log", platform.auth(new_sub()), (not_json, three_numbers, one_string)),
+        ("/v1/admin/purposes", platform.auth("A1", "admin"), (not_json, three_numbers, one_string)),
+        ("/v1/policy/checkin/versions", {}, (not_json, three_numbers, one_string)),
+        ("/v1/stats/consent-rates/org-units", platform.auth("H1", "hr_analyst"), (not_json, three_numbers)),
     ):
-        for cursor in ("bm90LWpzb24", "WyJ4Il0", "WzEsMiwzXQ"):  # not JSON; ["x"]; [1,2,3]
+        for cursor in cursors:
             r = platform.consent.client.get(path, params={"cursor": cursor}, headers=auth)
             assert r.status_code == 400, (path, cursor, r.text)
             assert r.headers["content-type"] == "application/problem+json"
@@ -137,3 +140,21 @@ def test_access_log_pages_split_entries_of_one_instant_without_loss_or_repeat():
         if cursor is None:
             break
     assert seen == ["consent0", "consent1", "consent2", "escalation0", "escalation1", "escalation2"]
+
+
+def test_a_purpose_s_policy_versions_come_in_cursor_pages_each_once(platform):
+    admin = platform.auth("A1", "admin")
+    for _ in range(3):  # same terms, not material: nothing lapses
+        body = new_version_body(platform, "work_patterns", material=False)
+        r = platform.consent.client.post("/v1/admin/purposes/work_patterns/versions", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+
+    def get(params):
+        r = platform.consent.client.get("/v1/policy/work_patterns/versions", params=params)
+        assert r.status_code == 200, r.text
+        return {"entries": r.json()["versions"], "next_cursor": r.json()["next_cursor"]}
+
+    everything = get({"limit": 200})["entries"]
+    assert len(everything) >= 4 and [v["version"] for v in everything] == sorted(v["version"] for v in everything)
+    pages = walk(get, 2)
+    assert all(len(p) == 2 for p in pages[:-1]) and [v for p in pages for v in p] == everything

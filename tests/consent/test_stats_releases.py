@@ -23,6 +23,7 @@ from services.consent.stats import service as stats
 from shared.db import make_engine, run_migrations
 from shared.events.consent import Purpose
 from shared.hris.schema import Employee, EmployeeCreated, EmployeeUpdated, OrgUnit, OrgUnitCreated
+from shared.pagination import PageRequest
 from shared.release.guard import DIFFERENCING
 from shared.release.rules import ReleaseRules
 from shared.settings import PlatformSettings
@@ -161,3 +162,19 @@ def test_erasure_removes_the_subject_from_stored_memberships(session, ctx):
     assert stats_repository.forget(session, victim) >= 1
     session.commit()
     assert not any(victim in m for named in stats_repository.memberships(session).values() for m in named.values())
+
+
+def test_org_unit_rates_come_in_cursor_pages_each_unit_once(session, ctx):
+    units = {"root": None, **{f"u{i}": "root" for i in range(5)}}
+    _org(session, ctx, units, {f"e{i}": f"u{i % 5}" for i in range(12)})
+    everything = stats.consent_rates_by_org_unit(session, ctx.release_rules, WEEK1)
+    assert [u.org_unit for u in everything.org_units] == sorted(units) and everything.next_cursor is None
+    seen, sizes, cursor = [], [], None
+    while True:
+        read = stats.consent_rates_by_org_unit(session, ctx.release_rules, WEEK1, PageRequest(2, cursor))
+        seen += read.org_units
+        sizes.append(len(read.org_units))
+        cursor = read.next_cursor
+        if cursor is None:
+            break
+    assert sizes == [2, 2, 2] and seen == everything.org_units

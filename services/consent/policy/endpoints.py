@@ -13,6 +13,7 @@ from services.consent.policy.schemas import (
     PolicyRead,
     PolicyVersionCreate,
     PolicyVersionPublished,
+    PolicyVersionsPage,
     PolicyVersionsRead,
 )
 from shared.auth import AdminPrincipal
@@ -35,9 +36,11 @@ def get_policy(session: SessionDep, ctx: ContextDep, lang: Lang = DEFAULT_LANGUA
 
 
 @public.get("/v1/policy/{purpose}/versions", summary="Policy versions of a purpose", responses=problems(404, 422))
-def get_policy_versions(purpose: Purpose, session: SessionDep, lang: Lang = DEFAULT_LANGUAGE) -> PolicyVersionsRead:
-    """Every version of one purpose, oldest first, with what each changed."""
-    return policy.versions(session, purpose, lang)
+def get_policy_versions(
+    purpose: Purpose, session: SessionDep, page: PageQuery, lang: Lang = DEFAULT_LANGUAGE
+) -> PolicyVersionsPage:
+    """Every version of one purpose, oldest first, with what each changed; in pages (``next_cursor``)."""
+    return policy.versions(session, purpose, lang, page)
 
 
 @public.get("/.well-known/jwks.json", summary="Consent receipt keys")

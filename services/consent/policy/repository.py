@@ -69,11 +69,12 @@ def get_version(session: Session, purpose: str, version: int) -> PolicyVersion |
     return session.get(PolicyVersion, (purpose, version))
 
 
-def versions_of(session: Session, purpose: str | None = None) -> list[PolicyVersion]:
-    stmt = select(PolicyVersion).order_by(col(PolicyVersion.purpose), col(PolicyVersion.version))
-    if purpose is not None:
-        stmt = stmt.where(PolicyVersion.purpose == purpose)
-    return list(session.exec(stmt))
+def versions_of(session: Session, purpose: str, after: int | None, limit: int) -> list[PolicyVersion]:
+    """Up to ``limit`` versions of ``purpose`` after version ``after``, oldest first."""
+    stmt = select(PolicyVersion).where(PolicyVersion.purpose == purpose).order_by(col(PolicyVersion.version))
+    if after is not None:
+        stmt = stmt.where(col(PolicyVersion.version) > after)
+    return list(session.exec(stmt.limit(limit)))
 
 
 def versions_after(session: Session, after: tuple[str, int] | None, limit: int) -> list[tuple[PolicyVersion, int]]:

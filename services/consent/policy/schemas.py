@@ -111,6 +111,10 @@ class PolicyVersionsRead(BaseModel):
     versions: list[PurposePolicy]
 
 
+class PolicyVersionsPage(PolicyVersionsRead):
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null on the last.")
+
+
 class PolicyVersionPublished(BaseModel):
     policy: PurposePolicy
     lapsed_consents: int = Field(description="Consents to the previous version that this version lapsed.")

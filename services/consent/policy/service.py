@@ -20,6 +20,7 @@ from services.consent.policy.schemas import (
     PolicyRead,
     PolicyVersionCreate,
     PolicyVersionPublished,
+    PolicyVersionsPage,
     PolicyVersionsRead,
     PurposePolicy,
 )
@@ -67,13 +68,18 @@ def public_policy(session: Session, ctx: ConsentContext, lang: str) -> PolicyRea
     )
 
 
-def versions(session: Session, purpose: Purpose, lang: str) -> PolicyVersionsRead:
+def versions(session: Session, purpose: Purpose, lang: str, request: PageRequest) -> PolicyVersionsPage:
+    """One page of the purpose's versions, oldest first."""
+    after = request.after(int)
     row = repo.get_purpose(session, purpose.value)
     if row is None:
         raise NotFound("Unknown purpose.")
-    found = repo.versions_of(session, purpose.value)
-    return PolicyVersionsRead(
-        purpose=purpose, versions=[to_read(p, lang, p.version == row.current_version) for p in found]
+    found = repo.versions_of(session, purpose.value, after[0] if after else None, request.limit + 1)
+    found, next_cursor = page(found, request, lambda p: (p.version,))
+    return PolicyVersionsPage(
+        purpose=purpose,
+        versions=[to_read(p, lang, p.version == row.current_version) for p in found],
+        next_cursor=next_cursor,
     )
 
 

@@ -1,4 +1,4 @@
-"""Stored releases of consent rates (issue 11.5): computed once per period, then replayed.
+"""Stored releases of consent rates: computed once per period, then replayed.
 
 ``ConsentStatsMembership`` keeps who was in each released cell (pseudonyms, and who granted each
 purpose) so the next release can refuse to differ from it by fewer than k people. It is personal
@@ -11,6 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import Column, DateTime, Text
 from sqlmodel import Field, SQLModel
+
+# The org unit of the tenant-wide cell: a root above the org tree (its own members have no unit).
+TENANT = "*"
 
 
 class ConsentStatsRelease(SQLModel, table=True):

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from services.consent.consents.models import GRANTED, Consent
 from services.consent.directory.models import DirectoryEntry
 from services.consent.hris.models import HrisSubject
-from services.consent.stats.models import ConsentStatsCell, ConsentStatsMembership, ConsentStatsRelease
+from services.consent.stats.models import TENANT, ConsentStatsCell, ConsentStatsMembership, ConsentStatsRelease
 
 
 def population(session: Session) -> dict[str, str | None]:
@@ -42,6 +42,20 @@ def cells(session: Session, period: str) -> Sequence[ConsentStatsCell]:
     return session.exec(
         select(ConsentStatsCell).where(ConsentStatsCell.period == period).order_by(col(ConsentStatsCell.org_unit))
     ).all()
+
+
+def unit_cells(session: Session, period: str, after: str | None, limit: int | None) -> Sequence[ConsentStatsCell]:
+    """The period's org-unit cells (not the tenant's) by unit id, after ``after``, at most ``limit``."""
+    stmt = (
+        select(ConsentStatsCell)
+        .where(ConsentStatsCell.period == period, ConsentStatsCell.org_unit != TENANT)
+        .order_by(col(ConsentStatsCell.org_unit))
+    )
+    if after is not None:
+        stmt = stmt.where(col(ConsentStatsCell.org_unit) > after)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.exec(stmt).all()
 
 
 def memberships(session: Session, period: str | None = None) -> dict[tuple[str, str], dict[str, frozenset[str]]]:

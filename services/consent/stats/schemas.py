@@ -38,3 +38,4 @@ class OrgUnitRatesRead(BaseModel):
     k: int
     period: str = Field(description="The ISO week of the stored release these figures come from.")
     org_units: list[OrgUnitRates] = Field(description="Active units, sorted by id; small ones suppressed.")
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null on the last.")

@@ -1,8 +1,9 @@
-"""Consent rates for HR, under the shared release rules (issue 11.5, docs/aggregator.md).
+"""Consent rates for HR, under the shared release rules (docs/aggregator.md).
 
-Readings used to be live and exact, so two readings differenced to one person's choices (7 -> 8
-people; a unit of 2 after a move; 5/38 -> 4/38 tenant-wide). Now each period (ISO week) has one
-release, computed on its first reading, stored, and replayed for every later reading:
+Live, exact readings would let two of them be differenced to one person's choices (7 -> 8 people;
+a unit of 2 after a move; 5/38 -> 4/38 tenant-wide; tests/consent/test_stats_releases.py). So each
+period (ISO week) has one release, computed on its first reading, stored, and replayed for every
+later reading:
 
 * the tenant is a root ``*`` above the org tree (its own members: people with no unit), so
   ``tenant = roots + unassigned`` is one more equation for complementary suppression;
@@ -23,16 +24,16 @@ from sqlmodel import Session
 
 from services.consent.hris.repository import org_units
 from services.consent.stats import repository as repo
-from services.consent.stats.models import ConsentStatsCell, ConsentStatsRelease
+from services.consent.stats.models import TENANT, ConsentStatsCell, ConsentStatsRelease
 from services.consent.stats.schemas import ConsentRates, OrgUnitRates, OrgUnitRatesRead, PurposeRate
 from shared.events.consent import Purpose
+from shared.pagination import PageRequest, page
 from shared.release import ledger
 from shared.release.guard import MEMBERS, Membership, hold_back
 from shared.release.noise import Z95, count_measurement, noisy_counts
 from shared.release.rules import ReleaseRules
 from shared.release.suppression import Decision, Hierarchy, plan
 
-TENANT = "*"
 LEDGER_SCOPE = "consent-stats"
 BUDGET_SPENT = "budget_spent"
 
@@ -169,11 +170,20 @@ def consent_rates(session: Session, rules: ReleaseRules, now: datetime | None = 
     )
 
 
-def consent_rates_by_org_unit(session: Session, rules: ReleaseRules, now: datetime | None = None) -> OrgUnitRatesRead:
+def consent_rates_by_org_unit(
+    session: Session, rules: ReleaseRules, now: datetime | None = None, request: PageRequest | None = None
+) -> OrgUnitRatesRead:
+    """The period's figures per org unit, by unit id: all of them, or one page."""
+    after = request.after(str) if request is not None else None
     period = current(session, rules, now)
+    limit = request.limit + 1 if request is not None else None
+    cells, next_cursor = list(repo.unit_cells(session, period, after[0] if after else None, limit)), None
+    if request is not None:
+        cells, next_cursor = page(cells, request, lambda c: (c.org_unit,))
     return OrgUnitRatesRead(
         k=rules.k,
         period=period,
+        next_cursor=next_cursor,
         org_units=[
             OrgUnitRates(
                 org_unit=c.org_unit,
@@ -183,8 +193,7 @@ def consent_rates_by_org_unit(session: Session, rules: ReleaseRules, now: dateti
                 reason=c.reason,
                 purposes=_purposes(c),
             )
-            for c in repo.cells(session, period)
-            if c.org_unit != TENANT
+            for c in cells
         ],
     )
 
