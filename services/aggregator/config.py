@@ -27,7 +27,7 @@ class AggregatorSettings(ServiceSettings):
     grace_hours: float = Field(default=48.0, ge=0, le=24 * 14)
     release_check_seconds: float = Field(default=300.0, gt=0)
     # Forecasts before announced triggers are reassessed this often (new releases, scoring).
-    forecast_check_seconds: float = Field(default=3600.0, gt=0)
+    forecast_check_seconds: float = Field(default=300.0, gt=0)
     # Embedded mode only (``kinwell demo`` backdates weeks); refused in production.
     clock_offset_days: int = Field(default=0, ge=-3660, le=3660)
     playbook_path: Path | None = None

@@ -16,7 +16,8 @@ from shared.webhooks import enqueue
 
 ROLLUP_PUBLISHED = "aggregate.rollup.published"
 INSIGHT_PUBLISHED = "aggregate.insight.published"
-EVENT_TYPES = frozenset({ROLLUP_PUBLISHED, INSIGHT_PUBLISHED})
+FORECAST_PUBLISHED = "aggregate.forecast.published"
+EVENT_TYPES = frozenset({ROLLUP_PUBLISHED, INSIGHT_PUBLISHED, FORECAST_PUBLISHED})
 
 
 def notify(session: Session, event_type: str, payload: dict[str, Any]) -> list[str]:

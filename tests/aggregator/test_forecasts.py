@@ -24,6 +24,7 @@ from shared.bus.outbox import OutboxMessage
 from shared.db import make_engine, run_migrations
 from shared.events.hris import OrgUnitChanged, TriggerAnnounced
 from shared.release.noise import Z95
+from shared.webhooks.models import WebhookDelivery, WebhookSubscription
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "aggregator" / "migrations"
 HALF = 4.0  # 95% half-width of every constructed weekly mean (noise sd 2.04)
@@ -174,6 +175,8 @@ def _forecast(session: Session, k5_only: tuple[str, ...] = ("team-new",)) -> dic
 
 
 def test_a_known_drop_around_past_deadlines_raises_a_forecast_with_an_interval_containing_it(session):
+    wanted = json.dumps(["aggregate.forecast.published"])
+    session.add(WebhookSubscription(url="https://hr.example.com/in", event_types_json=wanted, secret_ciphertext="x"))
     rows = _forecast(session)
     a = rows["team-a"]
     assert a.status == "raised" and a.based_on == "team-a" and a.past_triggers == 4
@@ -186,6 +189,8 @@ def test_a_known_drop_around_past_deadlines_raises_a_forecast_with_an_interval_c
     assert {e["org_unit"] for e in issued} == {"team-a", "dept", "team-new"}
     mine = next(e for e in issued if e["org_unit"] == "team-a")
     assert (mine["change_low"], mine["change_high"], mine["past_triggers"]) == (a.change_low, a.change_high, 4)
+    hooks = [json.loads(d.payload)["data"] for d in session.exec(select(WebhookDelivery)).all()]
+    assert sorted(h["org_unit"] for h in hooks) == ["dept", "team-a", "team-new"]  # the HR tool's copy
     # Running again after no new release changes nothing and publishes nothing more.
     forecasts.run(session, _now(TODAY + timedelta(days=1)))
     session.commit()

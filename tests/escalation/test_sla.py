@@ -9,8 +9,12 @@ import json
 from datetime import UTC, date, datetime
 
 import nats
+from sqlalchemy import select
+from sqlmodel import Session
 
+from services.escalation.sla.models import CONTRIBUTIONS
 from shared.crypto import period_token
+from shared.events.consent import ConsentChanged
 from shared.events.contribution import ContributionRecorded
 from shared.events.hris import SubjectAssigned
 from tests.escalation.conftest import Escalation, escalation_overrides, new_sub, publish_as, put_consents
@@ -74,3 +78,37 @@ def test_ack_and_contact_times_leave_as_de_identified_contributions(
         assert h.pseudonym(sub) not in text and case_id not in text and "call me" not in text
         assert not any(k.lower() in ("traceparent", "tracestate") for k in headers)
     assert metrics == {"escalation_ack_hours", "escalation_contact_hours"}
+
+
+def test_withdrawing_aggregate_insights_drops_held_figures_and_leaves_a_retraction(
+    start_service, service_nats, platform_settings, token, receiver
+):
+    svc = start_service("escalation", **escalation_overrides(sla_release_seconds=3600))  # nothing released
+    h = Escalation(service_nats, platform_settings, svc, receiver, token)
+    sub = new_sub()
+    p = h.pseudonym(sub)
+    put_consents(service_nats, {p: "granted"}, purpose="aggregate_insights")
+    publish_as(
+        service_nats, "consent", SubjectAssigned(pseudonym=p, org_unit="unit-w", effective_from=date(2020, 1, 1))
+    )
+    wait_until(lambda: svc.runtime.gate.allowed(p, "aggregate_insights"))
+
+    def unit() -> str | None:
+        with Session(svc.runtime.engine) as session:
+            return CONTRIBUTIONS.unit_on(session, p, date.today())
+
+    wait_until(lambda: unit() == "unit-w")
+    case_id = svc.client.post("/v1/me/support-requests", json={}, headers=h.auth(sub)).json()["id"]
+    assert svc.client.post(f"/v1/cases/{case_id}/ack", headers=h.counsellor("c-w")).status_code == 200
+
+    def held() -> list[str]:
+        with Session(svc.runtime.engine) as session:
+            return [json.loads(r.payload)["type"] for r in session.execute(select(CONTRIBUTIONS.tables.pending))]
+
+    assert held() == ["contribution.aggregate.recorded.v1"]
+    put_consents(service_nats, {p: "withdrawn"}, purpose="aggregate_insights")
+    withdrawn = ConsentChanged(
+        pseudonym=p, purpose="aggregate_insights", state="withdrawn", policy_version=1, changed_at=datetime.now(UTC)
+    )
+    publish_as(service_nats, "consent", withdrawn)
+    wait_until(lambda: held() == ["contribution.aggregate.retracted.v1"])

@@ -33,6 +33,7 @@ from services.aggregator.forecasts.schemas import (
     ForecastWithheldRead,
 )
 from services.aggregator.insights import playbook
+from services.aggregator.notify import FORECAST_PUBLISHED, notify
 from services.aggregator.org import repository as org_repo
 from services.aggregator.org import service as org
 from services.aggregator.org.models import Trigger
@@ -175,7 +176,9 @@ def _assess(
     repo.put(session, row)
     if status == RAISED:
         session.flush()
-        stage(session, _event(row))
+        event = _event(row)
+        stage(session, event)
+        notify(session, FORECAST_PUBLISHED, event.model_dump(mode="json", exclude={"event_id", "type"}))
     return row
 
 
