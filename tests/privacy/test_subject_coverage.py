@@ -116,7 +116,7 @@ COVERAGE: dict[str, dict[str, Covered]] = {
         "case_event": Covered(ERASED, ("cases",)),  # each case's history
         "data_key": Covered(ERASED, "the subject's wrapped data key"),
         "escalation_case": Covered(ERASED, ("cases",)),
-        "escalation_org_assignment": Covered(ERASED, "the org unit, which consent's export carries (hris)"),
+        "escalation_org_assignment": Covered(ERASED, ("org_assignments",)),
         "ladder_config": Covered("the admin who last edited the policy or rosters, by pseudonym", "an admin's edit"),
         "webhook_delivery": WEBHOOKS,
     },

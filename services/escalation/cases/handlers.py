@@ -106,7 +106,8 @@ def purge_expired_holds(session: Session, ctx: EscalationContext, now: datetime)
 
 
 def export(session: Session, ctx: EscalationContext, pseudonym: str) -> dict[str, Any]:
-    """The subject's cases, their full history (with the texts, opened for them) and every access."""
+    """The subject's cases, their full history (with the texts, opened for them), every access, and
+    the org-unit history their SLA contributions are attributed by."""
     items = []
     for case in repo.cases_of(session, pseudonym):
         history = [
@@ -133,7 +134,10 @@ def export(session: Session, ctx: EscalationContext, pseudonym: str) -> dict[str
             }
         )
     accesses = audit.access_log(session, pseudonym)["entries"]
-    return {"cases": items, "accesses": accesses} if items or accesses else {}
+    assignments = CONTRIBUTIONS.export(session, pseudonym)
+    if not (items or accesses or assignments):
+        return {}
+    return {"cases": items, "accesses": accesses, "org_assignments": assignments}
 
 
 def case_note(session: Session, req: CaseNoteRequest) -> CaseNoteReply:
