@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -79,6 +80,28 @@ class TestGroupCommitWriter:
         with Session(engine) as session:
             assert len(session.exec(select(Checkin)).all()) == 150
             assert len(session.exec(select(CheckinTrend)).all()) == 150
+
+    def test_a_batch_stores_what_a_request_session_stores_and_events_keep_their_requests_trace(self, engine, keys):
+        """One write path: ``store_checkin`` in a plain session and in the writer's batch leaves the
+        same rows, and each event staged by the writer carries the trace of the request that
+        prepared it (the writer thread has no span of its own)."""
+        tracer = TracerProvider().get_tracer("test")
+        alone, batched = "e" * 64, "c" * 64
+        consents = ("checkin", "personalization")
+        with tracer.start_as_current_span("request") as span:
+            item = prepared(keys, engine, batched, consents=consents)
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+        write_all(engine, [item], at_write=gate(batched, purposes=consents))
+        with Session(engine) as session:
+            service.store_checkin(session, prepared(keys, engine, alone, consents=consents).write, 6)
+            session.commit()
+        with Session(engine) as session:
+            assert sorted(r.pseudonym for r in session.exec(select(Checkin))) == [batched, alone]
+            assert sorted(t.pseudonym for t in session.exec(select(CheckinTrend))) == [batched, alone]
+            rows = session.exec(select(OutboxMessage)).all()
+        assert sorted(m.subject for m in rows) == ["checkin.personalization.submitted.v2"] * 2
+        traced = [json.loads(m.headers).get("traceparent", "") for m in rows]
+        assert sorted(t.split("-")[1] if t else "" for t in traced) == ["", trace_id]
 
     def test_consent_withdrawn_between_request_and_write_is_honoured_when_the_batch_is_written(self, engine, keys):
         """Issue 11 item 2: the writer asks the gate again. Everything was granted when the
