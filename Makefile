@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint bench schemas clean
+.PHONY: install run run-demo test lint bench schemas clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ install: $(VENV)/.installed
 
 run: install ## NATS + the five services (embedded mode, SQLite under .kinwell/)
 	$(BIN)/kinwell up
+
+run-demo: install ## the same with the demo clock, for `kinwell demo` in another shell (embedded mode only)
+	$(BIN)/kinwell up --demo
 
 test: install ## the whole suite; KINWELL_TEST_DATABASE_URL=postgresql://... runs it on PostgreSQL
 	$(BIN)/pytest

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import audit, faults
+from shared import audit, clock, faults
 from shared.auth import AuthenticateBeforeBody, TokenVerifier, body_routes_needing_principal
 from shared.bus.connection import Bus
 from shared.bus.consumer import Consumer, Handler
@@ -252,6 +252,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = settings.platform
         faults.refuse_in_production(platform.mode)
+        clock.refuse_in_production(platform.mode)  # the demo clock: embedded mode only
         setup_logging(platform.log_level)
         setup_tracing(spec.name, platform.otel_exporter, platform.otel_endpoint)
         assert settings.database_url is not None

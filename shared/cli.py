@@ -1,5 +1,6 @@
 """The ``kinwell`` command: ``up`` runs the embedded platform, ``token`` mints a dev token,
-``hris import`` sends an HRIS snapshot to the consent service."""
+``hris import`` sends an HRIS snapshot to the consent service, ``demo`` seeds a synthetic
+organisation (``shared/demo.py``)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if platform.mode != "embedded":
         print("kinwell up runs the embedded platform only; use docker-compose or deploy/ for production.")
         return 2
+    if args.demo:  # for `kinwell demo`: a movable clock, and events flowing within seconds
+        from shared import clock
+
+        os.environ[clock.ENV] = "true"
+        os.environ.setdefault("KINWELL_CHECKIN_CONTRIBUTION_RELEASE_SECONDS", "2")
+        os.environ.setdefault("KINWELL_AGGREGATOR_RELEASE_CHECK_SECONDS", "2")
+        clock.reset(platform.data_dir)
     host = "127.0.0.1"
     ports = {name: DEFAULT_PORTS[name] + args.port_offset for name in SERVICES}
     taken = [f"{name} ({port})" for name, port in ports.items() if _port_in_use(host, port)]
@@ -308,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="run NATS and the five services (embedded mode)")
     up.add_argument("--port-offset", type=int, default=0, help="add to every service port (8001-8005)")
     up.add_argument("--ready-timeout", type=float, default=60.0)
+    up.add_argument("--demo", action="store_true", help="with the demo clock, for `kinwell demo` (README)")
     up.set_defaults(fn=cmd_up)
+    from shared.demo import register as register_demo
+
+    register_demo(sub)  # kinwell demo
     nats_cmd = sub.add_parser("nats", help="NATS operations")
     nats_sub = nats_cmd.add_subparsers(dest="nats_command", required=True)
     prov = nats_sub.add_parser("provision", help="declare streams and the consent KV bucket (as the ops user)")

@@ -1,12 +1,16 @@
 """The aggregator's clock: real time, shifted only in embedded mode (``kinwell demo`` backdates).
 
-``KINWELL_AGGREGATOR_CLOCK_OFFSET_DAYS`` moves "now" for releases; production settings refuse any
-offset (``config.py``), so a deployed aggregator always releases on real time.
+It follows the demo clock (``shared.clock``: ``KINWELL_DEMO_CLOCK``, which ``kinwell demo`` moves),
+and ``KINWELL_AGGREGATOR_CLOCK_OFFSET_DAYS`` adds a fixed offset; production refuses both
+(``config.py``, ``shared.clock.refuse_in_production``), so a deployed aggregator always releases
+on real time.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from shared import clock
 
 
 class Clock:
@@ -14,4 +18,4 @@ class Clock:
         self.offset = timedelta(days=offset_days)
 
     def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return clock.now() + self.offset

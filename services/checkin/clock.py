@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from shared import clock
+
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, as check-in dates its check-ins (the demo clock in embedded mode: ``shared.clock``)."""
+    return clock.now()
 
 
 def aware(value: datetime) -> datetime:

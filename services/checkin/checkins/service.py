@@ -37,7 +37,7 @@ from services.checkin.checkins.schemas import (
 )
 from services.checkin.checkins.scoring import Scores, Step
 from services.checkin.checkins.trend import payload_context
-from services.checkin.clock import aware, iso_week, week_start
+from services.checkin.clock import aware, iso_week, utcnow, week_start
 from services.checkin.contributions import CONTRIBUTIONS
 from shared.bus.outbox import stage
 from shared.contributions import repository as contributions
@@ -107,7 +107,7 @@ def prepare_checkin(
     event_key: SubjectKey,
 ) -> Prepared:
     """Everything but the write: CPU only, so it runs on the event loop without blocking it long."""
-    now = datetime.now(UTC)
+    now = utcnow()  # the demo clock in embedded mode (kinwell demo backdates weeks)
     created = now
     week, start = iso_week(created.date()), week_start(created.date())
     answers = body.answers.model_dump()
