@@ -116,6 +116,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         os.environ[clock.ENV] = "true"
         os.environ.setdefault("KINWELL_CHECKIN_CONTRIBUTION_RELEASE_SECONDS", "2")
         os.environ.setdefault("KINWELL_AGGREGATOR_RELEASE_CHECK_SECONDS", "2")
+        os.environ.setdefault("KINWELL_AGGREGATOR_FORECAST_CHECK_SECONDS", "2")
         clock.reset(platform.data_dir)
     host = "127.0.0.1"
     ports = {name: DEFAULT_PORTS[name] + args.port_offset for name in SERVICES}

@@ -295,6 +295,7 @@ class Demo:
                 self.bar(Progress(self.progress[1], self.progress[1], self.progress[1]))
             self.say("Waiting for the aggregator to release the weeks ...")
             rollups = await self._released(client, plan)
+            await asyncio.sleep(self.args.settle)  # the forecast job looks at the new releases
             insights = await self.call(client, "GET", f"{self.urls['aggregator']}/v1/insights", "demo-hr", "hr_analyst",
                                        (200,))  # fmt: skip
         self.out.write(render(plan, rollups.json(), insights.json()))
