@@ -11,12 +11,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from nats.js.api import AckPolicy, ConsumerConfig
-from sqlmodel import Session
+from sqlalchemy import func, insert
+from sqlmodel import Session, select
 
 from bench.common import Result, nats_server, sqlite_url
 from services.aggregator.contributions import handlers
 from services.aggregator.contributions import service as contributions
-from services.aggregator.contributions.models import Cell
+from services.aggregator.contributions.models import Cell, PendingToken
 from services.aggregator.org import service as org
 from services.aggregator.releases import service as releases
 from shared.bus import Bus, Consumer
@@ -31,7 +32,8 @@ N_INGEST = 5_000
 UNITS, METRICS = 10_000, ("who5_index", "mood", "days_worked", "meeting_hours_per_day", "focus_hours_per_day",
                           "after_hours_message_share")  # fmt: skip
 WEEK = "2026-W10"
-SMALL, LARGE = 10_000, 100_000  # contributions held before a release (RSS is compared between them)
+SMALL, LARGE = 100_000, 1_000_000  # contributions held before a release (RSS is compared between them)
+RECORDED = 20_000  # of which the last go through the contributions service
 
 
 def _token(*parts: object) -> str:
@@ -138,29 +140,62 @@ def _release_10k() -> tuple[float, float]:
     return elapsed, _rss_mb()
 
 
-def _rss_growth() -> tuple[float, float]:
-    """RSS after recording SMALL and then LARGE contributions (open week: tokens held in the DB)."""
+def _hold(engine, start: int, stop: int, week: str) -> None:
+    """Contributions ``start``..``stop`` of ``week`` held as the open week holds them (a token row
+    each, per-unit sums), written in bulk: recording a million through the handler would take
+    this machine a quarter of an hour."""
+    for lo in range(start, stop, 20_000):
+        rows = [_event(i, week) for i in range(lo, min(lo + 20_000, stop))]
+        with Session(engine) as s:
+            s.execute(insert(PendingToken), [
+                {"iso_week": e.iso_week, "metric": e.metric, "period_token": e.period_token, "org_unit": e.org_unit,
+                 "value": e.value} for e in rows
+            ])  # fmt: skip
+            s.commit()
+    with Session(engine) as s:  # the cells' sufficient statistics, as record() leaves them
+        per_unit = s.exec(
+            select(PendingToken.org_unit, func.count(), func.sum(PendingToken.value))
+            .where(PendingToken.iso_week == week)
+            .group_by(PendingToken.org_unit)
+        ).all()
+        for unit, n, total in per_unit:
+            s.add(Cell(iso_week=week, metric="who5_index", org_unit=unit, count=n, total=float(total), histogram=""))
+        s.commit()
+
+
+def _rss_growth() -> tuple[float, float, float]:
+    """RSS with SMALL and then LARGE contributions held in an open week (two weeks, one after the
+    other): the last RECORDED of each go through the contributions service (``record``, 500 per
+    transaction, as a consumer batch), then the week is released (its tokens deleted). Returns both
+    RSS marks and the record rate."""
     url = sqlite_url("aggregator-rss")
     run_migrations(url, MIGRATIONS)
     engine = make_engine(url)
     marks: list[float] = []
-    done = 0
-    for target in (SMALL, LARGE):
-        while done < target:
+    recorded, spent = 0, 0.0
+    for n, target in enumerate((SMALL, LARGE)):
+        week = f"2026-W{11 + n}"
+        _hold(engine, 0, target - RECORDED, week)
+        t = time.perf_counter()
+        for lo in range(target - RECORDED, target, 500):
             with Session(engine) as s:
-                for i in range(done, min(done + 2_000, target)):
-                    contributions.record(s, _event(i, "2026-W11"))
+                for i in range(lo, lo + 500):
+                    contributions.record(s, _event(i, week))
                 s.commit()
-            done = min(done + 2_000, target)
+        spent += time.perf_counter() - t
+        recorded += RECORDED
+        with Session(engine) as s:
+            releases.release_week(s, week, ReleaseRules(), datetime.now(UTC))
+            s.commit()
         marks.append(_rss_mb())
     engine.dispose()
-    return marks[0], marks[1]
+    return marks[0], marks[1], recorded / spent
 
 
 def run() -> list[Result]:
     ours, raw = asyncio.run(_ingest())
     elapsed, rss_release = _release_10k()
-    small, large = _rss_growth()
+    small, large, rate = _rss_growth()
     return [
         Result(
             name="contribution ingest",
@@ -170,7 +205,7 @@ def run() -> list[Result]:
             baseline=raw,
             goal=">= 0.3x",
             met=ours >= 0.3 * raw,
-            notes=f"{N_INGEST:,} contributions, durable consumer, idempotency row + statistics per message, SQLite",
+            notes=f"{N_INGEST:,} contributions, durable consumer, one transaction per fetched batch, SQLite",
         ),
         Result(
             name="release 10k units x 6 metrics",
@@ -190,6 +225,7 @@ def run() -> list[Result]:
             baseline=small,
             goal="< 1.5x",
             met=large < 1.5 * small,
-            notes="state grows in the database with units x weeks x metrics (+ open tokens), not in memory",
+            notes=f"open week held in the database (bulk), last {RECORDED:,} each via record() at {rate:,.0f}/s, "
+            "then released: state grows with units x weeks x metrics (+ open tokens) in the database, not in memory",
         ),
     ]
