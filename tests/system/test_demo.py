@@ -18,6 +18,7 @@ from shared.natsserver import free_port
 from tests.system.test_kinwell_up import _offset
 
 
+@pytest.mark.timeout(1200)  # five services start, then ~200 requests: minutes on a loaded 2-core machine
 def test_demo_seeds_a_running_platform_and_shows_released_and_suppressed_cells(tmp_path: Path):
     offset, nats_port = _offset(), free_port()
     env = {
