@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from services.aggregator.contributions.models import Cell, PendingToken
 
+_PENDING = PendingToken.__table__  # type: ignore[attr-defined]
+_EXISTS = (
+    sa_select(_PENDING.c.period_token)
+    .where(_PENDING.c.iso_week == bindparam("w"), _PENDING.c.metric == bindparam("m"))
+    .where(_PENDING.c.period_token == bindparam("t"))
+)
+
 
 def pending(session: Session, week: str, metric: str, token: str) -> PendingToken | None:
-    return session.get(PendingToken, (week, metric, token))
+    """The held token, if any. A new token is the usual case: asked with a Core query first (no
+    ORM load), and loaded as an object only when it exists."""
+    key = (week, metric, token)
+    loaded = session.identity_map.get(session.identity_key(PendingToken, key))  # type: ignore[arg-type]
+    if loaded is None and session.connection().execute(_EXISTS, {"w": week, "m": metric, "t": token}).first() is None:
+        return None
+    return session.get(PendingToken, key)
 
 
 def pending_of_token(session: Session, week: str, token: str) -> Sequence[PendingToken]:
