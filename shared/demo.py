@@ -298,12 +298,12 @@ class Demo:
             await asyncio.sleep(self.args.settle)  # the forecast job looks at the new releases
             insights = await self.call(client, "GET", f"{self.urls['aggregator']}/v1/insights", "demo-hr", "hr_analyst",
                                        (200,))  # fmt: skip
-        self.out.write(render(plan, rollups.json(), insights.json()))
+        self.out.write(render(plan, rollups, insights.json()))
 
     async def _check_fresh(self, client: httpx.AsyncClient, plan: Plan) -> None:
         url = f"{self.urls['aggregator']}/v1/rollups"
         found = await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,),
-                                params={"from": _week(plan.weeks[0]), "metric": "who5_index"})  # fmt: skip
+                                params={"from": _week(plan.weeks[0]), "metric": "who5_index", "limit": 1})  # fmt: skip
         if found.json()["cells"]:
             raise DemoFailed(
                 "this platform already holds releases for the demo's weeks; run it on a fresh data folder "
@@ -380,13 +380,24 @@ class Demo:
             )
         await asyncio.sleep(self.args.settle)  # check-in releases held-back contributions every few seconds
 
-    async def _released(self, client: httpx.AsyncClient, plan: Plan) -> httpx.Response:
+    async def _rollups(self, client: httpx.AsyncClient, params: dict[str, str]) -> dict[str, Any]:
+        """Every page of ``GET /v1/rollups`` (cursor-paged), as one body."""
         url = f"{self.urls['aggregator']}/v1/rollups"
+        query: dict[str, Any] = {**params, "limit": 200}
+        body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
+        cells = list(body["cells"])
+        while body["next_cursor"] is not None:
+            query["cursor"] = body["next_cursor"]
+            body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
+            cells += body["cells"]
+        return {**body, "cells": cells, "next_cursor": None}
+
+    async def _released(self, client: httpx.AsyncClient, plan: Plan) -> dict[str, Any]:
         params = {"from": _week(plan.weeks[0]), "to": _week(plan.weeks[-1])}
         deadline = time.monotonic() + self.args.release_timeout
         while True:
-            response = await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=params)
-            weeks = {c["iso_week"] for c in response.json()["cells"]}
+            response = await self._rollups(client, params)
+            weeks = {c["iso_week"] for c in response["cells"]}
             if len(weeks) >= len(plan.weeks):
                 return response
             if time.monotonic() > deadline:

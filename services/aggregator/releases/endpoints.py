@@ -14,6 +14,7 @@ from shared.auth import EmployeePrincipal
 from shared.db import SessionDep
 from shared.events.contribution import ISO_WEEK_PATTERN, Metric
 from shared.events.hris import ORG_UNIT_PATTERN
+from shared.pagination import PageQuery
 
 router = APIRouter(tags=["reporting"])
 Week = Annotated[str | None, Query(pattern=ISO_WEEK_PATTERN, description="ISO week, e.g. 2026-W05")]
@@ -24,6 +25,7 @@ def rollups(
     request: Request,
     view: ReportingView,
     session: SessionDep,
+    paging: PageQuery,
     org_unit: Annotated[str | None, Query(pattern=ORG_UNIT_PATTERN)] = None,
     metric: Metric | None = None,
     from_: Annotated[str | None, Query(alias="from", pattern=ISO_WEEK_PATTERN)] = None,
@@ -32,7 +34,8 @@ def rollups(
     """``hr_analyst``: the organisation (k = 5 by default); ``manager``: their own subtree at
     k = 10 (a unit outside it is 403). Figures come from stored releases, so the same query always
     answers the same numbers; a suppressed cell says so, with its reason, never zero."""
-    return service.read_rollups(session, request.app.state.clock.now().date(), view, org_unit, metric, from_, to)
+    today = request.app.state.clock.now().date()
+    return service.read_rollups(session, today, view, org_unit, metric, from_, to, paging)
 
 
 @router.get("/v1/program-metrics", response_model=ProgramMetricsRead, summary="How the programme is doing")
@@ -49,6 +52,7 @@ def program_metrics(request: Request, view: ReportingView, session: SessionDep) 
 def team_view(
     _: EmployeePrincipal,
     session: SessionDep,
+    paging: PageQuery,
     org_unit: Annotated[str, Query(pattern=ORG_UNIT_PATTERN, description="Your org unit.")],
     from_: Annotated[str | None, Query(alias="from", pattern=ISO_WEEK_PATTERN)] = None,
     to: Week = None,
@@ -56,4 +60,4 @@ def team_view(
     """Exactly the stored organisation-wide figures (what HR sees) for ``org_unit`` and the units
     above it: nothing more. The aggregator holds no link from people to units, so the caller names
     their unit (the consent service's export says which it is)."""
-    return service.read_team_view(session, org_unit, from_, to)
+    return service.read_team_view(session, org_unit, from_, to, paging)

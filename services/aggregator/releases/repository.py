@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import tuple_
 from sqlmodel import Session, col, select
 
 from services.aggregator.releases.models import Release, ReleasedCell
@@ -36,7 +37,11 @@ def cells(
     metrics: Sequence[str] | None = None,
     week_from: str | None = None,
     week_to: str | None = None,
+    exclude_metrics: Sequence[str] = (),
+    after: tuple[str, str, str] | None = None,
+    limit: int | None = None,
 ) -> Sequence[ReleasedCell]:
+    """Cells in (week, unit, metric) order; ``after``/``limit`` read one page of them."""
     stmt = select(ReleasedCell)
     if units is not None:
         stmt = stmt.where(col(ReleasedCell.org_unit).in_(sorted(units)))
@@ -48,8 +53,15 @@ def cells(
         stmt = stmt.where(ReleasedCell.iso_week >= week_from)
     if week_to is not None:
         stmt = stmt.where(ReleasedCell.iso_week <= week_to)
+    if exclude_metrics:
+        stmt = stmt.where(col(ReleasedCell.metric).not_in(list(exclude_metrics)))
     order = (col(ReleasedCell.iso_week), col(ReleasedCell.org_unit), col(ReleasedCell.metric))
-    return session.exec(stmt.order_by(*order)).all()
+    if after is not None:
+        stmt = stmt.where(tuple_(*order) > tuple_(*after))
+    stmt = stmt.order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.exec(stmt).all()
 
 
 def add_all(session: Session, release: Release, rows: list[ReleasedCell]) -> None:

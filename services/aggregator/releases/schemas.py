@@ -58,7 +58,8 @@ class CellRead(BaseModel):
 class RollupsRead(BaseModel):
     view: Literal["organisation", "manager"]
     k: int
-    cells: list[CellRead]
+    cells: list[CellRead] = Field(description="One page, in (week, org unit, metric) order.")
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null on the last.")
 
 
 class ProgramMetricsRead(BaseModel):

@@ -11,6 +11,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session
 
@@ -28,6 +29,7 @@ from shared.bus.outbox import stage
 from shared.errors import BadRequest, Forbidden
 from shared.events.aggregator import RollupPublished
 from shared.events.contribution import METRIC_RANGES, PROGRAM_METRICS
+from shared.pagination import PageRequest, page
 from shared.release import ledger
 from shared.release.noise import Z95, count_measurement, noisy_centred_sums, noisy_counts, sum_measurement
 from shared.release.rules import ReleaseRules
@@ -138,6 +140,7 @@ def read_rollups(
     metric: str | None,
     week_from: str | None,
     week_to: str | None,
+    paging: PageRequest,
 ) -> RollupsRead:
     if week_from and week_to and week_from > week_to:
         raise BadRequest("from is after to")
@@ -145,12 +148,26 @@ def read_rollups(
     if org_unit is not None and allowed is not None and org_unit not in allowed:
         raise Forbidden("that org unit is outside your scope")
     units = {org_unit} if org_unit is not None else allowed
-    rows = repo.cells(session, units=units, metric=metric, week_from=week_from, week_to=week_to)
+    rows, cursor = _cell_page(session, paging, units=units, metric=metric, week_from=week_from, week_to=week_to)
     return RollupsRead(
         view="manager" if view.managers else "organisation",
         k=_k(session, view),
-        cells=[CellRead.of(r, view.managers) for r in rows if r.metric not in PROGRAM_METRICS],
+        cells=[CellRead.of(r, view.managers) for r in rows],
+        next_cursor=cursor,
     )
+
+
+def _cell_page(session: Session, paging: PageRequest, **where: Any) -> tuple[list[ReleasedCell], str | None]:
+    """One page of the reported cells (program metrics have their own endpoint)."""
+    after = paging.after(str, str, str)
+    rows = repo.cells(
+        session,
+        exclude_metrics=PROGRAM_METRICS,
+        after=(after[0], after[1], after[2]) if after else None,
+        limit=paging.limit + 1,
+        **where,
+    )
+    return page(rows, paging, lambda r: (r.iso_week, r.org_unit, r.metric))
 
 
 def read_program_metrics(session: Session, today: date, view: View) -> ProgramMetricsRead:
@@ -172,12 +189,15 @@ def read_program_metrics(session: Session, today: date, view: View) -> ProgramMe
     )
 
 
-def read_team_view(session: Session, org_unit: str, week_from: str | None, week_to: str | None) -> RollupsRead:
-    rows = repo.cells(session, week_from=week_from, week_to=week_to, units=_chain(session, org_unit))
+def read_team_view(
+    session: Session, org_unit: str, week_from: str | None, week_to: str | None, paging: PageRequest
+) -> RollupsRead:
+    rows, cursor = _cell_page(session, paging, week_from=week_from, week_to=week_to, units=_chain(session, org_unit))
     return RollupsRead(
         view="organisation",
         k=_k(session, None),
-        cells=[CellRead.of(r, False) for r in rows if r.metric not in PROGRAM_METRICS],
+        cells=[CellRead.of(r, False) for r in rows],
+        next_cursor=cursor,
     )
 
 
