@@ -45,6 +45,7 @@ from sqlmodel import Field, Session, SQLModel, select
 from shared import faults
 from shared.bus.connection import Bus
 from shared.bus.failures import classify, retry_delay
+from shared.consent_gate import ConsentGate
 from shared.telemetry import DEAD_LETTERS, EVENTS_CONSUMED, counted, span_from_headers
 
 log = logging.getLogger("kinwell.consumer")
@@ -86,7 +87,7 @@ class Consumer:
         not_yet_delay: float = NOT_YET_DELAY_S,
         batch: int = 64,
         fetch_timeout: float = 1.0,
-        gate: Any = None,
+        gate: ConsentGate | None = None,
     ) -> None:
         self.bus = bus
         self.engine = engine
@@ -103,7 +104,7 @@ class Consumer:
         self.retry_cap = retry_cap
         self.not_yet_delay = not_yet_delay
         # The consent gate the handler consults (set by ``gated``): wait for it to be synced.
-        self.gate: Any = gate if gate is not None else getattr(handler, "consent_gate", None)
+        self.gate: ConsentGate | None = gate if gate is not None else getattr(handler, "consent_gate", None)
         self._failures: dict[int, int] = {}  # stream sequence -> unexpected failures seen
         self.batch = batch
         self.fetch_timeout = fetch_timeout
@@ -164,7 +165,7 @@ class Consumer:
                     sub = self._sub = await self._subscribe()
                     self.ready = True
                 if self.gate is not None and not self.gate.synced:
-                    await self._wait_for_gate()
+                    await self._wait_for_gate(self.gate)
                     continue
                 self._fetching = True
                 try:
@@ -181,11 +182,11 @@ class Consumer:
                 log.warning("consumer loop error", extra={"consumer": self.name, "error_type": type(exc).__name__})
                 await asyncio.sleep(1.0)
 
-    async def _wait_for_gate(self) -> None:
+    async def _wait_for_gate(self, gate: ConsentGate) -> None:
         """Until the gate is synced (or we are stopping): fetching now would only put back."""
         self._fetching = True  # stop() may cancel this wait at once
         try:
-            await asyncio.wait_for(self.gate.wait_synced(), timeout=self.fetch_timeout)
+            await asyncio.wait_for(gate.wait_synced(), timeout=self.fetch_timeout)
         except TimeoutError:
             pass
         finally:

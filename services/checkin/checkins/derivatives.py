@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from services.checkin.checkins import screening
@@ -23,6 +22,7 @@ from shared.contributions.producer import Draft
 from shared.crypto import period_token
 from shared.datakeys import SubjectKey
 from shared.events.checkin import (
+    ConsentView,
     EscalationFacts,
     EscalationFlaggedV2,
     PersonalizationFacts,
@@ -47,7 +47,7 @@ def open_sealed(key: SubjectKey, checkin_ref: UUID, sealed: SealedText) -> str:
 
 
 def escalation(
-    gate: Any,
+    gate: ConsentView,
     key: SubjectKey,
     event_key: SubjectKey,
     *,
@@ -82,7 +82,9 @@ def needs(scores: Scores, from_note: frozenset[str] = frozenset()) -> list[str]:
     return sorted(screening.needs_from_scores(scores) | from_note)
 
 
-def personalization(gate: Any, event_key: SubjectKey, lang: str, week: str, found: list[str]) -> Produced | None:
+def personalization(
+    gate: ConsentView, event_key: SubjectKey, lang: str, week: str, found: list[str]
+) -> Produced | None:
     pseudonym = event_key.pseudonym
     if not gate.allowed(pseudonym, "personalization"):
         return None
@@ -90,7 +92,7 @@ def personalization(gate: Any, event_key: SubjectKey, lang: str, week: str, foun
     return Produced(PersonalizationSubmittedV2.seal_for(event_key, facts, pseudonym=pseudonym), facts)
 
 
-def contributions(gate: Any, period_key: bytes, pseudonym: str, week: str, scores: Scores) -> list[Draft]:
+def contributions(gate: ConsentView, period_key: bytes, pseudonym: str, week: str, scores: Scores) -> list[Draft]:
     """WHO-5 index and mood only: step-up scores stay with the individual (taking part in a
     step-up would itself reveal a low score to anyone who can count contributions)."""
     if not gate.allowed(pseudonym, "aggregate_insights"):

@@ -45,7 +45,7 @@ from shared.contributions.producer import Draft
 from shared.datakeys import DataKeyStore, KeyDestroyed, SubjectKey
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.eventkeys import EventKeyring
-from shared.events.checkin import Produced
+from shared.events.checkin import ConsentView, Produced
 from shared.pagination import PageRequest, page
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def _seal_payload(key: SubjectKey, row_id: str, payload: dict[str, Any]) -> byte
 def prepare_checkin(
     body: CheckinCreate,
     key: SubjectKey,
-    gate: Any,
+    gate: ConsentView,
     locale: screening.Locale,
     period_key: bytes,
     event_key: SubjectKey,
@@ -192,7 +192,7 @@ def store_checkin(session: Session, write: CheckinWrite, trend_weeks: int) -> Wr
 
 
 async def submit_checkin(
-    ctx: CheckinContext, gate: Any, pseudonym: str, body: CheckinCreate, locale: screening.Locale
+    ctx: CheckinContext, gate: ConsentView, pseudonym: str, body: CheckinCreate, locale: screening.Locale
 ) -> CheckinResult:
     """Prepare on the event loop, store through the group-commit writer, answer once durable."""
     for attempt in range(2):
@@ -241,7 +241,7 @@ def _open(key: SubjectKey, row: Checkin) -> dict[str, Any]:
 def submit_step(
     session: Session,
     keys: DataKeyStore,
-    gate: Any,
+    gate: ConsentView,
     pseudonym: str,
     checkin_id: str,
     step: Phq2Gad2Step | Phq9Step,

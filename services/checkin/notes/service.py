@@ -23,6 +23,7 @@ from shared import audit
 from shared.consent_gate import Consent
 from shared.datakeys import CiphertextInvalid, DataKeyStore
 from shared.errors import Conflict, ConsentRequired, Forbidden, Gone, NotFound, ServiceUnavailable
+from shared.events.checkin import ConsentView
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
 
 CASE_NOTE_SUBJECT = "rpc.escalation.casenote.v1"
@@ -45,7 +46,7 @@ async def ask(runtime: Any, case_id: str, counsellor: str, timeout: float = 5.0)
     return reply
 
 
-def authorise(reply: CaseNoteReply, gate: Any) -> CaseNoteReply:
+def authorise(reply: CaseNoteReply, gate: ConsentView) -> CaseNoteReply:
     """Raise unless the counsellor holds the case and the employee's basis is current."""
     if reply.outcome == "not_found":
         raise NotFound("No such case.")

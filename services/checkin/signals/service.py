@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from services.checkin.clock import week_start
 from services.checkin.signals.schemas import SignalRecord
 from shared.crypto import pseudonym
+from shared.events.checkin import ConsentView
 
 PURPOSE = "work_patterns"
 
@@ -79,7 +80,7 @@ def _invalid(index: int, field: str, kind: str, msg: str) -> RequestValidationEr
 def prepare(
     records: list[SignalRecord],
     pseudonymise: Pseudonymiser,
-    gate: Any,
+    gate: ConsentView,
     now: datetime,
     close_hours: float,
 ) -> Prepared:

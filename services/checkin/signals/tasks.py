@@ -35,6 +35,7 @@ from services.checkin.clock import iso_week, week_start
 from services.checkin.contributions import CONTRIBUTIONS
 from services.checkin.signals import repository as repo
 from services.checkin.signals.service import PURPOSE, closes_at
+from shared.consent_gate import ConsentGate
 from shared.contributions import repository as contributions
 from shared.contributions.producer import Draft
 from shared.crypto import period_token
@@ -63,7 +64,7 @@ def _org_units(session: Session, pseudonyms: list[str], on: date) -> dict[str, s
     return units
 
 
-def _close(session: Session, gate: Any, period_key: bytes, start: date, now: datetime) -> list[dict[str, Any]]:
+def _close(session: Session, gate: ConsentGate, period_key: bytes, start: date, now: datetime) -> list[dict[str, Any]]:
     """Claim the week starting ``start``, reduce it, delete its days; the outbox rows to publish."""
     end = start + timedelta(days=6)
     week = iso_week(start)
@@ -84,7 +85,12 @@ def _close(session: Session, gate: Any, period_key: bytes, start: date, now: dat
 
 
 def close_weeks(
-    session: Session, gate: Any, period_key: bytes, close_hours: float, now: datetime, notify: Callable[[], None]
+    session: Session,
+    gate: ConsentGate | None,
+    period_key: bytes,
+    close_hours: float,
+    now: datetime,
+    notify: Callable[[], None],
 ) -> int:
     """Close every week with stored days whose time has come; returns contributions held (the
     caller releases them in the same transaction: ``app.start_tasks``)."""

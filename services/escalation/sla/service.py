@@ -15,7 +15,6 @@ the few people who had an imminent-risk case.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session
 
@@ -23,13 +22,16 @@ from services.escalation.cases.models import Case, as_utc
 from services.escalation.sla.models import CONTRIBUTIONS
 from shared.consent_gate import Consent
 from shared.contributions.producer import PURPOSE
+from shared.events.checkin import ConsentView
 
 MAX_HOURS = 72.0
 ACK = "escalation_ack_hours"
 CONTACT = "escalation_contact_hours"
 
 
-def record(session: Session, gate: Any, period_key: bytes | None, case: Case, metric: str, now: datetime) -> bool:
+def record(
+    session: Session, gate: ConsentView | None, period_key: bytes | None, case: Case, metric: str, now: datetime
+) -> bool:
     """Hold back one SLA figure of ``case``; False when it may not or cannot be contributed."""
     if gate is None or period_key is None or gate.answer(case.pseudonym, PURPOSE) is not Consent.GRANTED:
         return False

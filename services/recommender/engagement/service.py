@@ -15,21 +15,30 @@ Other kinds (helpful, not helpful, dismissed) count nothing.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from sqlmodel import Session
 
 from services.recommender.engagement.models import CONTRIBUTIONS
 from shared.contributions.producer import PURPOSE
+from shared.events.checkin import ConsentView
 
-COUNTED = {"viewed": "resource_viewed", "completed": "resource_completed"}
+METRIC_OF_INTERACTION = {  # kinds not named here count nothing
+    "viewed": "resource_viewed",
+    "completed": "resource_completed",
+}
 
 
 def count(
-    session: Session, gate: Any, period_key: bytes, pseudonym: str, kind: str, professional: bool, today: date
+    session: Session,
+    gate: ConsentView | None,
+    period_key: bytes,
+    pseudonym: str,
+    kind: str,
+    professional: bool,
+    today: date,
 ) -> bool:
     """Hold the counters of one interaction; False when none may or can be contributed."""
-    metric = COUNTED.get(kind)
+    metric = METRIC_OF_INTERACTION.get(kind)
     if metric is None or gate is None or not gate.allowed(pseudonym, PURPOSE):
         return False
     metrics = [metric, "eap_referred"] if professional else [metric]

@@ -13,6 +13,7 @@ from services.recommender.profiles import service
 from shared.app import ConsumerBinding
 from shared.eventkeys import EventKeyring
 from shared.events.checkin import (
+    ConsentView,
     PersonalizationFacts,
     PersonalizationSubmitted,
     PersonalizationSubmittedV2,
@@ -25,7 +26,7 @@ from shared.events.hris import HrisProfileEvent, opened
 PURPOSE = "personalization"
 
 
-def bindings(gate: Any, event_keys: EventKeyring, period_key: bytes) -> list[ConsumerBinding]:
+def bindings(gate: ConsentView, event_keys: EventKeyring, period_key: bytes) -> list[ConsumerBinding]:
     """Needs from check-ins and the HRIS profile (both under ``personalization``, checked again
     here), consent changes (an ended consent deletes what was held only for it), and the org
     units and tree of the engagement counters (``shared.contributions``)."""
