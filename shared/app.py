@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 from fastapi import APIRouter, FastAPI, Request
@@ -34,12 +34,12 @@ from shared import audit, clock, faults
 from shared.auth import AuthenticateBeforeBody, TokenVerifier, body_routes_needing_principal
 from shared.bus.connection import Bus
 from shared.bus.consumer import Consumer, Handler
-from shared.bus.outbox import OutboxRelay
+from shared.bus.outbox import OutboxRelay, stage
 from shared.consent_gate import ConsentGate
 from shared.db import make_engine, require_migrated, run_migrations
 from shared.edge import SecurityHeaders
 from shared.errors import BodyLimitMiddleware, install_error_handlers
-from shared.events.subject import SubjectDataReply, SubjectDataRequest
+from shared.events.subject import ErasureRequested, SubjectDataReply, SubjectDataRequest, SubjectErased
 from shared.openapi import install_openapi
 from shared.periodic import every, run_once
 from shared.ratelimit import RateLimiter, SourceRateLimit
@@ -61,6 +61,9 @@ from shared.topology import (
     export_subject,
 )
 
+if TYPE_CHECKING:
+    from shared.webhooks.sender import WebhookSender
+
 log = logging.getLogger("kinwell.app")
 
 SubjectDataFn = Callable[[Session, str], dict[str, Any]]
@@ -74,6 +77,17 @@ class ConsumerBinding:
     adapter: TypeAdapter[Any]
     handler: Handler
     max_deliver: int = 5
+
+
+def erasure_binding(service: str, erase: Callable[[Session, str], int]) -> ConsumerBinding:
+    """Consume ``subject.erasure.requested.v1``: erase (``erase`` returns the rows it deleted), then
+    acknowledge in the same transaction, so an acknowledged erasure has happened."""
+
+    def handle(session: Session, event: ErasureRequested) -> None:
+        records = erase(session, event.pseudonym)
+        stage(session, SubjectErased(request_id=event.request_id, service=service, records=records))
+
+    return ConsumerBinding("subject.erasure.>", TypeAdapter(ErasureRequested), handle)
 
 
 @dataclass
@@ -111,7 +125,12 @@ class Runtime:
     consumers: list[Consumer] = field(default_factory=list)
     bus_ready: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The service's own background work from ``on_start`` is running: a hook retried after a
+    # failure must not start it twice.
+    started: bool = False
+    # Outbound webhooks (shared.webhooks.hooks): the sender and its retention purge, while running.
+    webhook_sender: WebhookSender | None = None
+    webhook_purge: asyncio.Task[None] | None = None
 
     def readiness(self) -> dict[str, bool]:
         checks = {"database": self._db_ok(), "nats": self.bus.connected and self.bus_ready}

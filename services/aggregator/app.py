@@ -26,8 +26,7 @@ from services.aggregator.org import handlers as org_handlers
 from services.aggregator.org.endpoints import router as org_router
 from services.aggregator.releases import tasks
 from services.aggregator.releases.endpoints import router as releases_router
-from shared.app import Runtime, ServiceSpec, create_service_app
-from shared.service_kit import erasure_binding
+from shared.app import Runtime, ServiceSpec, create_service_app, erasure_binding
 from shared.webhooks import WebhookSettings, service_webhooks
 
 NAME = "aggregator"
@@ -49,10 +48,10 @@ def build_spec(
     webhooks = service_webhooks(EVENT_TYPES, webhook_settings)
 
     async def start(rt: Runtime) -> None:
-        if not rt.extras.get("release_task"):
+        if not rt.started:
             rt.tasks.extend(tasks.start(rt, settings, clock))
             rt.tasks.extend(forecast_tasks.start(rt, settings, clock))
-            rt.extras["release_task"] = True
+            rt.started = True
 
     return ServiceSpec(
         name=NAME,

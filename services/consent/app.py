@@ -20,7 +20,7 @@ from services.consent.hris.tasks import start_hris_purge
 from services.consent.policy import endpoints as policy
 from services.consent.rights import endpoints as rights
 from services.consent.stats import endpoints as stats
-from services.consent.writer import stop_writer
+from services.consent.writer import writer_stopper
 from shared.app import Runtime, ServiceSpec, create_service_app
 from shared.shredding import start_scrubber
 from shared.topology import KV_BUCKET
@@ -67,7 +67,7 @@ def build_spec(ctx: ConsentContext) -> ServiceSpec:
                 "directory", "contact_detail", "erasure_request", "outbox"
             ),  # PostgreSQL: vacuum after erasures
         ],
-        on_stop=[stop_writer],
+        on_stop=[writer_stopper(ctx)],
     )
 
 

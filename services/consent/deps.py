@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,6 +27,9 @@ from shared.bus.connection import Bus
 from shared.crypto import CiphertextInvalid, Keyring, aad, key_id_of, pseudonym
 from shared.eventkeys import EventKeyring
 from shared.release.rules import ReleaseRules
+
+if TYPE_CHECKING:
+    from services.consent.writer import ConsentWriter
 
 NONCE_BYTES = 12
 _LOCK_HELD = "consent_write_lock_held"
@@ -89,6 +92,14 @@ class DirectoryCipher:
         return self.envelope.seal(self.open_bytes(subject, field, sealed), self._aad(subject, field))
 
 
+@dataclass
+class WriterSlot:
+    """The service's one writer: made on first use while it runs (it writes through that run's
+    engine and relay), dropped when it stops."""
+
+    writer: ConsentWriter | None = None
+
+
 @dataclass(frozen=True)
 class ConsentContext:
     """Built once per app from settings (keys are derived once, not per request)."""
@@ -104,6 +115,7 @@ class ConsentContext:
     write_lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
     # Policy versions are never edited once published, so each is read from the database once.
     policies: dict[tuple[str, int], PolicyVersion] = field(default_factory=dict, compare=False)
+    writer_slot: WriterSlot = field(default_factory=WriterSlot, compare=False)
 
     @classmethod
     def from_settings(cls, settings: ConsentSettings) -> ConsentContext:

@@ -311,16 +311,13 @@ class _UnitFailed(Exception):
     """A unit raised in an optimistic batch: roll back and run the batch with savepoints."""
 
 
-WRITER_KEY = "consent_writer"
-
-
 def writer_of(rt: Runtime, ctx: ConsentContext) -> ConsentWriter:
     """The service's writer, created on first use (its relay may not have started yet: rows wait)."""
-    writer: ConsentWriter | None = rt.extras.get(WRITER_KEY)
+    writer = ctx.writer_slot.writer
     if writer is None:
         writer = ConsentWriter(rt.engine, ctx, on_commit=rt.relay.handoff)
         rt.relay.deleter = writer.delete_outbox
-        rt.extras[WRITER_KEY] = writer
+        ctx.writer_slot.writer = writer
     return writer
 
 
@@ -328,12 +325,16 @@ async def get_writer(request: Request) -> ConsentWriter:
     return writer_of(request.app.state.runtime, request.app.state.consent)
 
 
-async def stop_writer(rt: Runtime) -> None:
+def writer_stopper(ctx: ConsentContext) -> Callable[[Runtime], Awaitable[None]]:
     """Lifespan hook: finish the batch in hand; the relay deletes on its own again."""
-    writer: ConsentWriter | None = rt.extras.pop(WRITER_KEY, None)
-    if writer is not None:
-        rt.relay.deleter = None
-        await writer.stop()
+
+    async def stop(rt: Runtime) -> None:
+        writer, ctx.writer_slot.writer = ctx.writer_slot.writer, None
+        if writer is not None:
+            rt.relay.deleter = None
+            await writer.stop()
+
+    return stop
 
 
 WriterDep = Annotated[ConsentWriter, Depends(get_writer)]

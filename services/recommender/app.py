@@ -27,11 +27,10 @@ from services.recommender.paths.endpoints import router as paths_router
 from services.recommender.profiles.endpoints import router as profiles_router
 from services.recommender.profiles.handlers import bindings
 from services.recommender.ranking.endpoints import router as ranking_router
-from shared.app import ConsumerBinding, Runtime, ServiceSpec, create_service_app
+from shared.app import ConsumerBinding, Runtime, ServiceSpec, create_service_app, erasure_binding
 from shared.db import session_scope
 from shared.eventkeys import EventKeyring
 from shared.periodic import every
-from shared.service_kit import erasure_binding
 
 NAME = "recommender"
 
@@ -45,7 +44,7 @@ def build_spec(ctx: RecommenderContext) -> ServiceSpec:
                 return seed_starter(session)
 
         await asyncio.to_thread(seed)
-        if rt.gate is not None and not rt.extras.get("recommender_started"):
+        if rt.gate is not None and not rt.started:
             rt.gate.on_revoked(lambda pseudonym, purpose: _forget_now(rt, pseudonym, purpose))
             rt.tasks.append(
                 every(
@@ -56,11 +55,12 @@ def build_spec(ctx: RecommenderContext) -> ServiceSpec:
             )
             # Engagement counters: shuffled release, tiny units rolled up (shared.contributions).
             CONTRIBUTIONS.start_release(rt, settings.contribution_release_seconds, settings.platform.k_anonymity)
-            rt.extras["recommender_started"] = True
+            rt.started = True
 
     def consumers(rt: Runtime) -> list[ConsumerBinding]:
         ctx.event_keys.attach(rt.bus)  # on the event loop, before the needs consumer starts
         period_key = settings.platform.secret("period_key")
+        assert rt.gate is not None, "the recommender runs with a consent gate"
         return [erasure_binding(NAME, subjects.erase), *bindings(rt.gate, ctx.event_keys, period_key)]
 
     return ServiceSpec(

@@ -2,12 +2,11 @@
 
 ``service_webhooks(event_types)`` gives everything a :class:`shared.app.ServiceSpec` needs: its
 ``router`` (admin API), and ``on_start`` / ``on_stop`` hooks that run a :class:`WebhookSender` on the
-service's engine (kept in ``rt.extras["webhook_sender"]``) and purge delivered rows past retention.
+service's engine (kept in ``rt.webhook_sender``) and purge delivered rows past retention.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -30,9 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kinwell.webhooks")
 
-SENDER_KEY = "webhook_sender"
-PURGE_KEY = "webhook_purge"
-
 
 @dataclass(frozen=True)
 class WebhookHooks:
@@ -54,21 +50,19 @@ def webhook_sender_hooks(settings: WebhookSettings | None = None, *, resolver: R
     settings = settings or WebhookSettings()
 
     async def on_start(rt: Runtime) -> None:
-        if SENDER_KEY in rt.extras:  # idempotent: two senders in one process would only compete
+        if rt.webhook_sender is not None:  # idempotent: two senders in one process would only compete
             return
         sender = WebhookSender(rt.engine, SecretBox.from_platform(rt.settings.platform), settings, resolver=resolver)
         sender.start()
-        rt.extras[SENDER_KEY] = sender
+        rt.webhook_sender = sender
         keep = timedelta(days=settings.retention_days)
-        rt.extras[PURGE_KEY] = every(
-            settings.purge_interval_seconds, lambda: _purge_once(rt, keep), name="webhook-purge"
-        )
+        rt.webhook_purge = every(settings.purge_interval_seconds, lambda: _purge_once(rt, keep), name="webhook-purge")
 
     async def on_stop(rt: Runtime) -> None:
-        purge: asyncio.Task[None] | None = rt.extras.pop(PURGE_KEY, None)
+        purge, rt.webhook_purge = rt.webhook_purge, None
         if purge is not None:
             purge.cancel()
-        sender: WebhookSender | None = rt.extras.pop(SENDER_KEY, None)
+        sender, rt.webhook_sender = rt.webhook_sender, None
         if sender is not None:
             await sender.stop()
 

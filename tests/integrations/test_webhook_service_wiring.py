@@ -49,7 +49,7 @@ def test_service_spec_wiring_delivers_signed_webhooks(service_nats, platform_set
         (hit,) = wait_until(lambda: receiver.hits_on("/svc"))
         body = Webhook(sub.json()["secret"]).verify(hit.body, hit.headers)
         assert hit.headers["webhook-id"] == msg_id and body["data"] == {"insight_id": "i-1"}
-        assert app.state.runtime.extras["webhook_sender"].attempted == 1
+        assert app.state.runtime.webhook_sender.attempted == 1
     finally:
         served.stop()
-    assert "webhook_sender" not in app.state.runtime.extras  # on_stop stopped it
+    assert app.state.runtime.webhook_sender is None  # on_stop stopped it

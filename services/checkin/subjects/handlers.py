@@ -8,9 +8,8 @@ from sqlmodel import Session
 from services.checkin.contributions import CONTRIBUTIONS
 from services.checkin.deps import CheckinContext
 from services.checkin.subjects import service
-from shared.app import ConsumerBinding
+from shared.app import ConsumerBinding, erasure_binding
 from shared.events.consent import ConsentChanged
-from shared.service_kit import erasure_binding
 
 NAME = "checkin"
 

@@ -22,11 +22,10 @@ from services.escalation.cases.models import Case, as_utc
 from services.escalation.deps import EscalationContext
 from services.escalation.sla.models import CONTRIBUTIONS
 from shared import audit
-from shared.app import ConsumerBinding, Runtime
+from shared.app import ConsumerBinding, Runtime, erasure_binding
 from shared.events.checkin import EscalationFacts, EscalationFlagged, EscalationFlaggedV2, gated_sealed
 from shared.events.consent import ConsentChanged
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
-from shared.service_kit import erasure_binding
 from shared.webhooks import forget_subject
 
 log = logging.getLogger("kinwell.escalation")
