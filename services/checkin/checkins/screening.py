@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from services.checkin.checkins.scoring import PHQ9_SEVERE_AT, WHO5_VERY_LOW_AT_MOST, Scores
+from shared.language import preferred_tags
 
 DATA = Path(__file__).parent / "data"
 SUPPORTED_LANGS: tuple[str, ...] = ("en", "es", "fr")
@@ -191,25 +192,12 @@ def resolve_locale(lang: str | None, country: str | None, accept_language: str |
 
     Country: the body's, else the first region found in Accept-Language (``es-MX`` -> MX).
     """
-    tags: list[tuple[float, int, str, str | None]] = []
-    for i, part in enumerate((accept_language or "")[:512].split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        match = _LANG_TAG.match(tag.strip())
-        if not match:
-            continue
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        region = match.group(2).upper() if match.group(2) else None
-        tags.append((-q, i, match.group(1).lower(), region))
-    tags.sort()
+    matches = [m for m in map(_LANG_TAG.match, preferred_tags(accept_language)) if m]
+    tags = [(m.group(1).lower(), m.group(2).upper() if m.group(2) else None) for m in matches]
     if lang is None:
-        lang = next((t[2] for t in tags if t[2] in SUPPORTED_LANGS), DEFAULT_LANG)
+        lang = next((t[0] for t in tags if t[0] in SUPPORTED_LANGS), DEFAULT_LANG)
     if country is None:
-        country = next((t[3] for t in tags if t[3]), None)
+        country = next((t[1] for t in tags if t[1]), None)
     return Locale(lang, country)
 
 

@@ -15,6 +15,7 @@ from services.recommender.ranking import reasons
 from services.recommender.ranking.schemas import RecommendationList
 from services.recommender.ranking.service import rank
 from shared.db import SessionDep
+from shared.language import preferred_tags
 from shared.subject import CurrentSubject, gate_allows
 
 router = APIRouter(tags=["recommendations"])
@@ -22,17 +23,8 @@ router = APIRouter(tags=["recommendations"])
 
 def negotiate(header: str | None) -> str | None:
     """The first language of ``Accept-Language`` (by quality) that the lists are written in."""
-    ranked = []
-    for i, part in enumerate((header or "").split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        ranked.append((-q, i, tag.strip()[:2].lower()))
-    return next((lang for _, _, lang in sorted(ranked) if lang in reasons.LANGUAGES), None)
+    languages = (tag[:2].lower() for tag in preferred_tags(header))
+    return next((lang for lang in languages if lang in reasons.LANGUAGES), None)
 
 
 @router.get("/v1/me/recommendations", response_model=RecommendationList, summary="Your recommendations")
