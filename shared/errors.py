@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -196,6 +197,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # answer, and it is not a fault of ours.
         log.info("client disconnected", extra={"path": request.url.path, "outcome": "disconnected"})
         return Response(status_code=499)
+
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        # Every pooled connection busy (overload) or the database unreachable: nothing of the
+        # request was kept, and the same request can simply be sent again.
+        log.warning("database unavailable", extra={"error_type": type(exc).__name__, "path": request.url.path})
+        err = ServiceUnavailable("The service is busy; please retry shortly.", code="database-unavailable")
+        err.headers["Retry-After"] = "1"
+        return problem_response(err, request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
