@@ -36,6 +36,19 @@ def session(db_url):
     engine.dispose()
 
 
+@pytest.fixture
+def exact(monkeypatch):
+    """Releases without noise, so a test can assert exact changes: the detectors' behaviour
+    against noise is tested on constructed cells below, the noise itself in tests/shared."""
+
+    def centred(rho, low, high, totals, counts):
+        mid = (low + high) / 2
+        return [float(t - c * mid) for t, c in zip(totals, counts, strict=True)]
+
+    monkeypatch.setattr(releases, "noisy_counts", lambda rho, counts: [int(c) for c in counts])
+    monkeypatch.setattr(releases, "noisy_centred_sums", centred)
+
+
 def _token(*parts: object) -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
 
@@ -66,7 +79,7 @@ def _org(session: Session, deadline_on: date | None) -> None:
     session.commit()
 
 
-def test_a_drop_beyond_the_noise_names_the_unit_the_trigger_and_a_suggestion(session):
+def test_a_drop_beyond_the_noise_names_the_unit_the_trigger_and_a_suggestion(session, exact):
     _org(session, deadline_on=week_bounds(WEEKS[2])[0] + timedelta(days=3))
     steady = {"team-a": [70.0] * 12, "team-b": [60.0] * 12}
     _week(session, WEEKS[0], steady)
@@ -78,7 +91,7 @@ def test_a_drop_beyond_the_noise_names_the_unit_the_trigger_and_a_suggestion(ses
     assert ("team-a", "drop") in found and not any(unit == "team-b" for unit, _ in found)
     drop = next(i for i in read.insights if i.org_unit == "team-a")
     low, high = drop.interval_95
-    assert low <= drop.change <= high < 0 and drop.change == pytest.approx(-30, abs=6)  # ~4 sd of the noise
+    assert drop.change == pytest.approx(-30) and low < -30 < high < 0  # the interval is the noise's, not zero
     assert drop.trigger is not None and drop.trigger.trigger_id == "q1-close" and drop.trigger.kind == "deadline"
     assert drop.suggestion_code == "workload_review"
     assert (
@@ -95,7 +108,7 @@ def test_a_drop_beyond_the_noise_names_the_unit_the_trigger_and_a_suggestion(ses
     )
 
 
-def test_an_untriggered_drop_gets_the_default_suggestion(session):
+def test_an_untriggered_drop_gets_the_default_suggestion(session, exact):
     _org(session, deadline_on=None)
     _week(session, WEEKS[0], {"team-a": [70.0] * 12, "team-b": [60.0] * 12})
     _week(session, WEEKS[1], {"team-a": [70.0] * 12, "team-b": [30.0] * 12})

@@ -82,8 +82,10 @@ def test_groups_served_alike_are_not_flagged():
 
 
 def test_a_small_group_near_four_fifths_is_inconclusive():
-    # 12 people at a true ratio of 0.8: the noise at a small budget swamps the difference
-    assert _verdict({"a": (12, 0.5), "b": (12, 0.4)}, "b", rho=0.02) == "inconclusive"
+    # 12 people at a true ratio of 0.8: the noise at a small budget swamps the difference. One draw
+    # of real noise can land a clear verdict by chance, so the verdict is judged over 50 draws.
+    verdicts = [_verdict({"a": (12, 0.5), "b": (12, 0.4)}, "b", rho=0.02) for _ in range(50)]
+    assert verdicts.count("inconclusive") >= 45, verdicts
 
 
 def test_the_split_adds_up_to_the_reports_rho_under_opendps_privacy_maps():
