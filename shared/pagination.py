@@ -16,7 +16,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
@@ -47,7 +47,7 @@ class PageRequest:
             or len(key) != len(types)
             or not all(type(part) is kind for part, kind in zip(key, types, strict=True))
         ):
-            raise BadRequest("The cursor is not valid for this list.", code="invalid-cursor")
+            raise invalid_cursor()
         return tuple(key)
 
 
@@ -75,12 +75,24 @@ def next_link(url: URL, cursor: str | None) -> dict[str, str]:
     return {"Link": f'<{url.include_query_params(cursor=cursor)}>; rel="next"'}
 
 
+def invalid_cursor() -> BadRequest:
+    return BadRequest("The cursor is not valid for this list.", code="invalid-cursor")
+
+
 def cursor_time(value: str) -> datetime:
     """A time inside a cursor key (400, like any cursor that is not ours, if it is not one)."""
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise BadRequest("The cursor is not valid for this list.", code="invalid-cursor") from None
+        raise invalid_cursor() from None
+
+
+def cursor_date(value: str) -> date:
+    """A date inside a cursor key (400 if it is not one)."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise invalid_cursor() from None
 
 
 def after_time(request: PageRequest) -> tuple[datetime, str] | None:

@@ -17,12 +17,16 @@ from services.aggregator.forecasts import service as forecasts
 from services.aggregator.forecasts.estimator import Effect, Point
 from services.aggregator.forecasts.models import Forecast
 from services.aggregator.insights import playbook
+from services.aggregator.insights import service as insights
+from services.aggregator.insights.models import Insight
 from services.aggregator.org import service as org
 from services.aggregator.releases.models import Release, ReleasedCell
 from services.aggregator.weeks import week_bounds, week_of
 from shared.bus.outbox import OutboxMessage
 from shared.db import make_engine, run_migrations
+from shared.errors import BadRequest
 from shared.events.hris import OrgUnitChanged, TriggerAnnounced
+from shared.pagination import PageRequest, encode_cursor
 from shared.release.noise import Z95
 from shared.webhooks.models import WebhookDelivery, WebhookSubscription
 
@@ -161,6 +165,18 @@ def _rows(session: Session) -> dict[str, Forecast]:
     return {f.org_unit: f for f in session.exec(select(Forecast).where(Forecast.trigger_id == "q3-close")).all()}
 
 
+def _read(session: Session, today: date, view: View, lang: str, book: playbook.Playbook, limit: int = 2):
+    """Every forecast and withheld assessment ``GET /v1/insights`` lists, walked ``limit`` at a time."""
+    shown, withheld, cursor = [], [], None
+    while True:
+        page = insights.read(session, today, view, lang, book, PageRequest(limit, cursor))
+        assert len(page.insights) + len(page.forecasts_withheld) <= limit
+        shown += [i for i in page.insights if i.kind == "forecast"]
+        withheld += page.forecasts_withheld
+        if (cursor := page.next_cursor) is None:
+            return shown, withheld
+
+
 EFFECTS = {"team-a": -20.0, "dept": -10.0, "team-small": -20.0}
 
 
@@ -221,7 +237,7 @@ def test_too_few_past_triggers_give_no_forecast_and_say_so(session):
     session.commit()
     a = _rows(session)["team-a"]
     assert a.status == "too_few_past_triggers" and a.past_triggers == 2 and a.expected_change is None
-    read, withheld = forecasts.read(session, TODAY, View(False, None), "en", playbook.load())
+    read, withheld = _read(session, TODAY, View(False, None), "en", playbook.load())
     assert read == [] and ("team-a", "too_few_past_triggers", 2) in {
         (w.org_unit, w.reason, w.past_triggers) for w in withheld
     }
@@ -230,19 +246,19 @@ def test_too_few_past_triggers_give_no_forecast_and_say_so(session):
 def test_the_api_view_times_the_suggestion_in_three_languages_and_managers_see_only_k_ten(session):
     _forecast(session)
     book = playbook.load()
-    hr, _ = forecasts.read(session, TODAY, View(False, None), "es", book)
+    hr, _ = _read(session, TODAY, View(False, None), "es", book)
     assert {f.org_unit for f in hr} == {"team-a", "dept", "team-new"}
     a = next(f for f in hr if f.org_unit == "team-a")
     assert a.kind == "forecast" and a.trigger.trigger_id == "q3-close" and a.trigger.starts_on == UPCOMING
     assert a.suggestion.startswith("A partir del 2026-09-16, 14 días antes de la fecha límite “Q close”")
     assert a.suggestion.endswith(book.text("workload_review", "es"))
-    fr, _ = forecasts.read(session, TODAY, View(False, None), "fr", book)
+    fr, _ = _read(session, TODAY, View(False, None), "fr", book)
     assert next(f for f in fr if f.org_unit == "team-a").suggestion.startswith("À partir du 2026-09-16, 14 jours avant")
     # A manager of dept: team-new's cells were not released at k = 10, so its forecast is withheld.
-    mine, withheld = forecasts.read(session, TODAY, View(True, ("dept",)), "en", book)
+    mine, withheld = _read(session, TODAY, View(True, ("dept",)), "en", book)
     assert {f.org_unit for f in mine} == {"team-a", "dept"}
     assert ("team-new", "not_reportable") in {(w.org_unit, w.reason) for w in withheld}
-    theirs, _ = forecasts.read(session, TODAY, View(True, ("team-b",)), "en", book)
+    theirs, _ = _read(session, TODAY, View(True, ("team-b",)), "en", book)
     assert theirs == []
 
 
@@ -268,7 +284,44 @@ def test_after_the_period_each_forecast_is_scored_against_what_was_released(sess
 
 def test_a_manager_gets_no_reason_resting_on_figures_released_below_their_k(session):
     _forecast(session, k5_only=("team-new", "team-b"))
-    _, hr = forecasts.read(session, TODAY, View(False, None), "en", playbook.load())
+    _, hr = _read(session, TODAY, View(False, None), "en", playbook.load())
     assert ("team-b", "within_noise", 4) in {(w.org_unit, w.reason, w.past_triggers) for w in hr}
-    _, mine = forecasts.read(session, TODAY, View(True, ("team-b",)), "en", playbook.load())
+    _, mine = _read(session, TODAY, View(True, ("team-b",)), "en", playbook.load())
     assert [(w.org_unit, w.reason, w.past_triggers) for w in mine] == [("team-b", "not_reportable", 0)]
+
+
+def test_insights_pages_walk_forecasts_then_detected_changes_once_each_in_order(session):
+    _forecast(session)
+    for n, (week, unit) in enumerate([("2026-W30", "team-b"), ("2026-W31", "team-a"), ("2026-W31", "dept")]):
+        session.add(
+            Insight(
+                insight_id=f"{n:032x}", kind="drop", org_unit=unit, metric="who5_index", iso_week=week, change=-9.0,
+                change_low=-12.0, change_high=-6.0, manager_visible=True, suggestion="workload_review",
+                detected_at=_now(TODAY),
+            )
+        )  # fmt: skip
+    session.commit()
+    view, book = View(False, None), playbook.load()
+    whole = insights.read(session, TODAY, view, "en", book, PageRequest(200, None))
+    assert whole.next_cursor is None
+    walked, withheld, cursor, pages = [], [], None, 0
+    while True:
+        page = insights.read(session, TODAY, view, "en", book, PageRequest(2, cursor))
+        walked += page.insights
+        withheld += page.forecasts_withheld
+        pages += 1
+        if (cursor := page.next_cursor) is None:
+            break
+    assert walked == whole.insights and withheld == whole.forecasts_withheld
+    entries = len(walked) + len(withheld)
+    assert entries > 4 and pages == (entries + 1) // 2
+    kinds = [i.kind for i in walked]
+    assert kinds == sorted(kinds, key=lambda k: k != "forecast")  # forecasts first
+    assert [i.iso_week for i in walked if i.kind == "drop"] == ["2026-W31", "2026-W31", "2026-W30"]
+    for cursor in (
+        "bm90LWEtY3Vyc29y",
+        encode_cursor("elsewhere", "a", "b", "c", "d"),
+        encode_cursor("forecast", "x", "a", "b", "c"),
+    ):
+        with pytest.raises(BadRequest):
+            insights.read(session, TODAY, view, "en", book, PageRequest(2, cursor))

@@ -21,10 +21,12 @@ from services.aggregator.weeks import week_bounds
 from shared.db import make_engine, run_migrations
 from shared.events.contribution import ContributionRecorded
 from shared.events.hris import OrgUnitChanged, TriggerAnnounced
+from shared.pagination import PageRequest
 from tests.aggregator.conftest import QUIET
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "aggregator" / "migrations"
 WEEKS = ["2026-W10", "2026-W11", "2026-W12"]
+ALL = PageRequest(limit=200, cursor=None)
 
 
 @pytest.fixture
@@ -86,7 +88,7 @@ def test_a_drop_beyond_the_noise_names_the_unit_the_trigger_and_a_suggestion(ses
     _week(session, WEEKS[1], steady)
     _week(session, WEEKS[2], {"team-a": [40.0] * 12, "team-b": [60.0] * 12})  # team-a falls by 30
 
-    read = insights.read(session, date(2026, 4, 1), View(managers=False, roots=None), "es", playbook.load())
+    read = insights.read(session, date(2026, 4, 1), View(managers=False, roots=None), "es", playbook.load(), ALL)
     found = {(i.org_unit, i.kind) for i in read.insights}
     assert ("team-a", "drop") in found and not any(unit == "team-b" for unit, _ in found)
     drop = next(i for i in read.insights if i.org_unit == "team-a")
@@ -100,10 +102,12 @@ def test_a_drop_beyond_the_noise_names_the_unit_the_trigger_and_a_suggestion(ses
         != playbook.load().text("workload_review", "fr")
     )
     # Managers' view: team-a had 12 contributors, above the managers' k of 10 in both weeks.
-    mine = insights.read(session, date(2026, 4, 1), View(managers=True, roots=("team-a",)), "fr", playbook.load())
+    mine = insights.read(session, date(2026, 4, 1), View(managers=True, roots=("team-a",)), "fr", playbook.load(), ALL)
     assert {i.org_unit for i in mine.insights} == {"team-a"}
     assert (
-        insights.read(session, date(2026, 4, 1), View(managers=True, roots=("team-b",)), "en", playbook.load()).insights
+        insights.read(
+            session, date(2026, 4, 1), View(managers=True, roots=("team-b",)), "en", playbook.load(), ALL
+        ).insights
         == []
     )
 
@@ -112,7 +116,7 @@ def test_an_untriggered_drop_gets_the_default_suggestion(session, exact):
     _org(session, deadline_on=None)
     _week(session, WEEKS[0], {"team-a": [70.0] * 12, "team-b": [60.0] * 12})
     _week(session, WEEKS[1], {"team-a": [70.0] * 12, "team-b": [30.0] * 12})
-    found = insights.read(session, date(2026, 4, 1), View(False, None), "en", playbook.load()).insights
+    found = insights.read(session, date(2026, 4, 1), View(False, None), "en", playbook.load(), ALL).insights
     drop = next(i for i in found if i.org_unit == "team-b")
     assert drop.trigger is None and drop.suggestion_code == "team_conversation"
 

@@ -141,6 +141,9 @@ def test_only_hr_analysts_managers_and_the_team_view_read_figures(stack: Stack):
         for path in ("/v1/org", "/v1/rollups", "/v1/insights", "/v1/program-metrics"):
             assert stack.get(path, "someone", role).status_code == 403, (role, path)
     assert stack.get("/v1/me/team-view", "hr-1", "hr_analyst", org_unit="dept").status_code == 403
+    for path in ("/v1/rollups", "/v1/insights"):  # a cursor that is not the list's: 400, not ignored
+        bad = stack.get(path, "hr-1", "hr_analyst", cursor="bm90LWEtY3Vyc29y")
+        assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json", path
     bad = stack.get("/v1/rollups", "hr-1", "hr_analyst", **{"from": "2026-W60"})
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
     backwards = stack.get("/v1/rollups", "hr-1", "hr_analyst", **{"from": "2026-W10", "to": "2026-W01"})

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from services.aggregator.insights.service import LOWER_IS_WORSE
+from services.aggregator.metrics import adverse
 from services.aggregator.weeks import week_bounds, week_of
 from shared.release.noise import Z95
 
@@ -63,11 +63,6 @@ class Estimate:
     high: float
     past_triggers: int
     manager: bool
-
-
-def adverse(metric: str) -> int:
-    """-1 where lower is worse (WHO-5, mood, focus hours), +1 where higher is worse."""
-    return -1 if LOWER_IS_WORSE.get(metric, False) else 1
 
 
 def window(starts_on: date, ends_on: date | None) -> tuple[list[str], list[str]]:

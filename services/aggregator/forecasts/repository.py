@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
-from sqlalchemy import delete
+from sqlalchemy import and_, delete, or_, tuple_
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -31,12 +32,28 @@ def unscored(session: Session) -> Sequence[Forecast]:
     return session.exec(select(Forecast).where(Forecast.status == RAISED).where(col(Forecast.outcome).is_(None))).all()
 
 
-def listed(session: Session, units: set[str] | None) -> Sequence[Forecast]:
+def listed(
+    session: Session,
+    units: set[str] | None,
+    after: tuple[date, str, str, str] | None = None,
+    limit: int | None = None,
+) -> Sequence[Forecast]:
+    """Assessments, the latest trigger first, then by (unit, metric, trigger id); ``after``/``limit``
+    read one page of them."""
     stmt = select(Forecast)
     if units is not None:
         stmt = stmt.where(col(Forecast.org_unit).in_(sorted(units)))
-    order = (col(Forecast.starts_on).desc(), col(Forecast.org_unit), col(Forecast.metric))
-    return session.exec(stmt.order_by(*order)).all()
+    if after is not None:
+        starts_on, *rest = after
+        tail = tuple_(col(Forecast.org_unit), col(Forecast.metric), col(Forecast.trigger_id))
+        stmt = stmt.where(
+            or_(col(Forecast.starts_on) < starts_on, and_(col(Forecast.starts_on) == starts_on, tail > tuple_(*rest)))
+        )
+    order = (col(Forecast.starts_on).desc(), col(Forecast.org_unit), col(Forecast.metric), col(Forecast.trigger_id))
+    stmt = stmt.order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.exec(stmt).all()
 
 
 def released_means(

@@ -244,49 +244,40 @@ def _withheld(row: Forecast, view: View) -> ForecastWithheldRead:
     )
 
 
-def read(
-    session: Session, today: date, view: View, lang: str, book: playbook.Playbook
-) -> tuple[list[ForecastRead], list[ForecastWithheldRead]]:
-    """Raised forecasts the view may see, and the withheld assessments (reason only) of its units."""
-    shown: list[ForecastRead] = []
-    withheld: list[ForecastWithheldRead] = []
-    for row in repo.listed(session, view.units(session, today)):
-        if not _shown(row, view):
-            withheld.append(_withheld(row, view))
-            continue
-        assert row.expected_change is not None and row.change_low is not None and row.change_high is not None
-        text = phrasing.timed(
-            lang, row.trigger_kind, row.trigger_label, row.starts_on, row.advise_on, book.text(row.suggestion, lang)
+def present(row: Forecast, view: View, lang: str, book: playbook.Playbook) -> ForecastRead | ForecastWithheldRead:
+    """An assessment as ``view`` may see it: a raised forecast, or withheld with its reason only."""
+    if not _shown(row, view):
+        return _withheld(row, view)
+    assert row.expected_change is not None and row.change_low is not None and row.change_high is not None
+    text = phrasing.timed(
+        lang, row.trigger_kind, row.trigger_label, row.starts_on, row.advise_on, book.text(row.suggestion, lang)
+    )
+    return ForecastRead(
+        forecast_id=row.forecast_id,
+        org_unit=row.org_unit,
+        based_on=row.based_on,
+        metric=row.metric,
+        trigger=ForecastTriggerRead(
+            trigger_id=row.trigger_id,
+            kind=row.trigger_kind,
+            label=row.trigger_label,
+            starts_on=row.starts_on,
+            ends_on=row.ends_on,
+        ),  # fmt: skip
+        advise_on=row.advise_on,
+        expected_change=row.expected_change,
+        interval_95=(row.change_low, row.change_high),
+        past_triggers=row.past_triggers,
+        suggestion_code=row.suggestion,
+        suggestion=text,
+        outcome=ForecastOutcomeRead(
+            result=row.outcome,  # type: ignore[arg-type]
+            observed_change=row.observed_change,
+            within_interval=row.within_interval,
         )
-        shown.append(
-            ForecastRead(
-                forecast_id=row.forecast_id,
-                org_unit=row.org_unit,
-                based_on=row.based_on,
-                metric=row.metric,
-                trigger=ForecastTriggerRead(
-                    trigger_id=row.trigger_id,
-                    kind=row.trigger_kind,
-                    label=row.trigger_label,
-                    starts_on=row.starts_on,
-                    ends_on=row.ends_on,
-                ),  # fmt: skip
-                advise_on=row.advise_on,
-                expected_change=row.expected_change,
-                interval_95=(row.change_low, row.change_high),
-                past_triggers=row.past_triggers,
-                suggestion_code=row.suggestion,
-                suggestion=text,
-                outcome=ForecastOutcomeRead(
-                    result=row.outcome,  # type: ignore[arg-type]
-                    observed_change=row.observed_change,
-                    within_interval=row.within_interval,
-                )
-                if row.outcome
-                else None,
-            )
-        )
-    return shown, withheld
+        if row.outcome
+        else None,
+    )
 
 
 def scores(session: Session, today: date, view: View) -> ForecastScoresRead:

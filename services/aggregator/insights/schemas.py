@@ -35,3 +35,4 @@ class InsightsRead(BaseModel):
     lang: Literal["en", "es", "fr"]
     insights: list[Annotated[InsightRead | ForecastRead, Field(discriminator="kind")]]
     forecasts_withheld: list[ForecastWithheldRead] = []
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page; null on the last.")

@@ -23,6 +23,11 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
+from services.aggregator import metrics
+from services.aggregator.forecasts import repository as forecast_repo
+from services.aggregator.forecasts import service as forecasts
+from services.aggregator.forecasts.models import Forecast
+from services.aggregator.forecasts.schemas import ForecastRead, ForecastWithheldRead
 from services.aggregator.insights import playbook
 from services.aggregator.insights import repository as repo
 from services.aggregator.insights.models import Insight
@@ -36,19 +41,16 @@ from services.aggregator.weeks import week_bounds, week_of
 from shared.bus.outbox import stage
 from shared.events.aggregator import InsightDetected
 from shared.events.contribution import PROGRAM_METRICS
+from shared.pagination import PageRequest, cursor_date, invalid_cursor, page
 from shared.release.noise import Z95
 
 if TYPE_CHECKING:
     from services.aggregator.access import View
 
-LOWER_IS_WORSE = {"who5_index": True, "mood": True, "focus_hours_per_day": True}
+_FORECASTS, _INSIGHTS = "forecast", "insight"  # the two lists a page walks, in this order
 HISTORY_WEEKS = 8
 CUSUM_REFERENCE, CUSUM_THRESHOLD = 0.5, 3.0
 TRIGGER_WINDOW = timedelta(days=14)
-
-
-def _adverse(metric: str) -> int:
-    return -1 if LOWER_IS_WORSE.get(metric, False) else 1
 
 
 def detect(session: Session, week: str, rows: Sequence[ReleasedCell], book: playbook.Playbook | None = None) -> int:
@@ -115,7 +117,7 @@ def _drop(series: list[ReleasedCell], metric: str) -> tuple[str, float, float, R
     assert now.mean is not None and before.mean is not None
     delta = now.mean - before.mean
     half = math.hypot(now.mean_half_width or 0.0, before.mean_half_width or 0.0)
-    adverse = _adverse(metric)
+    adverse = metrics.adverse(metric)
     if (adverse < 0 and delta + half < 0) or (adverse > 0 and delta - half > 0):
         return "drop", delta, half, before
     return None
@@ -127,7 +129,7 @@ def _drift(series: list[ReleasedCell], metric: str) -> tuple[str, float, float, 
     base = series[0]
     assert base.mean is not None
     s0 = (base.mean_half_width or 0.0) / Z95
-    adverse, score = _adverse(metric), 0.0
+    adverse, score = metrics.adverse(metric), 0.0
     for cell in series[1:]:
         assert cell.mean is not None
         sigma = math.hypot((cell.mean_half_width or 0.0) / Z95, s0) or 1.0
@@ -162,31 +164,62 @@ def _overlapping(
     return best
 
 
-def read(session: Session, today: date, view: View, lang: str, book: playbook.Playbook) -> InsightsRead:
-    rows = repo.listed(session, view.units(session, today), managers_only=view.managers)
+def read(
+    session: Session, today: date, view: View, lang: str, book: playbook.Playbook, paging: PageRequest
+) -> InsightsRead:
+    """One page of ``GET /v1/insights``: forecast assessments first (the latest trigger first), then
+    detected insights (the latest week first). A page holds up to ``limit`` entries across
+    ``insights`` and ``forecasts_withheld``; the cursor says in which of the two lists it stopped."""
+    after = paging.after(str, str, str, str, str)
+    section = after[0] if after else _FORECASTS
+    if section not in (_FORECASTS, _INSIGHTS):
+        raise invalid_cursor()
+    units, want = view.units(session, today), paging.limit + 1
+    entries: list[tuple[tuple[str, ...], Forecast | Insight]] = []
+    if section == _FORECASTS:
+        start = (cursor_date(after[1]), after[2], after[3], after[4]) if after else None
+        for f in forecast_repo.listed(session, units, after=start, limit=want):
+            entries.append(((_FORECASTS, f.starts_on.isoformat(), f.org_unit, f.metric, f.trigger_id), f))
+    if len(entries) < want:
+        start_i = (after[1], after[2], after[3]) if after and section == _INSIGHTS else None
+        for i in repo.listed(session, units, view.managers, after=start_i, limit=want - len(entries)):
+            entries.append(((_INSIGHTS, i.iso_week, i.org_unit, i.insight_id, ""), i))
+    rows, cursor = page(entries, paging, lambda entry: entry[0])
+    listed: list[InsightRead | ForecastRead] = []
+    withheld: list[ForecastWithheldRead] = []
+    for _, row in rows:
+        if isinstance(row, Insight):
+            listed.append(_present(row, lang, book))
+        elif isinstance(shown := forecasts.present(row, view, lang, book), ForecastRead):
+            listed.append(shown)
+        else:
+            withheld.append(shown)
     return InsightsRead(
         view="manager" if view.managers else "organisation",
         lang=lang,  # type: ignore[arg-type]
-        insights=[
-            InsightRead(
-                insight_id=i.insight_id,
-                kind=i.kind,  # type: ignore[arg-type]
-                org_unit=i.org_unit,
-                metric=i.metric,
-                iso_week=i.iso_week,
-                change=i.change,
-                interval_95=(i.change_low, i.change_high),
-                trigger=TriggerRead(
-                    trigger_id=i.trigger_id,
-                    kind=i.trigger_kind or "",
-                    label=i.trigger_label,
-                    starts_on=i.trigger_starts_on,
-                )
-                if i.trigger_id and i.trigger_starts_on
-                else None,
-                suggestion_code=i.suggestion,
-                suggestion=book.text(i.suggestion, lang),
-            )
-            for i in rows
-        ],
+        insights=listed,
+        forecasts_withheld=withheld,
+        next_cursor=cursor,
+    )
+
+
+def _present(i: Insight, lang: str, book: playbook.Playbook) -> InsightRead:
+    return InsightRead(
+        insight_id=i.insight_id,
+        kind=i.kind,  # type: ignore[arg-type]
+        org_unit=i.org_unit,
+        metric=i.metric,
+        iso_week=i.iso_week,
+        change=i.change,
+        interval_95=(i.change_low, i.change_high),
+        trigger=TriggerRead(
+            trigger_id=i.trigger_id,
+            kind=i.trigger_kind or "",
+            label=i.trigger_label,
+            starts_on=i.trigger_starts_on,
+        )
+        if i.trigger_id and i.trigger_starts_on
+        else None,
+        suggestion_code=i.suggestion,
+        suggestion=book.text(i.suggestion, lang),
     )
