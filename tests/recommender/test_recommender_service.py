@@ -235,6 +235,9 @@ class TestCatalogueApi:
         assert not {i["id"] for i in rest["items"]} & {i["id"] for i in page["items"]}
         total = rec.svc.client.get("/v1/resources", params={"limit": 200}).json()["items"]
         assert len(total) >= 60
+        # The shared cursor (shared/pagination): opaque, and 400 problem+json when not this list's.
+        bad = rec.svc.client.get("/v1/resources", params={"cursor": "bm90LWEtY3Vyc29y"})
+        assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
 
     def test_admin_changes_reach_recommendations_and_others_are_refused(self, rec):
         body = {

@@ -14,6 +14,7 @@ from shared.auth import AdminPrincipal, Principal, Role, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict
 from shared.openapi import problems
+from shared.pagination import PageQuery, page
 from shared.subject import CurrentSubject, Subject, consented, gate_allows
 
 router = APIRouter(tags=["fairness audits"])
@@ -54,14 +55,14 @@ def delete_attributes(session: SessionDep, subject: CurrentSubject) -> Response:
 def list_reports(
     session: SessionDep,
     _: AuditReader,
+    paging: PageQuery,
     attribute: Attribute | None = None,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9a-z]{1,32}$")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> FairnessReportList:
     """hr_analyst and admin: reports as released (stored, never re-drawn), newest first."""
-    rows = repo.reports(session, attribute=attribute, after=cursor, limit=limit + 1)
-    items = [service.read_report(r) for r in rows[:limit]]
-    return FairnessReportList(items=items, next_cursor=items[-1].id if len(rows) > limit else None)
+    after = paging.after(str)
+    found = repo.reports(session, attribute=attribute, after=after[0] if after else None, limit=paging.limit + 1)
+    rows, cursor = page(found, paging, lambda r: (r.id,))
+    return FairnessReportList(items=[service.read_report(r) for r in rows], next_cursor=cursor)
 
 
 @router.post(

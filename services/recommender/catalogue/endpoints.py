@@ -21,6 +21,7 @@ from shared.auth import AdminPrincipal
 from shared.db import SessionDep
 from shared.errors import NotFound
 from shared.openapi import problems
+from shared.pagination import PageQuery, page
 
 router = APIRouter(tags=["catalogue"])
 ResourceId = Annotated[str, Path(pattern=RESOURCE_ID_PATTERN)]
@@ -35,20 +36,18 @@ def _cache(request: Request) -> service.CatalogueCache:
 def list_resources(
     request: Request,
     session: SessionDep,
+    paging: PageQuery,
     lang: Annotated[str | None, Query(pattern=LANG_PATTERN)] = None,
     topic: Topic | None = None,
     format: Format | None = None,
-    cursor: Annotated[str | None, Query(pattern=RESOURCE_ID_PATTERN)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ResourcePage:
     """Public: every resource, filterable by language (resources with a version in it), topic
     and format; ordered by id, a page at a time."""
     found = service.browse(_cache(request).entries(session), lang=lang, topic=topic, format=format)
-    if cursor is not None:
-        found = [e for e in found if e.id > cursor]
-    page = found[:limit]
-    next_cursor = page[-1].id if len(found) > limit else None
-    return ResourcePage(items=[service.read_model(e) for e in page], next_cursor=next_cursor)
+    if (after := paging.after(str)) is not None:
+        found = [e for e in found if e.id > after[0]]
+    rows, cursor = page(found[: paging.limit + 1], paging, lambda e: (e.id,))
+    return ResourcePage(items=[service.read_model(e) for e in rows], next_cursor=cursor)
 
 
 @router.get("/v1/resources/{resource_id}", response_model=ResourceRead, summary="One resource", responses=problems(404))
