@@ -162,6 +162,7 @@ async def _propagation(server: Any, data_dir: Path) -> dict[str, list[float]]:
     engine = make_engine(url)
     ctx = ConsentContext.from_settings(ConsentSettings(platform=platform, database_url=url))
     consent = await _bus(server, "consent")
+    ctx.event_keys.attach(consent)  # each change's event is sealed under the subject's event key
     relay = OutboxRelay(engine, consent)
     writer = ConsentWriter(engine, ctx, on_commit=relay.handoff)
     relay.deleter = writer.delete_outbox

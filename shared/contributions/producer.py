@@ -31,7 +31,7 @@ from shared.contributions.tables import ContributionTables
 from shared.crypto import period_token
 from shared.db import after_commit
 from shared.events.checkin import Keyring
-from shared.events.consent import ConsentChanged
+from shared.events.consent import ConsentChange
 from shared.events.contribution import ContributionRecorded, ContributionRetracted, Source
 from shared.events.hris import HrisSubjectEvent, OrgUnitChanged, SubjectAssigned, SubjectLeft, opened
 
@@ -157,9 +157,10 @@ class Producer:
             event = ContributionRetracted(source=self.source, org_unit=unit, iso_week=week, period_token=token)
             repo.insert_pending(session.connection(), self.tables, [self._row(event, token)])
 
-    def on_consent_changed(self, session: Session, period_key: bytes, event: ConsentChanged) -> None:
-        """``aggregate_insights`` withdrawn or lapsed: :meth:`retract` the week it happened in."""
-        if event.purpose == PURPOSE and event.state != "granted":
+    def on_consent_changed(self, session: Session, period_key: bytes, event: ConsentChange) -> None:
+        """``aggregate_insights`` withdrawn or lapsed: :meth:`retract` the week it happened in (for
+        an erased subject, the week the change is handled in: its time was sealed)."""
+        if event.purpose == PURPOSE and event.ended:
             self.retract(session, period_key, event.pseudonym, event.changed_at.astimezone(UTC).date())
 
     @staticmethod

@@ -24,7 +24,7 @@ from shared.events import (  # noqa: F401 - registers contracts
     subject,
 )
 from shared.events.base import Event
-from shared.events.consent import ConsentChanged, Purpose
+from shared.events.consent import ConsentChangedV2, Purpose
 from shared.events.subject import ErasureRequested, SubjectDataReply, SubjectDataRequest, SubjectErased
 
 
@@ -74,7 +74,7 @@ def export_json_schemas(folder: Path) -> list[Path]:
 __all__ = [
     "CONTRACTS",
     "AnyEvent",
-    "ConsentChanged",
+    "ConsentChangedV2",
     "ErasureRequested",
     "Event",
     "EVENT_TYPES",

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.consent_gate import Consent
 from shared.events.base import Event
 from shared.events.consent import PSEUDONYM_PATTERN
-from shared.events.sealed import SealedEvent, SealedFields
+from shared.events.sealed import Keyring, SealedEvent, SealedFields
 
 LANG_PATTERN = r"^[a-z]{2}$"
 ISO_WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
@@ -270,12 +270,6 @@ class Produced:
 
     def consent_current(self, gate: ConsentView) -> bool:
         return bool(self.event.consent_answer(gate, self.facts) is Consent.GRANTED)
-
-
-class Keyring(Protocol):
-    """What a consumer needs from ``shared.eventkeys.EventKeyring``."""
-
-    def get_blocking(self, pseudonym: str) -> Any: ...
 
 
 def gated_sealed(

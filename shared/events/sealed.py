@@ -11,7 +11,7 @@ Erasing the key makes every copy unreadable: stream, dead letter, backup.
 from __future__ import annotations
 
 import base64
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,12 @@ from shared.events.base import Event
 
 M = TypeVar("M", bound=BaseModel)
 E = TypeVar("E", bound="SealedEvent")
+
+
+class Keyring(Protocol):
+    """What a consumer needs from ``shared.eventkeys.EventKeyring``."""
+
+    def get_blocking(self, pseudonym: str) -> Any: ...
 
 
 class SealedFields(BaseModel):
@@ -37,8 +43,15 @@ def _context(event_type: str, event_id: UUID) -> tuple[str, str, str]:
     return ("event", event_type, str(event_id))
 
 
+# A ciphertext is as long as its plaintext: padded (with JSON whitespace) to a multiple of this,
+# a block's length does not tell one value from another of a different length ("lapsed" from
+# "withdrawn", "high" from "critical").
+PAD_TO = 64
+
+
 def seal(key: SubjectKey, event_type: str, event_id: UUID, fields: BaseModel) -> SealedFields:
-    blob = key.seal(fields.model_dump_json().encode(), *_context(event_type, event_id))
+    plain = fields.model_dump_json().encode()
+    blob = key.seal(plain + b" " * (-len(plain) % PAD_TO), *_context(event_type, event_id))
     return SealedFields(key_id=key.key_id, blob=base64.urlsafe_b64encode(blob).decode("ascii").rstrip("="))
 
 

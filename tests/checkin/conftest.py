@@ -30,13 +30,13 @@ from shared.db import make_engine, run_migrations
 from shared.eventkeys import EventKeyring
 from shared.events import parse_event
 from shared.events.base import Event
-from shared.events.consent import ConsentChanged
 from shared.events.hris import SubjectAssigned
 from shared.events.sealed import SealedEvent
 from shared.events.subject import ErasureRequested
 from shared.natsserver import NatsServer
 from shared.settings import PlatformSettings
 from shared.topology import KV_BUCKET
+from tests.consentevents import consent_changed
 from tests.servicefixtures import TEST_RATE_LIMITS, RunningService, bearer
 
 CHECKIN_MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "checkin" / "migrations"
@@ -82,13 +82,9 @@ class Harness:
                 for purpose in purposes:
                     await kv.put(kv_key(self.pseudonym(sub), purpose), kv_value(state, 1, now.isoformat()))
                     if event:
-                        changed = ConsentChanged(
-                            pseudonym=self.pseudonym(sub),
-                            purpose=purpose,  # type: ignore[arg-type]
-                            state=state,  # type: ignore[arg-type]
-                            policy_version=1,
-                            changed_at=now,
-                        )
+                        kek = self.platform.secret("event_key_kek")
+                        p = self.pseudonym(sub)
+                        changed = await consent_changed(bus, kek, p, purpose, state, now)  # type: ignore[arg-type]
                         await bus.publish(changed.subject, changed.model_dump_json().encode(), str(changed.event_id))
             finally:
                 await bus.close()

@@ -35,7 +35,8 @@ from shared.events.checkin import (
 )
 from shared.events.subject import SubjectDataReply, SubjectDataRequest
 from shared.topology import access_log_subject, consumer_name, export_subject
-from tests.checkin.conftest import CONTRIBUTION_FIELDS, WEEKLY_LOW, WEEKLY_OK, deidentified, new_sub, run
+from tests.checkin.conftest import CONTRIBUTION_FIELDS, WEEKLY_LOW, WEEKLY_OK, _bus, deidentified, new_sub, run
+from tests.consentevents import consent_changed
 from tests.natsfixtures import ErrorLog, flushed
 
 NOTE = "zebra-marmalade-note: the deadline pressure is awful"
@@ -168,6 +169,39 @@ class TestAggregatorSeesOnlyDeidentifiedContributions:
         assert harness.checkin(sub).status_code == 201
         harness.drained()
         assert len([c for c in contributions(harness) if c["period_token"] == token]) == 3  # 2 metrics + retraction
+
+
+class TestSealedConsentChanges:
+    def test_a_change_read_after_its_subjects_key_was_shredded_deletes_what_the_purpose_held(self, harness):
+        """Erasure shreds the subject's event key as soon as it commits, often before consumers
+        read its withdrawals: check-in cannot open them, and reads them as ``withdrawn`` whatever
+        they sealed (here: ``granted``), so the check-ins go (kept, had it ignored them)."""
+        sub = new_sub()
+        p = harness.pseudonym(sub)
+        harness.grant(sub, "checkin")
+        assert harness.checkin(sub).status_code == 201
+        harness.wait(lambda: held_checkins(harness, p) == 1, "check-in stored")
+        kek = harness.platform.secret("event_key_kek")
+
+        async def shred_then_publish() -> None:
+            bus = await _bus(harness.nats, "consent")
+            try:
+                event = await consent_changed(bus, kek, p, "checkin", "granted")
+                keyring = EventKeyring(kek)
+                keyring.attach(bus)
+                assert await keyring.erase(p) == 1  # as consent erases it
+                await bus.publish(event.subject, event.model_dump_json().encode(), str(event.event_id))
+            finally:
+                await bus.close()
+
+        harness.svc.app.state.checkin.event_keys.evict(p)  # as check-in's erasure consumer does
+        run(shred_then_publish())
+        harness.wait(lambda: held_checkins(harness, p) == 0, "check-ins deleted")
+
+
+def held_checkins(h, pseudonym: str) -> int:
+    with Session(h.svc.runtime.engine) as session:
+        return len(session.exec(select(Checkin).where(Checkin.pseudonym == pseudonym)).all())
 
 
 class TestConsumerSideGate:

@@ -28,7 +28,7 @@ from shared.crypto import period_token
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.errors import ConsentRequired
 from shared.events.checkin import EscalationFlaggedV2
-from shared.events.consent import ConsentChanged
+from shared.events.consent import ConsentChange, Purpose
 from shared.events.hris import SubjectAssigned, SubjectLeft
 
 PERIOD_KEY = b"p" * 32
@@ -170,10 +170,8 @@ class TestGroupCommitWriter:
 
 
 class TestWithdrawalAndRetention:
-    def consent(self, pseudonym: str, purpose: str, state: str) -> ConsentChanged:
-        return ConsentChanged(
-            pseudonym=pseudonym, purpose=purpose, state=state, policy_version=1, changed_at=datetime.now(UTC)
-        )
+    def consent(self, pseudonym: str, purpose: str, state: str) -> ConsentChange:
+        return ConsentChange(pseudonym, Purpose(purpose), state, datetime.now(UTC), 1)  # type: ignore[arg-type]
 
     def nudge(self, session, pseudonym: str) -> None:
         now = datetime.now(UTC)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from shared.db import make_engine, run_migrations
 from shared.errors import Conflict, NotFound
 from shared.events.consent import Purpose
 from shared.settings import PlatformSettings
+from tests.consentevents import KeysWithoutNats
 
 PACKAGE = Path(__file__).resolve().parents[2] / "services" / "consent"
 
@@ -58,7 +60,8 @@ def test_contact_preferences_need_the_preferred_channel():
 @pytest.fixture
 def ctx(tmp_path) -> ConsentContext:
     platform = PlatformSettings(mode="embedded", data_dir=tmp_path / "data")
-    return ConsentContext.from_settings(ConsentSettings(platform=platform, database_url="sqlite://"))
+    own = ConsentContext.from_settings(ConsentSettings(platform=platform, database_url="sqlite://"))
+    return replace(own, event_keys=KeysWithoutNats())  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import nats
@@ -28,6 +29,7 @@ from shared.errors import Conflict
 from shared.events.consent import Purpose
 from shared.settings import PlatformSettings
 from shared.topology import KV_BUCKET
+from tests.consentevents import KeysWithoutNats
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "consent" / "migrations"
 
@@ -36,7 +38,7 @@ def _setup(db_url: str, tmp_path: Path) -> tuple[ConsentContext, object]:
     run_migrations(db_url, MIGRATIONS)
     platform = PlatformSettings(mode="embedded", data_dir=tmp_path / "data")
     ctx = ConsentContext.from_settings(ConsentSettings(platform=platform, database_url=db_url))
-    return ctx, make_engine(db_url)
+    return replace(ctx, event_keys=KeysWithoutNats()), make_engine(db_url)  # type: ignore[arg-type]
 
 
 def test_a_failing_unit_changes_nothing_and_the_rest_of_its_batch_commits(db_url, tmp_path):

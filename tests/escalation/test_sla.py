@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, date, datetime
+from typing import Any
 
 import nats
 from sqlalchemy import select
@@ -14,10 +15,10 @@ from sqlmodel import Session
 
 from services.escalation.sla.models import CONTRIBUTIONS
 from shared.crypto import period_token
-from shared.events.consent import ConsentChanged
 from shared.events.contribution import ContributionRecorded
 from shared.events.hris import SubjectAssigned
-from tests.escalation.conftest import Escalation, escalation_overrides, new_sub, publish_as, put_consents
+from tests.consentevents import consent_changed
+from tests.escalation.conftest import Escalation, _bus, escalation_overrides, new_sub, publish_as, put_consents
 from tests.integrations.loopback import wait_until
 
 
@@ -107,8 +108,14 @@ def test_withdrawing_aggregate_insights_drops_held_figures_and_leaves_a_retracti
 
     assert held() == ["contribution.aggregate.recorded.v1"]
     put_consents(service_nats, {p: "withdrawn"}, purpose="aggregate_insights")
-    withdrawn = ConsentChanged(
-        pseudonym=p, purpose="aggregate_insights", state="withdrawn", policy_version=1, changed_at=datetime.now(UTC)
-    )
-    publish_as(service_nats, "consent", withdrawn)
+
+    async def sealed() -> Any:  # as consent publishes it: sealed under the subject's event key
+        bus = await _bus(service_nats, "consent")
+        try:
+            kek = platform_settings.secret("event_key_kek")
+            return await consent_changed(bus, kek, p, "aggregate_insights", "withdrawn")
+        finally:
+            await bus.close()
+
+    publish_as(service_nats, "consent", asyncio.run(sealed()))
     wait_until(lambda: held() == ["contribution.aggregate.retracted.v1"])

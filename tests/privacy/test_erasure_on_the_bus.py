@@ -3,13 +3,15 @@
 The attack: read every stream, both KV buckets and the dead letters raw as the ``ops`` user (full
 access, as an operator or a stolen broker disk would) after a completed erasure. Before sealing,
 CHECKIN kept the pseudonym with ``severity: critical``, its reasons and needs, the consent bucket
-kept the subject's keys.
+kept the subject's keys, CONSENT kept the subject's consent history (what they chose, under which
+policy version, when).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from typing import Any
 
@@ -146,6 +148,45 @@ def test_after_erasure_the_hris_stream_says_nothing_about_the_subject(platform):
         clear = in_the_clear(m.data)
         assert not [f for f in facts if f in clear], (m.subject, clear)
     assert event_key(platform, p) is None  # and nobody can open them again
+
+
+def test_after_erasure_the_consent_stream_says_nothing_about_the_subjects_choices(platform):
+    """``consent.changed``: the state, policy version and time of each of the subject's consent
+    changes stayed readable in the CONSENT stream after erasure (until its 7-day max_age)."""
+    sub = new_sub()
+    p = platform.pseudonym(sub)
+    for purpose in ("checkin", "personalization", "aggregate_insights"):
+        grant(platform, sub, purpose)
+    withdraw(platform, sub, "personalization")
+    wait_until(lambda: all(platform.gates(p, "checkin").values()))
+    wait_until(lambda: not any(platform.gates(p, "personalization").values()))
+
+    def consent_copies() -> list[Stored]:
+        return [m for m in about(messages(platform), p) if m.stream == "CONSENT"]
+
+    copies = wait_until(lambda: (found := consent_copies()) and len(found) >= 4 and found)
+    key = event_key(platform, p)  # while the subject exists, its consumers read every change
+    events: list[Any] = [parse_event(m.data) for m in copies]
+    read = [(e.open(key) if hasattr(e, "sealed") else e).model_dump(mode="json") for e in events]
+    assert sorted(r["state"] for r in read) == ["granted", "granted", "granted", "withdrawn"], read
+
+    request_id = request_erasure(platform, sub)
+    wait_until(lambda: erasure_status(platform, sub, request_id)["status"] == "completed", 20)
+
+    # The copies are still there (and the erasure's own withdrawals of checkin, aggregate_insights) ...
+    left = wait_until(lambda: (found := consent_copies()) and len(found) >= 6 and found)
+    for m in left:  # ... but none says what the subject chose, under which version, or when
+        clear = in_the_clear(m.data)
+        said = [f for f in ("granted", "withdrawn", "lapsed", "state", "policy_version", "changed_at") if f in clear]
+        assert not said and not re.search(r"\d{4}-\d{2}-\d{2}T", clear), (m.subject, clear)
+    # Nor does a sealed block's length: "granted" and "withdrawn" seal to blocks of one length.
+    assert len({len(json.loads(m.data)["sealed"]["blob"]) for m in left}) == 1
+    assert event_key(platform, p) is None  # and nobody can open them again
+
+
+def withdraw(platform: Platform, sub: str, purpose: str) -> None:
+    r = platform.consent.client.delete(f"/v1/me/consents/{purpose}", headers=platform.auth(sub))
+    assert r.status_code == 200, r.text
 
 
 def hris_import(platform: Platform, events: list[dict[str, Any]]) -> int:

@@ -18,7 +18,7 @@ from services.recommender.engagement.models import CONTRIBUTIONS as P
 from shared.bus.outbox import OutboxMessage
 from shared.crypto import period_token
 from shared.db import make_engine, run_migrations
-from shared.events.consent import ConsentChanged
+from shared.events.consent import ConsentChange, Purpose
 from shared.events.hris import OrgUnitChanged, SubjectAssigned
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "recommender" / "migrations"
@@ -83,13 +83,7 @@ def test_counters_count_once_a_week_and_withdrawal_leaves_only_a_retraction(engi
         P.on_consent_changed(
             session,
             KEY,
-            ConsentChanged(
-                pseudonym=p,
-                purpose="aggregate_insights",
-                state="withdrawn",
-                policy_version=1,
-                changed_at=datetime.now(UTC),
-            ),
+            ConsentChange(p, Purpose.aggregate_insights, "withdrawn", datetime.now(UTC), 1),
         )
         rows = session.execute(select(P.tables.pending)).all()
         assert [json.loads(r.payload)["type"] for r in rows] == ["contribution.aggregate.retracted.v1"]

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from shared.datakeys import SubjectKey
 from shared.events import (
     EVENT_TYPES,
-    ConsentChanged,
+    ConsentChangedV2,
     ErasureRequested,
     Purpose,
     SubjectErased,
@@ -29,14 +30,9 @@ def test_json_schemas_match_the_committed_snapshot():
 def test_every_type_is_versioned_and_subject_names_follow_the_convention():
     for name in EVENT_TYPES:
         assert name.rsplit(".", 1)[-1].startswith("v")
-    e = ConsentChanged(
-        pseudonym=PSEUDONYM,
-        purpose=Purpose.escalation,
-        state="withdrawn",
-        policy_version=2,
-        changed_at=datetime.now(UTC),
-    )
-    assert e.subject == "consent.escalation.changed.v1"
+    key = SubjectKey.of("0" * 32, PSEUDONYM, bytes(32))
+    e = ConsentChangedV2.of(key, PSEUDONYM, Purpose.escalation, "withdrawn", 2, datetime.now(UTC))
+    assert e.subject == "consent.escalation.changed.v2"
     assert SubjectErased(request_id=uuid.uuid4(), service="checkin", records=1).subject == "checkin.erasure.erased.v1"
     assert (
         ErasureRequested(request_id=uuid.uuid4(), pseudonym=PSEUDONYM, requested_at=datetime.now(UTC)).subject
@@ -53,6 +49,7 @@ def test_round_trip_through_the_union():
     "body",
     [
         b'{"type": "consent.changed.v1"}',
+        b'{"type": "consent.changed.v2"}',
         b'{"type": "nope.v1"}',
         b"not json",
     ],

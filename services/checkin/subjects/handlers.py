@@ -9,7 +9,7 @@ from services.checkin.contributions import CONTRIBUTIONS
 from services.checkin.deps import CheckinContext
 from services.checkin.subjects import service
 from shared.app import ConsumerBinding, erasure_binding
-from shared.events.consent import ConsentChanged
+from shared.events.consent import ConsentChange, ConsentEvent, consent_changes
 
 NAME = "checkin"
 
@@ -23,11 +23,12 @@ def bindings(ctx: CheckinContext) -> list[ConsumerBinding]:
         ctx.event_keys.evict(pseudonym)
         return service.erase(session, ctx.keys, pseudonym)
 
-    def consent(session: Session, event: ConsentChanged) -> None:
-        service.on_consent_changed(session, ctx.period_key, event)
+    def consent(session: Session, change: ConsentChange) -> None:
+        service.on_consent_changed(session, ctx.period_key, change)
 
     return [
         erasure_binding(NAME, erase),
         *CONTRIBUTIONS.bindings(ctx.event_keys),  # org units (hris.subject.>) and tree (hris.org.>)
-        ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
+        # Opened under the subject's event key (gone: erased, read as withdrawn).
+        ConsumerBinding("consent.>", TypeAdapter(ConsentEvent), consent_changes(ctx.event_keys, consent)),
     ]

@@ -18,7 +18,7 @@ from services.checkin.nudges import repository as nudges_repo
 from services.checkin.signals import repository as signals_repo
 from shared import audit
 from shared.datakeys import DataKeyStore
-from shared.events.consent import ConsentChanged, Purpose
+from shared.events.consent import ConsentChange, Purpose
 
 
 def erase(session: Session, keys: DataKeyStore, pseudonym: str) -> int:
@@ -63,7 +63,7 @@ def export(session: Session, keys: DataKeyStore, pseudonym: str) -> dict[str, An
     }
 
 
-def on_consent_changed(session: Session, period_key: bytes, event: ConsentChanged) -> None:
+def on_consent_changed(session: Session, period_key: bytes, event: ConsentChange) -> None:
     """Withdrawal (or lapse) deletes what was held only for that purpose.
 
     * ``checkin`` withdrawn: check-ins, their trend and the nudge schedule; lapsed (a new policy

@@ -1,6 +1,7 @@
 """Every change of a consent's state, by one path: the history row (with its receipt, if any),
-the KV put every gate watches and a ``ConsentChanged`` event (both through the outbox), and the
-consent row, all in the caller's transaction. A rolled-back change therefore changes nothing
+the KV put every gate watches and a ``ConsentChangedV2`` event (both through the outbox; the
+event's state, version and time sealed under the subject's event key), and the consent row, all
+in the caller's transaction. A rolled-back change therefore changes nothing
 anywhere; a committed one reaches every gate. Grants and withdrawals (``service.py``), a leaver
 (``hris``), an erasure and a material policy version all come through here.
 """
@@ -20,13 +21,16 @@ from services.consent.consents.schemas import Channel
 from shared.bus.kvput import VERSION_HEADER
 from shared.bus.outbox import stage, stage_kv, stage_raw
 from shared.consent_gate import kv_key, kv_value
-from shared.events.consent import ConsentChanged, ConsentState, Purpose
+from shared.datakeys import SubjectKey
+from shared.eventkeys import EventKeyring
+from shared.events.consent import ConsentChangedV2, ConsentState, Purpose
 from shared.topology import KV_BUCKET
 
 
 def record_change(
     session: Session,
     *,
+    key: SubjectKey,
     subject: str,
     purpose: Purpose,
     state: ConsentState,
@@ -38,8 +42,9 @@ def record_change(
     reason: str | None = None,
     kv_version: int | None = None,
 ) -> int:
-    """History row (with its signed ``receipt``, if any), KV put and event; returns the KV version
-    (``kv_version`` when the caller has already raised it, as a lapse does)."""
+    """History row (with its signed ``receipt``, if any), KV put and event (sealed under the
+    subject's event ``key``); returns the KV version (``kv_version`` when the caller has already
+    raised it, as a lapse does)."""
     receipt_id, receipt_jws = receipt or (None, None)
     repo.add_history(
         session,
@@ -56,7 +61,7 @@ def record_change(
             "receipt_jws": receipt_jws,
         },
     )
-    return project(session, subject, purpose, state, policy_version, at, kv_version=kv_version)
+    return project(session, subject, purpose, state, policy_version, at, kv_version=kv_version, sealed_under=key)
 
 
 def project(
@@ -68,17 +73,17 @@ def project(
     at: datetime,
     *,
     kv_version: int | None = None,
-    event: bool = True,
+    sealed_under: SubjectKey | None,
 ) -> int:
-    """Stage the KV put (first: gates watch it) and the ``ConsentChanged`` event; returns the put's
-    KV version (raised here unless the caller passes it)."""
+    """Stage the KV put (first: gates watch it) and, when ``sealed_under`` the subject's event key,
+    the ``ConsentChangedV2`` event (None: the gates only, as erasure tells them of consents that
+    already denied); returns the put's KV version (raised here unless the caller passes it)."""
     if kv_version is None:
         kv_version = next_kv_version(session, subject, purpose)
-    changed = ConsentChanged(pseudonym=subject, purpose=purpose, state=state, policy_version=version, changed_at=at)
     value = kv_value(state, version, at.isoformat(), kv_version)
-    stage_kv(session, KV_BUCKET, kv_key(subject, purpose.value), value, kv_version, f"kv:{changed.event_id}")
-    if event:
-        stage(session, changed)
+    stage_kv(session, KV_BUCKET, kv_key(subject, purpose.value), value, kv_version, f"kv:{uuid4()}")
+    if sealed_under is not None:
+        stage(session, ConsentChangedV2.of(sealed_under, subject, purpose, state, version, at))
     return kv_version
 
 
@@ -133,21 +138,23 @@ def save_state(
     return consent
 
 
-def end_granted(session: Session, subject: str, reason: str, at: datetime) -> int:
+def end_granted(session: Session, keys: EventKeyring, subject: str, reason: str, at: datetime) -> int:
     """End every granted consent of ``subject`` as a withdrawal does; returns how many.
 
     For changes the employee did not make (they left; they asked for erasure, which then deletes
-    the rows): history with ``reason`` and no receipt, KV put and ``ConsentChanged`` go out in this
-    transaction, so every gate denies once it commits. Lapsed and withdrawn consents already deny
-    and stay as they are. The caller holds the subject's lock (``directory.enter_subject``).
+    the rows): history with ``reason`` and no receipt, KV put and ``ConsentChangedV2`` go out in
+    this transaction, so every gate denies once it commits. Lapsed and withdrawn consents already
+    deny and stay as they are. The caller holds the subject's lock (``directory.enter_subject``).
     """
     ended = 0
-    for consent in repo.consents_of(session, subject):
-        if consent.state != GRANTED:
-            continue
+    granted = [c for c in repo.consents_of(session, subject) if c.state == GRANTED]
+    key = keys.get_or_create_blocking(subject) if granted else None
+    for consent in granted:
+        assert key is not None
         purpose = Purpose(consent.purpose)
         kv_version = record_change(
             session,
+            key=key,
             subject=subject,
             purpose=purpose,
             state="withdrawn",
@@ -163,12 +170,14 @@ def end_granted(session: Session, subject: str, reason: str, at: datetime) -> in
     return ended
 
 
-def lapse(session: Session, purpose: Purpose, new_version: int, at: datetime) -> int:
+def lapse(session: Session, keys: EventKeyring, purpose: Purpose, new_version: int, at: datetime) -> int:
     """Lapse every consent granted to ``purpose`` (a material new policy version); returns how many."""
     lapsed = repo.lapse_granted(session, purpose.value, new_version, at)
+    sealing = keys.get_or_create_many_blocking([subject for subject, _, _ in lapsed])  # together, not one by one
     for subject, consented_version, kv_version in lapsed:
         record_change(
             session,
+            key=sealing[subject],
             subject=subject,
             purpose=purpose,
             state="lapsed",

@@ -57,6 +57,9 @@ async def grant_consent(
     one), recording when, through which channel and in which language. With ``escalation`` I may
     give contact preferences, stored encrypted and released only to a counsellor on a confirmed
     case. Returns the new state with the id of its signed receipt."""
+    # The change's event is sealed under the subject's event key: fetched (or created) here, on the
+    # event loop, so that the writer's transaction finds it cached instead of waiting on the broker.
+    await ctx.event_keys.get_or_create(ctx.pseudonym(principal.sub))
     return await writer.run(lambda session: service.grant(session, ctx, principal.sub, purpose, body))
 
 
@@ -75,6 +78,8 @@ async def withdraw_consent(
     consent). Withdrawing ``escalation`` deletes my contact details. The answer comes once every
     service's consent check denies (503 ``change-pending`` if that cannot be confirmed in time:
     the withdrawal is recorded and takes effect as soon as it can)."""
+    # As for a grant (the key exists since then; a refused withdrawal creates none).
+    await ctx.event_keys.get(ctx.pseudonym(principal.sub))
     return await writer.run(lambda session: service.withdraw(session, ctx, principal.sub, purpose, channel, lang))
 
 

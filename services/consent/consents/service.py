@@ -60,6 +60,7 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
         channel=body.channel,
         language=body.language,
     )
+    key = ctx.event_keys.get_or_create_blocking(ctx.pseudonym(employee_id))  # seals the event
     subject = directory.enter_subject(session, ctx, employee_id)
     if not session.info.get(SERIALISED):
         # Under the write lock now: a version published since the read above must be refused here
@@ -75,6 +76,7 @@ def grant(session: Session, ctx: ConsentContext, employee_id: str, purpose: Purp
         return _view(session, ctx, purpose, existing.model_dump(), policy, body.language)
     kv_version = changes.record_change(
         session,
+        key=key,
         subject=subject,
         purpose=purpose,
         state="granted",
@@ -129,6 +131,7 @@ def withdraw(
         )
     kv_version = changes.record_change(
         session,
+        key=ctx.event_keys.get_or_create_blocking(subject),
         subject=subject,
         purpose=purpose,
         state="withdrawn",

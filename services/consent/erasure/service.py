@@ -71,17 +71,19 @@ def erase_own_data(session: Session, ctx: ConsentContext, subject: str, request_
     """Erase what consent holds about the subject, keeping only what must be kept.
 
     Every gate is told ``withdrawn`` (KV put) at once; a purpose that was granted also gets a
-    ``ConsentChanged`` so consumers delete purpose-only data. Consent rows, the directory entry
+    ``ConsentChangedV2`` so consumers delete purpose-only data (sealed under the event key that is
+    erased right after the commit: a consumer that finds the key gone reads it as ``withdrawn``,
+    ``shared.events.consent.change_of``). Consent rows, the directory entry
     and contact details are deleted. History keeps receipt ids, purposes, states, versions and
     times (proof that consent was given, GDPR Art. 7(1)) but loses the pseudonym and the signed
     receipts, and points to the erasure request instead.
     """
     now = utcnow()
     before = [(Purpose(c.purpose), c.state, c.policy_version) for c in consents_repo.consents_of(session, subject)]
-    changes.end_granted(session, subject, "erasure", now)
+    changes.end_granted(session, ctx.event_keys, subject, "erasure", now)
     for purpose, state, version in before:
         if state != GRANTED:  # already denying: the gates are told ``withdrawn``, without an event
-            changes.project(session, subject, purpose, "withdrawn", version, now, event=False)
+            changes.project(session, subject, purpose, "withdrawn", version, now, sealed_under=None)
     for purpose, _, _ in before:
         # After every gate has seen ``withdrawn``: no value and no history left in the bucket.
         changes.purge_projection(session, subject, purpose)

@@ -9,7 +9,7 @@ webhook under a new id, or the same snapshot imported again, changes nothing and
   stored and, only while ``personalization`` is granted, published as ``PersonalizationProfile``.
   An update for an employee not seen before acts as a create. The manager id is never stored.
 * employee left: every granted consent ends (``withdrawn``, reason ``left``: history, KV put and
-  ``ConsentChanged``, so every gate denies), contact details are deleted, the profile is cleared
+  ``ConsentChangedV2``, so every gate denies), contact details are deleted, the profile is cleared
   and ``SubjectLeft`` is published. For an employee the platform has never seen: 422.
 * org units: parent and state only (names are not kept); a move that would make a cycle is 422.
 * triggers: published when new or changed.
@@ -209,7 +209,7 @@ def _left(batch: _Batch, event: EmployeeLeft, index: int) -> list[Event]:
         # Every granted consent ends through the same path as a withdrawal (reason ``left``, no
         # receipt: the employee did not act); contact details, held only for escalation, go.
         directory.enter_subject(session, batch.ctx, event.employee_id)  # locks the subject like any change
-        changes.end_granted(session, subject, LEFT_REASON, utcnow())
+        changes.end_granted(session, batch.ctx.event_keys, subject, LEFT_REASON, utcnow())
         directory_repo.delete_contact(session, subject)
         batch.personalization.discard(subject)
     if row is not None and row.left_on is not None:

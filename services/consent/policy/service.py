@@ -119,6 +119,6 @@ def publish_version(
     )
     row.current_version, row.updated_at = new.version, now
     repo.save(session, new, row)
-    lapsed = changes.lapse(session, purpose, new.version, now) if new.material else 0
+    lapsed = changes.lapse(session, ctx.event_keys, purpose, new.version, now) if new.material else 0
     session.flush()
     return PolicyVersionPublished(policy=to_read(new, DEFAULT_LANGUAGE, True), lapsed_consents=lapsed)

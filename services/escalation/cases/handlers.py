@@ -24,7 +24,7 @@ from services.escalation.sla.models import CONTRIBUTIONS
 from shared import audit
 from shared.app import ConsumerBinding, Runtime, erasure_binding
 from shared.events.checkin import EscalationFacts, EscalationFlagged, EscalationFlaggedV2, gated_sealed
-from shared.events.consent import ConsentChanged
+from shared.events.consent import ConsentChange, ConsentEvent, consent_changes
 from shared.events.escalation import CaseNoteReply, CaseNoteRequest
 from shared.webhooks import forget_subject
 
@@ -53,11 +53,11 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
     platform = ctx.settings.platform
     period_key = platform.secret("period_key") if "period_key" in platform.held_secrets() else None
 
-    def consent(session: Session, event: ConsentChanged) -> None:
-        if event.purpose == "escalation" and event.state != "granted":
-            service.withdraw_consent_cases(session, event.pseudonym, _now())
+    def consent(session: Session, change: ConsentChange) -> None:
+        if change.purpose == "escalation" and change.ended:
+            service.withdraw_consent_cases(session, change.pseudonym, _now())
         elif period_key is not None:  # aggregate_insights ended: this week's SLA figures go
-            CONTRIBUTIONS.on_consent_changed(session, period_key, event)
+            CONTRIBUTIONS.on_consent_changed(session, period_key, change)
 
     return [
         erasure_binding(NAME, lambda s, p: erase(s, ctx, p)),
@@ -66,7 +66,8 @@ def bindings(ctx: EscalationContext, rt: Runtime) -> list[ConsumerBinding]:
         # granted (or the employee asked for contact) -> applied; denied -> acknowledged and
         # dropped; unknown (gate not synced) -> NotYet, put back uncounted and judged again later.
         ConsumerBinding("checkin.escalation.>", FLAGS, gated_sealed(gate, ctx.event_keys, flagged)),
-        ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
+        # Opened under the subject's event key (gone: erased, read as withdrawn).
+        ConsumerBinding("consent.>", TypeAdapter(ConsentEvent), consent_changes(ctx.event_keys, consent)),
     ]
 
 

@@ -20,7 +20,7 @@ from shared.events.checkin import (
     gated,
     gated_sealed,
 )
-from shared.events.consent import ConsentChanged
+from shared.events.consent import ConsentChange, ConsentEvent, consent_changes
 from shared.events.hris import HrisProfileEvent, opened
 
 PURPOSE = "personalization"
@@ -39,10 +39,10 @@ def bindings(gate: ConsentView, event_keys: EventKeyring, period_key: bytes) -> 
             return
         service.on_needs(session, event.pseudonym, event)
 
-    def consent(session: Session, event: ConsentChanged) -> None:
-        if event.state != "granted":
-            subjects.forget(session, event.pseudonym, event.purpose)
-            CONTRIBUTIONS.on_consent_changed(session, period_key, event)  # engagement counters
+    def consent(session: Session, change: ConsentChange) -> None:
+        if change.ended:
+            subjects.forget(session, change.pseudonym, change.purpose)
+            CONTRIBUTIONS.on_consent_changed(session, period_key, change)  # engagement counters
 
     return [
         ConsumerBinding(
@@ -57,6 +57,7 @@ def bindings(gate: ConsentView, event_keys: EventKeyring, period_key: bytes) -> 
             TypeAdapter(HrisProfileEvent),
             gated(gate, opened(event_keys, service.on_hris_profile), purpose=PURPOSE),
         ),
-        ConsumerBinding("consent.>", TypeAdapter(ConsentChanged), consent),
+        # Opened under the subject's event key (gone: erased, read as withdrawn).
+        ConsumerBinding("consent.>", TypeAdapter(ConsentEvent), consent_changes(event_keys, consent)),
         *CONTRIBUTIONS.bindings(event_keys),
     ]
