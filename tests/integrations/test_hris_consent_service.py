@@ -347,7 +347,7 @@ def test_an_employee_who_leaves_loses_every_consent_and_contact_details_and_gate
 
     left = {"type": "employee.left", "employee_id": emp, "left_on": "2026-06-30"}
     r = hris.send(left)
-    assert r.status_code == 200 and r.json()["published"] == 1, r.text  # SubjectLeft; KV/ConsentChanged too
+    assert r.status_code == 200 and r.json()["published"] == 1, r.text  # SubjectLeft (KV puts, consent changes: too)
 
     wait_until(lambda: not gate.allowed(subject, "checkin") and not gate.allowed(subject, "escalation"))
     states = hris.consent.client.get("/v1/me/consents", headers=hris.auth(emp)).json()["consents"]
