@@ -213,6 +213,30 @@ def test_a_known_drop_around_past_deadlines_raises_a_forecast_with_an_interval_c
     assert len(session.exec(select(OutboxMessage)).all()) == len(events)
 
 
+def test_triggers_closer_together_than_the_baseline_keep_each_others_windows_out_of_it(session):
+    """A deadline every three weeks: each baseline would hold the previous deadline's two weeks."""
+    upcoming = date(2026, 9, 15)
+    past = [upcoming - timedelta(weeks=3 * i) for i in range(4, 0, -1)]
+    for i, day in enumerate(past):
+        _announce(session, f"q{i}-past", day)
+    _announce(session, "q3-close", upcoming)
+    _history(session, EFFECTS, until=TODAY - timedelta(days=7), deadlines=past, start=date(2026, 3, 2))
+    forecasts.run(session, _now(TODAY))
+    session.commit()
+    a = _rows(session)["team-a"]
+    assert a.status == "raised" and a.past_triggers == 4
+    assert a.expected_change == pytest.approx(-20, abs=4)  # -12.5 with the previous windows in the baselines
+    assert a.change_low is not None and a.change_low <= -20 <= (a.change_high or 0)
+    # Scored the same way: the upcoming deadline's baseline also leaves the last one's window out.
+    after = upcoming + timedelta(days=10)
+    _history(session, EFFECTS, until=after - timedelta(days=7), deadlines=[upcoming], seed=2, start=TODAY)
+    forecasts.run(session, _now(after))
+    session.commit()
+    scored = _rows(session)["team-a"]
+    assert scored.outcome == "hit" and scored.within_interval is True
+    assert scored.observed_change == pytest.approx(-20, abs=4)
+
+
 def test_no_effect_no_forecast(session):
     b = _forecast(session)["team-b"]
     assert b.status == "within_noise" and b.past_triggers == 4

@@ -2,7 +2,9 @@
 
 Around each past trigger of the same kind, the *effect* is the mean of the released weekly means
 in the trigger's window (the week before it starts through the week it ends) minus the mean of the
-released means in the ``BASELINE_WEEKS`` weeks before that window. Each released mean carries
+released means in the ``BASELINE_WEEKS`` weeks before that window, leaving out the weeks that lie in
+another trigger's window (a deadline every three weeks would otherwise put the previous one's drop
+into the baseline, and the effect would read as half its size). Each released mean carries
 Gaussian DP noise of standard deviation ``half_width / 1.96`` (its stored 95% half-width), and the
 draws are independent, so an effect's noise variance is
 ``sum(sd_window^2) / n_window^2 + sum(sd_base^2) / n_base^2``.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -74,10 +76,13 @@ def window(starts_on: date, ends_on: date | None) -> tuple[list[str], list[str]]
     return base, during
 
 
-def effect(series: Mapping[str, Point], starts_on: date, ends_on: date | None) -> Effect | None:
-    """The change around one trigger, or None unless both windows have a released mean."""
+def effect(
+    series: Mapping[str, Point], starts_on: date, ends_on: date | None, busy: Collection[str] = ()
+) -> Effect | None:
+    """The change around one trigger, or None unless both windows have a released mean; ``busy``
+    weeks (other triggers' windows) are not part of the baseline."""
     base_weeks, during_weeks = window(starts_on, ends_on)
-    base = [series[w] for w in base_weeks if w in series]
+    base = [series[w] for w in base_weeks if w in series and w not in busy]
     during = [series[w] for w in during_weeks if w in series]
     if not base or not during:
         return None

@@ -85,7 +85,9 @@ def assess_upcoming(session: Session, today: date, now: datetime, book: playbook
                 row = existing.get((unit, metric))
                 if row is not None and row.status == RAISED:
                     continue
-                row = _assess(session, trigger, unit, metric, tree.parents, past, series, latest, now, book, row)
+                row = _assess(
+                    session, trigger, unit, metric, tree.parents, past, triggers, series, latest, now, book, row
+                )
                 written += 1
     return written
 
@@ -116,8 +118,20 @@ def _covers(trigger: Trigger, unit: str, parents: Mapping[str, str | None]) -> b
     return False
 
 
+def _busy(trigger_id: str, unit: str, parents: Mapping[str, str | None], triggers: Sequence[Trigger]) -> set[str]:
+    """The weeks in the windows of every other trigger (of any kind) announced for ``unit`` or an
+    ancestor: not ordinary weeks, so never part of the baseline of ``trigger_id``."""
+    others = (t for t in triggers if t.trigger_id != trigger_id and _covers(t, unit, parents))
+    return {w for t in others for w in estimator.window(t.starts_on, t.ends_on)[1]}
+
+
 def _estimate(
-    unit: str, metric: str, parents: Mapping[str, str | None], past: Sequence[Trigger], series: Series
+    unit: str,
+    metric: str,
+    parents: Mapping[str, str | None],
+    past: Sequence[Trigger],
+    triggers: Sequence[Trigger],
+    series: Series,
 ) -> tuple[Estimate | None, str, int, bool]:
     """The unit's own estimate, or its parent's when the unit has too few past triggers; and whether
     every mean it looked at was released at the managers' k too."""
@@ -127,7 +141,11 @@ def _estimate(
             break
         points = series.get((base, metric), {})
         covering = [t for t in past if _covers(t, base, parents)]
-        effects = [e for t in covering if (e := estimator.effect(points, t.starts_on, t.ends_on))]
+        effects = [
+            e
+            for t in covering
+            if (e := estimator.effect(points, t.starts_on, t.ends_on, _busy(t.trigger_id, base, parents, triggers)))
+        ]
         most = max(most, len(effects))
         managers = managers and all(e.manager for e in effects)
         estimate = estimator.combine(effects)
@@ -143,13 +161,14 @@ def _assess(
     metric: str,
     parents: Mapping[str, str | None],
     past: Sequence[Trigger],
+    triggers: Sequence[Trigger],
     series: Series,
     latest: str,
     now: datetime,
     book: playbook.Playbook,
     row: Forecast | None,
 ) -> Forecast:
-    estimate, based_on, n, managers = _estimate(unit, metric, parents, past, series)
+    estimate, based_on, n, managers = _estimate(unit, metric, parents, past, triggers, series)
     current = series.get((unit, metric), {}).get(latest)
     if current is None:
         status = "not_reportable"  # suppressed (or absent) in the latest release: never a forecast
@@ -204,13 +223,19 @@ def _event(row: Forecast) -> ForecastIssued:
 def score_passed(session: Session, today: date, now: datetime) -> int:
     """Score raised forecasts whose period has passed and whose weeks are all released."""
     scored = 0
+    triggers: list[Trigger] | None = None
+    parents: Mapping[str, str | None] = {}
     for row in repo.unscored(session):
         base, during = estimator.window(row.starts_on, row.ends_on)
         if row.ends_on >= today or not all(releases.is_released(session, w) for w in during):
             continue
+        if triggers is None:  # read once, and only when something is due
+            triggers = list(org_repo.triggers(session))
+            parents = org.tree_on(session, today).parents
         rows = repo.released_means(session, {row.org_unit}, [row.metric], base[0], during[-1])
         points = {week: Point(mean, half or 0.0, manager) for _, _, week, mean, half, manager in rows}
-        observed = estimator.effect(points, row.starts_on, row.ends_on)
+        busy = _busy(row.trigger_id, row.org_unit, parents, triggers)
+        observed = estimator.effect(points, row.starts_on, row.ends_on, busy)
         if observed is None:
             row.outcome = "unscorable"
         else:
