@@ -4,17 +4,30 @@ public APIs only, then print what HR would see.
 The organisation (defaults): 3 divisions under one root, 12 teams of 3 to 40 people, 300
 employees, imported as an HRIS snapshot (``POST /v1/hris/import``, integration token). About 78%
 give ``checkin`` consent and, of those, about 80% also ``aggregate_insights``; each week about
-85% of them check in (fewer during the deadline). Then 8 weeks of check-ins (``POST
+85% of them check in (fewer in the weeks of a deadline). Then 12 weeks of check-ins (``POST
 /v1/checkins``, one employee token each), backdated with the demo clock (``shared.clock``), with:
 
 * a reorganisation halfway: the platform team moves from Product to Operations (``org_unit.moved``
   and a ``reorganisation`` trigger), and its wellbeing dips for two weeks;
-* a deadline in Product two weeks before the end (a ``deadline`` trigger): a marked drop there;
-* an upcoming deadline in Sales, announced with ``starts_on`` ten days ahead (forecasts use it).
+* Sales closes every three weeks, on a Friday (a ``deadline`` trigger each, the last in the final
+  week): WHO-5 drops by ``DEADLINE_DROP`` in Sales in the week before and the week of each close;
+* the next close, on Friday next week, announced once every week is released: the forecast.
+
+Why these numbers: a forecast needs the effect around at least 3 past triggers and is raised only
+when its 95% prediction interval (t quantile with n - 1 degrees of freedom, the released means' DP
+noise included) lies wholly below zero. Sales has about 78 contributors a week at 300 employees
+(65 in the weeks of a close), so its weekly mean carries DP noise of sd 1.4-1.7 (sum noise scale
+112 on the 0-100 range at rho_sum = 0.1, over the count) and one close's effect an sd of about 2
+with the sampling. A simulation of this data with the release noise and the estimator (1,500
+runs): with four past closes (t = 3.18) and a drop of 24 the interval's upper end was -16.6 at the
+median and never above -3.7; with three (10 weeks, t = 4.30) it reached zero in about 1 run in
+100. At 60 employees (sd ~7 per weekly mean) the noise hides the drop: smaller runs show no
+forecast.
 
 The clock is then set back to real time, the aggregator releases every closed week, and the
 demo prints the rollups (released cells with their noise and 95% intervals, suppressed cells
-with their reason) and the insights (``GET /v1/rollups``, ``GET /v1/insights``, hr_analyst).
+with their reason), the insights with the forecast (``GET /v1/rollups``, ``GET /v1/insights``,
+hr_analyst) and how earlier forecasts scored (``GET /v1/program-metrics``).
 
 It needs the platform started with the demo clock (``kinwell up --demo``, embedded mode only),
 and a fresh data folder: weeks already released stay as released.
@@ -60,6 +73,8 @@ TEAMS = (
 MOVED_TEAM, MOVED_TO = "product-platform", "operations"
 P_CHECKIN, P_AGGREGATE, P_WEEKLY = 0.78, 0.80, 0.85
 DEADLINE_DROP, REORG_DROP = 24.0, 14.0  # WHO-5 index points, on a 0-100 scale
+CLOSES, CLOSE_EVERY = "sales", 3  # the division whose deadlines recur, every 3 weeks
+UPCOMING = "demo-sales-close-next"
 
 
 @dataclass
@@ -76,13 +91,20 @@ class Plan:
     weeks: list[date]  # Mondays, oldest first
     people: list[Person]
     reorg_week: int
-    deadline_weeks: tuple[int, int]
+    close_weeks: list[int]  # Sales closes on the Friday of these weeks
     teams: dict[str, str] = field(default_factory=dict)  # team -> division at the start
 
     def division_at(self, team: str, week: int) -> str:
         if team == MOVED_TEAM and week >= self.reorg_week:
             return MOVED_TO
         return self.teams[team]
+
+    def crunch(self, team: str, week: int) -> bool:
+        """The week before a close and the week of it, in Sales."""
+        return self.division_at(team, week) == CLOSES and (week in self.close_weeks or week + 1 in self.close_weeks)
+
+    def close_on(self, week: int) -> date:
+        return self.weeks[0] + timedelta(weeks=week, days=4)
 
 
 def team_sizes(employees: int) -> dict[str, int]:
@@ -113,7 +135,7 @@ def make_plan(employees: int, weeks: int, today: date, rng: random.Random) -> Pl
         weeks=[first + timedelta(weeks=i) for i in range(weeks)],
         people=people,
         reorg_week=weeks // 2,
-        deadline_weeks=(max(0, weeks - 3), max(0, weeks - 2)),
+        close_weeks=sorted(range(weeks - 1, -1, -CLOSE_EVERY)),
         teams={team: division for team, division, _ in TEAMS},
     )
 
@@ -128,8 +150,7 @@ def answers(index: float, rng: random.Random) -> dict[str, int]:
 
 def score(plan: Plan, person: Person, week: int, rng: random.Random) -> float:
     index = person.base + rng.gauss(0, 7)
-    division = plan.division_at(person.team, week)
-    if division == "product" and week in plan.deadline_weeks:
+    if plan.crunch(person.team, week):
         index -= DEADLINE_DROP
     if person.team == MOVED_TEAM and week in (plan.reorg_week, plan.reorg_week + 1):
         index -= REORG_DROP if week == plan.reorg_week else REORG_DROP / 2
@@ -276,29 +297,19 @@ class Demo:
                     await self._week(client, plan, week)
             finally:
                 clock.reset(self.platform.data_dir)  # back to real time, whatever happened
-            upcoming = today + timedelta(days=10)
-            await self._hris(
-                client,
-                [
-                    trigger(
-                        "demo-sales-year-end",
-                        "deadline",
-                        ["sales"],
-                        upcoming,
-                        upcoming + timedelta(days=14),
-                        "Year-end sales close",
-                    )
-                ],
-                progress=False,
-            )
             if self.bar is not None:
                 self.bar(Progress(self.progress[1], self.progress[1], self.progress[1]))
             self.say("Waiting for the aggregator to release the weeks ...")
             rollups = await self._released(client, plan)
-            await asyncio.sleep(self.args.settle)  # the forecast job looks at the new releases
-            insights = await self.call(client, "GET", f"{self.urls['aggregator']}/v1/insights", "demo-hr", "hr_analyst",
-                                       (200,))  # fmt: skip
-        self.out.write(render(plan, rollups, insights.json()))
+            # Announced once every week is released, so that its one assessment rests on all of them.
+            upcoming = plan.close_on(len(plan.weeks) + 2)  # Friday next week
+            await self._hris(client, [trigger(UPCOMING, "deadline", [CLOSES], upcoming, None, "Sales close")],
+                             progress=False)  # fmt: skip
+            self.say("Waiting for the forecast job to assess the coming close ...")
+            insights = await self._assessed(client)
+            metrics = await self.call(client, "GET", f"{self.urls['aggregator']}/v1/program-metrics", "demo-hr",
+                                      "hr_analyst", (200,))  # fmt: skip
+        self.out.write(render(plan, rollups, insights, metrics.json()))
 
     async def _check_fresh(self, client: httpx.AsyncClient, plan: Plan) -> None:
         url = f"{self.urls['aggregator']}/v1/rollups"
@@ -347,12 +358,10 @@ class Demo:
         monday = plan.weeks[week]
         at = datetime.combine(monday, datetime.min.time(), UTC) + timedelta(hours=9)
         clock.set_offset(self.platform.data_dir, (at - datetime.now(UTC)).total_seconds())
-        if week == 0:
-            d0, d1 = plan.deadline_weeks
+        if week == 0:  # the closes are in the calendar from the start
             await self._hris(client, [
-                trigger("demo-product-release", "deadline", ["product"], plan.weeks[d0],
-                        plan.weeks[d1] + timedelta(days=6),
-                        "Q release deadline"),
+                trigger(f"demo-sales-close-{i + 1}", "deadline", [CLOSES], plan.close_on(w), None, "Sales close")
+                for i, w in enumerate(plan.close_weeks)
             ], progress=False)  # fmt: skip
         if week == plan.reorg_week:
             await self._hris(client, [
@@ -361,8 +370,10 @@ class Demo:
                 trigger("demo-platform-move", "reorganisation", [MOVED_TEAM, "product", MOVED_TO], monday, None,
                         "Platform team joins Operations"),
             ], progress=False)  # fmt: skip
-        turnout = P_WEEKLY - (0.15 if week in plan.deadline_weeks else 0.0)
-        taking = [p for p in plan.people if p.checkin and self.rng.random() < turnout]
+        taking = [
+            p for p in plan.people
+            if p.checkin and self.rng.random() < P_WEEKLY - (0.15 if plan.crunch(p.team, week) else 0.0)
+        ]  # fmt: skip
         bodies = {p.employee_id: {"answers": answers(score(plan, p, week, self.rng), self.rng), "lang": "en"}
                   for p in taking}  # fmt: skip
         url = f"{self.urls['checkin']}/v1/checkins"
@@ -392,6 +403,35 @@ class Demo:
             cells += body["cells"]
         return {**body, "cells": cells, "next_cursor": None}
 
+    async def _assessed(self, client: httpx.AsyncClient) -> dict[str, Any]:
+        """``GET /v1/insights`` once the forecast job has assessed the coming close (its rows for a
+        trigger are written in one transaction, after scoring the forecasts whose period passed)."""
+        deadline = time.monotonic() + self.args.release_timeout
+        while True:
+            body = await self._insights(client)
+            rows = [i for i in body["insights"] if i["kind"] == "forecast"] + body.get("forecasts_withheld", [])
+            if any(r.get("trigger", r)["trigger_id"] == UPCOMING for r in rows):
+                return body
+            if time.monotonic() > deadline:
+                raise DemoFailed(
+                    f"the coming close was not assessed within {self.args.release_timeout:.0f} s; the aggregator "
+                    "reassesses on KINWELL_AGGREGATOR_FORECAST_CHECK_SECONDS (kinwell up --demo: 2 s)"
+                )
+            await asyncio.sleep(1.0)
+
+    async def _insights(self, client: httpx.AsyncClient) -> dict[str, Any]:
+        """Every page of ``GET /v1/insights`` (cursor-paged), as one body."""
+        url = f"{self.urls['aggregator']}/v1/insights"
+        query: dict[str, Any] = {"limit": 200}
+        body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
+        listed, withheld = list(body["insights"]), list(body["forecasts_withheld"])
+        while body["next_cursor"] is not None:
+            query["cursor"] = body["next_cursor"]
+            body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
+            listed += body["insights"]
+            withheld += body["forecasts_withheld"]
+        return {**body, "insights": listed, "forecasts_withheld": withheld, "next_cursor": None}
+
     async def _released(self, client: httpx.AsyncClient, plan: Plan) -> dict[str, Any]:
         params = {"from": _week(plan.weeks[0]), "to": _week(plan.weeks[-1])}
         deadline = time.monotonic() + self.args.release_timeout
@@ -420,8 +460,9 @@ def _figure(fig: dict[str, Any] | None, digits: int) -> str:
     return f"{fig['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def render(plan: Plan, rollups: dict[str, Any], insights: dict[str, Any]) -> str:
-    """The rollups of the last week (each cell), the weekly means per unit, and the insights."""
+def render(plan: Plan, rollups: dict[str, Any], insights: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The rollups of the last week (each cell), the weekly means per unit, the forecasts (and how
+    the earlier ones scored), and the insights."""
     cells = [c for c in rollups["cells"] if c["metric"] == "who5_index"]
     last = max(c["iso_week"] for c in cells)
     lines = [f"\nWHO-5 index (0-100), week {last}, organisation view (k = {rollups['k']}):", ""]
@@ -444,27 +485,54 @@ def render(plan: Plan, rollups: dict[str, Any], insights: dict[str, Any]) -> str
         lines.append(f"  {unit:<18} " + " ".join(f"{series[unit].get(w, ''):>5}" for w in weeks))
     statuses = Counter(c["status"] if c["status"] == "released" else c["reason"] for c in rollups["cells"])
     lines += ["", "All metrics and weeks: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))]
-    lines += ["", f"Insights ({len(insights['insights'])}):"]
-    for i in insights["insights"]:
+    lines += render_forecasts(insights, metrics)
+    others = [i for i in insights["insights"] if i["kind"] != "forecast"]
+    lines += ["", f"Insights ({len(others)}):"]
+    for i in others:
         trig = i["trigger"]
         lo, hi = i["interval_95"]
-        if i["kind"] == "forecast":
-            lines.append(
-                f"  forecast {i['org_unit']:<18} {i['metric']:<10} {i['expected_change']:+.1f} [{lo:+.1f}, {hi:+.1f}] "
-                f"before {trig['kind']} '{trig['label'] or trig['trigger_id']}' on {trig['starts_on']} "
-                f"({i['past_triggers']} past triggers)"
-            )
-        else:
-            why = f" during {trig['kind']} '{trig['label'] or trig['trigger_id']}'" if trig else ""
-            lines.append(
-                f"  {i['iso_week']} {i['org_unit']:<18} {i['metric']:<10} {i['kind']:<5} {i['change']:+.1f} "
-                f"[{lo:+.1f}, {hi:+.1f}]{why}"
-            )
+        why = f" during {trig['kind']} '{trig['label'] or trig['trigger_id']}'" if trig else ""
+        lines.append(
+            f"  {i['iso_week']} {i['org_unit']:<18} {i['metric']:<10} {i['kind']:<5} {i['change']:+.1f} "
+            f"[{lo:+.1f}, {hi:+.1f}]{why}"
+        )
         lines.append(f"      -> {i['suggestion']}")
-    withheld = Counter((w["trigger_id"], w["reason"]) for w in insights.get("forecasts_withheld", []))
-    for (trigger_id, reason), n in sorted(withheld.items()):
-        lines.append(f"  forecast for '{trigger_id}' withheld for {n} unit/metric pairs: {reason}")
     return "\n".join(lines) + "\n"
+
+
+def render_forecasts(insights: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """Each raised forecast (unit, trigger and date, expected change with its 95% interval, the past
+    triggers it rests on, the timed suggestion, and its score once the period passed), what was
+    withheld for the coming triggers and why, and the hit rate so far."""
+    today = datetime.now(UTC).date().isoformat()
+    raised = [i for i in insights["insights"] if i["kind"] == "forecast"]
+    lines = ["", f"Forecasts ({len(raised)}):"]
+    for f in raised:
+        trig, (lo, hi) = f["trigger"], f["interval_95"]
+        based = "" if f["based_on"] == f["org_unit"] else f", from {f['based_on']}'s series"
+        lines.append(
+            f"  {f['org_unit']:<18} {f['metric']:<10} {f['expected_change']:+.1f} [{lo:+.1f}, {hi:+.1f}] "
+            f"around {trig['kind']} '{trig['label'] or trig['trigger_id']}' on {trig['starts_on']} "
+            f"({f['past_triggers']} past {trig['kind']}s{based})"
+        )
+        lines.append(f"      -> {f['suggestion']}")
+        if f["outcome"]:
+            o = f["outcome"]
+            seen = "" if o["observed_change"] is None else f": released change {o['observed_change']:+.1f}, "
+            inside = "" if o["within_interval"] is None else ("within" if o["within_interval"] else "outside")
+            lines.append(f"      scored {o['result']}{seen}{inside + ' the interval' if inside else ''}")
+    ahead = [w for w in insights.get("forecasts_withheld", []) if w["starts_on"] > today]
+    for (trigger_id, reason), n in sorted(Counter((w["trigger_id"], w["reason"]) for w in ahead).items()):
+        lines.append(f"  withheld for '{trigger_id}': {n} unit/metric pairs, {reason}")
+    scores = metrics.get("forecasts") or {}
+    rate = scores.get("hit_rate")
+    lines.append(
+        f"  scored so far (GET /v1/program-metrics): {scores.get('scored', 0)} "
+        f"({scores.get('hits', 0)} hits, {scores.get('misses', 0)} misses, "
+        f"{scores.get('within_interval', 0)} within their interval), hit rate "
+        + (f"{rate:.2f}" if rate is not None else "n/a")
+    )
+    return lines
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -486,7 +554,7 @@ def register(sub: Any) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     demo.add_argument("--employees", type=int, default=300, help="people in the organisation (default 300)")
-    demo.add_argument("--weeks", type=int, default=8, help="weeks of check-ins (default 8, at least 2)")
+    demo.add_argument("--weeks", type=int, default=12, help="weeks of check-ins (default 12, at least 2)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the synthetic data")
     demo.add_argument("--port-offset", type=int, default=0, help="as given to kinwell up")
     demo.add_argument("--concurrency", type=int, default=16, help="requests in flight")

@@ -18,8 +18,10 @@ from shared.natsserver import free_port
 from tests.system.test_kinwell_up import _offset
 
 
-@pytest.mark.timeout(1200)  # five services start, then ~200 requests: minutes on a loaded 2-core machine
-def test_demo_seeds_a_running_platform_and_shows_released_and_suppressed_cells(tmp_path: Path):
+@pytest.mark.timeout(1200)  # five services start, then ~3,000 requests: minutes on a loaded 2-core machine
+def test_demo_seeds_a_running_platform_and_shows_cells_and_a_forecast_before_the_next_close(tmp_path: Path):
+    """At the default size (300 employees, 12 weeks): the smallest the docstring of shared/demo.py
+    finds the forecast robust at (60 employees' DP noise hides the drop)."""
     offset, nats_port = _offset(), free_port()
     env = {
         **os.environ,
@@ -43,7 +45,7 @@ def test_demo_seeds_a_running_platform_and_shows_released_and_suppressed_cells(t
                 break
         assert any("Kinwell is ready" in line for line in lines), "".join(lines)
         demo = subprocess.run(
-            [sys.executable, "-m", "shared.cli", "demo", "--employees", "60", "--weeks", "3",
+            [sys.executable, "-m", "shared.cli", "demo", "--employees", "300", "--weeks", "12",
              "--port-offset", str(offset), "--no-progress", "--settle", "2"],
             env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
@@ -60,11 +62,25 @@ def test_demo_seeds_a_running_platform_and_shows_released_and_suppressed_cells(t
         for count, name in re.findall(r"(\d+) (\w+)", out.split("All metrics and weeks:")[1].splitlines()[0])
     )
     assert summary.get("released", 0) > 0 and summary.get("below_k", 0) > 0, summary
-    # Three backdated weeks, each released, ending two weeks before the current one.
-    weeks = re.search(r"org unit\s+(W\d\d)\s+(W\d\d)\s+(W\d\d)\n", out)
+    # Twelve backdated weeks, each released, ending two weeks before the current one.
+    weeks = re.search(r"org unit((?:\s+W\d\d){12})\n", out)
     assert weeks is not None, out
     last = (datetime.now(UTC).date() - timedelta(weeks=2)).isocalendar()
-    assert weeks.group(3) == f"W{last[1]:02d}"
+    assert weeks.group(1).split()[-1] == f"W{last[1]:02d}"
+    # The forecast before Friday next week's close, from the four past closes, timed and worded.
+    today = datetime.now(UTC).date()
+    close = today - timedelta(days=today.weekday()) + timedelta(days=11)  # Friday next week
+    forecast = re.search(
+        rf"  sales\s+(who5_index|mood)\s+(-[\d.]+) \[(-[\d.]+), (-[\d.]+)\] around deadline 'Sales close' "
+        rf"on {close.isoformat()} \(4 past deadlines\)\n      -> From {today.isoformat()}, "
+        rf"{(close - today).days} days before the deadline “Sales close” \({close.isoformat()}\): Review workload",
+        out,
+    )
+    assert forecast is not None, out
+    assert float(forecast.group(3)) <= float(forecast.group(2)) <= float(forecast.group(4)) < 0
+    assert re.search(r"scored so far \(GET /v1/program-metrics\): \d+ ", out), out
+    # And the drops around the past closes, on every page of GET /v1/insights.
+    assert re.search(r"W\d\d sales\s+who5_index drop\s+-[\d.]+ \[.+\] during deadline 'Sales close'", out), out
     assert not (tmp_path / "data" / clock.FILE).exists()  # the clock is back to real time
 
 
