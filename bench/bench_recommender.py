@@ -1,17 +1,28 @@
-"""``GET /v1/me/recommendations`` at realistic, open-loop rates, beside a bare FastAPI GET.
+"""``GET /v1/me/recommendations`` at open-loop rates, beside a bare FastAPI GET in the same run.
 
 The recommender serves 10,000 resources and holds 100,000 personalised profiles (preferences and
 two weeks of needs each; every profile's ``personalization`` grant is in the consent bucket, so
-the service's gate watches 100,000 keys). Requests come from 5,000 different employees. Both
-servers run in their own process (one uvicorn worker each) and are driven by the same open-loop
-generator (``bench.load.open_loop``: requests scheduled at fixed times, latency from the intended
-send time). Capacity = the highest rate held with p99 < 100 ms. Goal: the recommender's capacity
-at least 0.3x the bare GET's.
+the service's gate watches 100,000 keys). Resources and profiles are bulk-inserted into the
+service's own tables (its migrations, then Core ``executemany``), which takes seconds. Requests
+come from 5,000 different employees. Both servers run in their own process (one uvicorn worker
+each) and are driven by the same open-loop generator (``bench.load.open_loop``: requests
+scheduled at fixed times, latency from the intended send time, each abandoned after
+``TIMEOUT`` seconds and counted as a timeout).
+
+* p50/p99 at ``REALISTIC`` requests/s: a generous peak for 100,000 employees (every one of them
+  opening the list within about half an hour).
+* Capacity: the highest of ``RATES`` held for ``DURATION`` seconds with p99 < 100 ms, every answer
+  200 and no timeout (an exhausted pool answers 503: that rate is not held). The search stops at
+  the first rate not held, so one server's sweep lasts at most
+  ``len(RATES) * (WARMUP + DURATION + TIMEOUT)`` seconds.
+
+Goal: the recommender's capacity at least 0.3x the bare GET's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -19,10 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 
 from bench.common import Result, nats_server
-from bench.load import capacity, free_port, open_loop, serve_app, serve_service
+from bench.load import LoadResult, capacity, free_port, held, open_loop, serve_app, serve_service
 from shared.auth import Role, dev_token
 from shared.consent_gate import kv_key, kv_value
 from shared.crypto import pseudonym
@@ -32,7 +44,10 @@ from shared.settings import PlatformSettings
 RESOURCES = 10_000
 PROFILES = 100_000
 CALLERS = 5_000
-RATES = [50.0, 100.0, 200.0, 400.0, 800.0, 1600.0]
+REALISTIC = 50.0
+RATES = [50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 600.0, 800.0]
+RATES += [1000.0, 1200.0, 1600.0, 2000.0, 2400.0, 2800.0, 3200.0, 4000.0]
+WARMUP, DURATION, TIMEOUT = 1.0, 4.0, 2.0
 TOPICS = ["sleep", "stress", "anxiety", "workload", "isolation", "parenting", "low_mood", "energy", "general"]
 NEEDS = TOPICS[:-1]
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "recommender" / "migrations"
@@ -141,18 +156,46 @@ async def _grant_all(server: Any, names: list[str]) -> None:
         await nc.close()
 
 
+def _ladder(url: str, headers: Any) -> tuple[LoadResult, float, list[tuple[float, LoadResult]]]:
+    """The realistic rate, then the capacity search (after it, so its overload cannot linger)."""
+
+    def at(rate: float) -> LoadResult:
+        result = open_loop(
+            url, lambda i: "/v1/me/recommendations", rate=rate, headers=headers, duration=DURATION, warmup=WARMUP,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        print(f"    {rate:,.0f}/s: {result.summary()}", flush=True)
+        return result
+
+    realistic = at(REALISTIC)
+    cap, tried = capacity(at, RATES)
+    return realistic, cap, tried
+
+
+def _line(tried: list[tuple[float, LoadResult]]) -> str:
+    return "; ".join(
+        f"{rate:,.0f}/s p50 {r.p50:.1f} p99 {r.p99:.1f} ms"
+        + ("" if held(r) else f" (not held: {dict(r.statuses)}, timeouts {r.timeouts}, errors {r.errors})")
+        for rate, r in tried
+    )
+
+
 def run() -> list[Result]:
+    began = time.monotonic()
+    load_before = os.getloadavg()
     rng = random.Random(7)
     data_dir = Path(tempfile.mkdtemp(prefix="kinwell-bench-rec-"))
     platform = PlatformSettings(mode="embedded", data_dir=data_dir)
     url = f"sqlite:///{data_dir / 'recommender.db'}"
     subs, names = _seed(url, platform, rng)
+    print(f"  seeded {RESOURCES:,} resources and {PROFILES:,} profiles in {time.monotonic() - began:.1f} s")
     callers = rng.sample(subs, CALLERS)
     tokens = {s: dev_token(platform, s, [Role.employee], ttl_seconds=3600) for s in callers}
     headers = lambda i: {"Authorization": f"Bearer {tokens[callers[i % CALLERS]]}"}  # noqa: E731
 
+    print("  bare FastAPI GET:")
     with serve_app("bench.bench_recommender:bare_app", port=free_port()) as bare:
-        bare_cap, bare_tried = capacity(lambda r: open_loop(bare, lambda i: "/v1/me/recommendations", rate=r), RATES)
+        bare_real, bare_cap, bare_tried = _ladder(bare, lambda i: {})
 
     with nats_server() as server:
         server.provision()
@@ -160,18 +203,23 @@ def run() -> list[Result]:
         started = time.monotonic()
         with serve_service("recommender", server, data_dir, url, ready_timeout=300) as rec:
             print(f"  recommender ready {time.monotonic() - started:.1f} s after start (gate: {PROFILES:,} keys)")
-            probe = open_loop(rec, lambda i: "/v1/me/recommendations", rate=20, headers=headers, duration=2)
-            body_ok = probe.statuses.get(200, 0) == probe.requests
-            rec_cap, rec_tried = capacity(
-                lambda r: open_loop(rec, lambda i: "/v1/me/recommendations", rate=r, headers=headers), RATES
-            )
+            # What is measured is the personalised list: check one caller's answer first.
+            answer = httpx.get(f"{rec}/v1/me/recommendations", headers=headers(0), timeout=30)
+            body = answer.json()
+            personalised = answer.status_code == 200 and body["personalised"] and len(body["items"]) == 10
+            print(f"  recommender (personalised answer checked: {personalised}):")
+            rec_real, rec_cap, rec_tried = _ladder(rec, headers)
 
-    def ladder(tried: list) -> str:
-        return "; ".join(f"{rate:.0f}/s p50 {res.p50:.1f} p99 {res.p99:.1f} ms" for rate, res in tried)
-
-    print("  bare:", ladder(bare_tried))
-    print("  recommender:", ladder(rec_tried))
-    at = next((res for rate, res in rec_tried if rate == rec_cap), None)
+    load_after = os.getloadavg()
+    ratio = rec_cap / bare_cap if bare_cap else float("nan")
+    print("  bare:", _line(bare_tried))
+    print("  recommender:", _line(rec_tried))
+    notes = (
+        f"10,000 resources, 100,000 profiles, 5,000 callers; at {REALISTIC:.0f}/s: recommender p50 "
+        f"{rec_real.p50:.1f} ms, p99 {rec_real.p99:.1f} ms (bare p50 {bare_real.p50:.1f}, p99 {bare_real.p99:.1f});"
+        f" personalised answer checked: {personalised}; load average {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after; {time.monotonic() - began:.0f} s in all"
+    )
     return [
         Result(
             "recommendations capacity (p99<100ms)",
@@ -180,11 +228,18 @@ def run() -> list[Result]:
             "bare FastAPI GET",
             bare_cap,
             ">= 0.3x",
-            bool(body_ok and bare_cap and rec_cap / bare_cap >= 0.3),
-            f"10,000 resources, 100,000 profiles, 5,000 callers; at capacity p50 {at.p50:.1f} ms, p99 {at.p99:.1f} ms"
-            if at
-            else "not held at the lowest rate",
-        )
+            bool(personalised and ratio >= 0.3),
+            notes,
+        ),
+        Result(
+            f"recommendations p99 at {REALISTIC:.0f}/s",
+            rec_real.p99,
+            "ms",
+            "bare FastAPI GET p99",
+            bare_real.p99,
+            "< 100 ms",
+            held(rec_real),
+        ),
     ]
 
 
