@@ -39,6 +39,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -65,6 +66,9 @@ class ProcessedEvent(SQLModel, table=True):
     consumer: str = Field(primary_key=True, max_length=120)
     event_id: str = Field(primary_key=True, max_length=100)
     processed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+_PROCESSED = ProcessedEvent.__table__  # type: ignore[attr-defined]
 
 
 class Consumer:
@@ -285,15 +289,18 @@ class Consumer:
                         )
                     ).all()
                 )
-                applied = 0
+                records: list[dict[str, Any]] = []
+                now = datetime.now(UTC)
                 for event, event_id in zip(events, ids, strict=True):
                     if event_id in seen:
                         continue
                     seen.add(event_id)
                     self.handler(session, event)
-                    session.add(ProcessedEvent(consumer=self.name, event_id=event_id))
-                    applied += 1
+                    records.append({"consumer": self.name, "event_id": event_id, "processed_at": now})
+                if records:  # one executemany: an ORM object per record cost more than most handlers
+                    session.execute(insert(_PROCESSED), records)
                 session.commit()
+                applied = len(records)
             except BaseException:
                 session.rollback()
                 raise

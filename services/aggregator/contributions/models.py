@@ -7,6 +7,7 @@ replace an earlier one and a retraction can remove it; the release deletes them.
 
 from __future__ import annotations
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 HISTOGRAM_BINS = 10  # fixed bins over each metric's range
@@ -25,6 +26,7 @@ class Cell(SQLModel, table=True):
 
 class PendingToken(SQLModel, table=True):
     __tablename__ = "contribution_pending"
+    __table_args__ = (Index("ix_contribution_pending_token", "iso_week", "period_token"),)
 
     iso_week: str = Field(primary_key=True, max_length=8)
     metric: str = Field(primary_key=True, max_length=40)

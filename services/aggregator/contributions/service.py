@@ -1,13 +1,28 @@
-"""Recording and retracting contributions: one per token, week and metric; never after release."""
+"""Recording and retracting contributions: one per token, week and metric; never after release.
+
+``record`` and ``retract`` stage their event in the session's transaction; the staged events are
+applied together, in the order they came, when the transaction commits (or before the
+contributions state is read in it): one query for the weeks' release state, one for the tokens
+already held, one for the touched cells, one ``executemany`` per kind of write. A consumer
+applies a fetched batch in one transaction, so a batch costs a handful of statements instead of a
+few per contribution; one event alone is a batch of one, through the same code.
+"""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
 from prometheus_client import Counter
+from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from services.aggregator.contributions import repository as repo
-from services.aggregator.contributions.models import HISTOGRAM_BINS, Cell, PendingToken
+from services.aggregator.contributions.models import HISTOGRAM_BINS, Cell
 from services.aggregator.releases import repository as releases
+from shared.db import after_commit
 from shared.events.contribution import METRIC_RANGES, ContributionRecorded, ContributionRetracted
 from shared.telemetry import REGISTRY
 
@@ -17,6 +32,8 @@ LATE = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+_STAGED = "contributions.staged"
+_RECORDED, _RETRACTED = "recorded", "retracted"
 
 
 def _bin(metric: str, value: float) -> int:
@@ -24,100 +41,162 @@ def _bin(metric: str, value: float) -> int:
     return min(HISTOGRAM_BINS - 1, int((value - low) / (high - low) * HISTOGRAM_BINS))
 
 
-class _Transaction:
-    """What this transaction has read or written so far: a consumer applies a fetched batch in one
-    transaction, so each week's release state, each touched cell and token is looked up once, and
-    nothing is flushed before the commit (one executemany per table instead of a statement per
-    contribution). Bound to the transaction: a new one starts empty."""
+@dataclass(slots=True)
+class _Staged:
+    """Events of one transaction not applied yet: (kind, week, metric, token, unit, value)."""
 
-    def __init__(self, tx: object) -> None:
-        self.tx = tx
-        self.released: dict[str, bool] = {}
-        self.cells: dict[tuple[str, str, str], Cell] = {}
-        self.tokens: dict[tuple[str, str, str], PendingToken | None] = {}
+    tx: object
+    events: list[tuple[str, str, str, str, str, float]] = field(default_factory=list)
 
 
-def _tx(session: Session) -> _Transaction:
+def _stage(session: Session, item: tuple[str, str, str, str, str, float]) -> None:
     tx = session.get_transaction() or session.begin()
-    state: _Transaction | None = session.info.get("contributions")
-    if state is None or state.tx is not tx:
-        state = session.info["contributions"] = _Transaction(tx)
-    return state
+    staged: _Staged | None = session.info.get(_STAGED)
+    if staged is None or staged.tx is not tx:  # a new transaction: what an ended one staged is gone
+        staged = session.info[_STAGED] = _Staged(tx)
+    staged.events.append(item)
 
 
-def _released(session: Session, state: _Transaction, week: str) -> bool:
-    if week not in state.released:
-        state.released[week] = releases.is_released(session, week)
-    return state.released[week]
+def record(session: Session, event: ContributionRecorded) -> None:
+    """Add a contribution; a later one of the same token, week and metric replaces it. Dropped
+    and counted (``Release.late_dropped``) if its week is released."""
+    _bin(event.metric, event.value)  # a metric without a range fails here, with its event
+    _stage(session, (_RECORDED, event.iso_week, event.metric, event.period_token, event.org_unit, event.value))
 
 
-def _cell(session: Session, state: _Transaction, week: str, metric: str, unit: str) -> Cell:
-    key = (week, metric, unit)
-    row = state.cells.get(key)
-    if row is None:
-        with session.no_autoflush:
-            row = repo.cell(session, week, metric, unit)
-        if row is None:
-            row = Cell(iso_week=week, metric=metric, org_unit=unit)
-            session.add(row)
-        state.cells[key] = row
-    return row
-
-
-def _pending(session: Session, state: _Transaction, week: str, metric: str, token: str) -> PendingToken | None:
-    key = (week, metric, token)
-    if key not in state.tokens:
-        with session.no_autoflush:
-            state.tokens[key] = repo.pending(session, week, metric, token)
-    return state.tokens[key]
-
-
-def _apply(session: Session, week: str, metric: str, unit: str, value: float, sign: int) -> None:
-    row = _cell(session, _tx(session), week, metric, unit)
-    bins = [int(b) for b in row.histogram.split(",")] if row.histogram else [0] * HISTOGRAM_BINS
-    bins[_bin(metric, value)] += sign
-    row.count += sign
-    row.total += sign * value
-    row.histogram = ",".join(str(b) for b in bins)
-
-
-def record(session: Session, event: ContributionRecorded) -> str:
-    """Add a contribution; a later one of the same token replaces it. ``late`` after release."""
-    state = _tx(session)
-    if _released(session, state, event.iso_week):
-        releases.count_late(session, event.iso_week)
-        LATE.labels("recorded").inc()
-        return "late"
-    earlier = _pending(session, state, event.iso_week, event.metric, event.period_token)
-    if earlier is not None:
-        _apply(session, earlier.iso_week, earlier.metric, earlier.org_unit, earlier.value, -1)
-        earlier.org_unit, earlier.value = event.org_unit, event.value
-        outcome = "replaced"
-    else:
-        token = PendingToken(
-            iso_week=event.iso_week,
-            metric=event.metric,
-            period_token=event.period_token,
-            org_unit=event.org_unit,
-            value=event.value,
-        )
-        session.add(token)
-        state.tokens[(event.iso_week, event.metric, event.period_token)] = token
-        outcome = "recorded"
-    _apply(session, event.iso_week, event.metric, event.org_unit, event.value, +1)
-    return outcome
-
-
-def retract(session: Session, event: ContributionRetracted) -> int:
+def retract(session: Session, event: ContributionRetracted) -> None:
     """Remove every contribution of the token for the week (all metrics) if not yet released."""
-    state = _tx(session)
-    if _released(session, state, event.iso_week):
-        releases.count_late(session, event.iso_week)
-        LATE.labels("retracted").inc()
-        return 0
-    rows = repo.pending_of_token(session, event.iso_week, event.period_token)  # flushes what is pending
-    for row in rows:
-        _apply(session, row.iso_week, row.metric, row.org_unit, row.value, -1)
-        session.delete(row)
-        state.tokens[(row.iso_week, row.metric, row.period_token)] = None
-    return len(rows)
+    _stage(session, (_RETRACTED, event.iso_week, "", event.period_token, event.org_unit, 0.0))
+
+
+def cells_of_week(session: Session, week: str) -> list[Cell]:
+    settle(session)
+    return list(repo.cells_of_week(session, week))
+
+
+def open_weeks(session: Session) -> list[str]:
+    settle(session)
+    return repo.open_weeks(session)
+
+
+def drop_week(session: Session, week: str) -> int:
+    settle(session)
+    return repo.drop_week(session, week)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _settle_before_commit(session: Session) -> None:
+    if _STAGED in session.info:
+        settle(session)
+
+
+def settle(session: Session) -> None:
+    """Apply what this transaction staged, in order (see the module docstring)."""
+    staged: _Staged | None = session.info.pop(_STAGED, None)
+    if staged is None or staged.tx is not session.get_transaction() or not staged.events:
+        return
+    events = staged.events
+    released = releases.released_among(session, {e[1] for e in events})
+
+    # Every contribution held for the batch's tokens, all metrics: token -> metric -> (unit, value).
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for _, week, _, token, _, _ in events:
+        if week not in released:
+            wanted[week].add(token)
+    held: dict[tuple[str, str], dict[str, tuple[str, float]]] = defaultdict(dict)
+    for week, tokens in wanted.items():
+        for token, metric, unit, value in repo.held_tokens(session, week, tokens):
+            held[(week, token)][metric] = (unit, value)
+    before = {key: dict(metrics) for key, metrics in held.items()}
+
+    # Replay the events on them, noting each change of a cell: (week, metric, unit, value, +1/-1).
+    changes: list[tuple[str, str, str, float, int]] = []
+    late: Tally[tuple[str, str]] = Tally()
+    for kind, week, metric, token, unit, value in events:
+        if week in released:
+            late[(week, kind)] += 1
+            continue
+        metrics = held[(week, token)]
+        if kind == _RECORDED:
+            earlier = metrics.get(metric)
+            if earlier is not None:
+                changes.append((week, metric, earlier[0], earlier[1], -1))
+            metrics[metric] = (unit, value)
+            changes.append((week, metric, unit, value, +1))
+        else:
+            for held_metric, (held_unit, held_value) in metrics.items():
+                changes.append((week, held_metric, held_unit, held_value, -1))
+            metrics.clear()
+
+    _write_tokens(session, before, held)
+    _write_cells(session, changes)
+    if late:
+        for (week, _), n in late.items():
+            releases.count_late(session, week, n)
+
+        def count() -> None:
+            for (_, kind), n in late.items():
+                LATE.labels(kind).inc(n)
+
+        after_commit(session, count)
+
+
+def _write_tokens(
+    session: Session,
+    before: dict[tuple[str, str], dict[str, tuple[str, float]]],
+    after: dict[tuple[str, str], dict[str, tuple[str, float]]],
+) -> None:
+    inserted: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
+    deleted: list[dict[str, Any]] = []
+    for (week, token), metrics in after.items():
+        was = before.get((week, token), {})
+        for metric, (unit, value) in metrics.items():
+            if metric not in was:
+                inserted.append(
+                    {"iso_week": week, "metric": metric, "period_token": token, "org_unit": unit, "value": value}
+                )
+            elif was[metric] != (unit, value):
+                updated.append({"k_w": week, "k_m": metric, "k_t": token, "org_unit": unit, "value": value})
+        deleted.extend({"k_w": week, "k_m": metric, "k_t": token} for metric in was if metric not in metrics)
+    repo.write_tokens(session, inserted, updated, deleted)
+
+
+def _write_cells(session: Session, changes: list[tuple[str, str, str, float, int]]) -> None:
+    if not changes:
+        return
+    touched: dict[str, dict[tuple[str, str], list[Any]]] = defaultdict(dict)  # week -> (metric, unit) -> state
+    for week, metric, unit, _, _ in changes:
+        touched[week][(metric, unit)] = []
+    stored: set[tuple[str, str, str]] = set()
+    for week, cells in touched.items():
+        for metric, unit, count, total, histogram in repo.cells_of(
+            session, week, {m for m, _ in cells}, {u for _, u in cells}
+        ):
+            if (metric, unit) in cells:
+                bins = [int(b) for b in histogram.split(",")] if histogram else [0] * HISTOGRAM_BINS
+                cells[(metric, unit)] = [count, total, bins]
+                stored.add((week, metric, unit))
+        for state in cells.values():
+            if not state:
+                state.extend((0, 0.0, [0] * HISTOGRAM_BINS))
+    for week, metric, unit, value, sign in changes:
+        state = touched[week][(metric, unit)]
+        state[0] += sign
+        state[1] += sign * value
+        state[2][_bin(metric, value)] += sign
+    inserted: list[dict[str, Any]] = []
+    updated: list[dict[str, Any]] = []
+    for week, cells in touched.items():
+        for (metric, unit), (count, total, bins) in cells.items():
+            histogram = ",".join(map(str, bins))
+            if (week, metric, unit) in stored:
+                updated.append(
+                    {"k_w": week, "k_m": metric, "k_u": unit, "count": count, "total": total, "histogram": histogram}
+                )
+            else:
+                inserted.append(
+                    {"iso_week": week, "metric": metric, "org_unit": unit, "count": count, "total": total,
+                     "histogram": histogram}
+                )  # fmt: skip
+    repo.write_cells(session, inserted, updated)

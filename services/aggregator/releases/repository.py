@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import tuple_
+from sqlalchemy import tuple_, update
 from sqlmodel import Session, col, select
 
 from services.aggregator.releases.models import Release, ReleasedCell
@@ -14,11 +14,14 @@ def is_released(session: Session, week: str) -> bool:
     return session.get(Release, week) is not None
 
 
-def count_late(session: Session, week: str) -> None:
-    release = session.get(Release, week)
-    if release is not None:
-        release.late_dropped += 1
-        session.add(release)
+def released_among(session: Session, weeks: Collection[str]) -> set[str]:
+    return set(session.exec(select(Release.iso_week).where(col(Release.iso_week).in_(weeks))).all())
+
+
+def count_late(session: Session, week: str, n: int) -> None:
+    session.execute(
+        update(Release).where(col(Release.iso_week) == week).values(late_dropped=col(Release.late_dropped) + n)
+    )
 
 
 def releases(session: Session) -> Sequence[Release]:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session
 
 from services.aggregator.access import View
-from services.aggregator.contributions import repository as contributions
+from services.aggregator.contributions import service as contributions
 from services.aggregator.contributions.models import Cell
 from services.aggregator.insights import service as insights
 from services.aggregator.notify import ROLLUP_PUBLISHED, notify
