@@ -164,22 +164,15 @@ class SubjectKey:
         return self.envelope.open(blob, aad(*context, self.pseudonym))
 
 
-class DataKeyStore:
-    """Creates, caches, destroys and re-wraps subjects' data keys.
+class SubjectKeyCache:
+    """Unwrapped subject keys held in memory, the least recently used dropped beyond ``cache_size``;
+    thread-safe, since endpoints and handlers run in worker threads. A key store keeps one so that
+    a request does not pay a query (or a bus round trip) and an unwrap for a key it used before."""
 
-    Unwrapped keys are cached in memory (bounded LRU) because unwrapping on every request would
-    put a query on the hot path. A cached key can outlive its row in another replica, so tables
-    that hold ciphertext reference ``data_key.key_id`` with ``ON DELETE CASCADE``: a write under a
-    destroyed key fails its foreign key instead of storing data nobody can erase.
-    """
-
-    def __init__(self, master: MasterKeys, *, cache_size: int = 10_000) -> None:
-        self.master = master
+    def __init__(self, cache_size: int) -> None:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, SubjectKey] = OrderedDict()
         self._lock = threading.Lock()
-
-    # --- cache ---------------------------------------------------------------------------------
 
     def cached(self, pseudonym: str) -> SubjectKey | None:
         with self._lock:
@@ -199,6 +192,20 @@ class DataKeyStore:
     def evict(self, pseudonym: str) -> None:
         with self._lock:
             self._cache.pop(pseudonym, None)
+
+
+class DataKeyStore(SubjectKeyCache):
+    """Creates, caches, destroys and re-wraps subjects' data keys.
+
+    Unwrapped keys are cached in memory (bounded LRU) because unwrapping on every request would
+    put a query on the hot path. A cached key can outlive its row in another replica, so tables
+    that hold ciphertext reference ``data_key.key_id`` with ``ON DELETE CASCADE``: a write under a
+    destroyed key fails its foreign key instead of storing data nobody can erase.
+    """
+
+    def __init__(self, master: MasterKeys, *, cache_size: int = 10_000) -> None:
+        super().__init__(cache_size)
+        self.master = master
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nats.js.errors import APIError, NotFoundError
 
 from shared.crypto import CiphertextInvalid, Keyring, aad
-from shared.datakeys import KeyDestroyed, SubjectKey
+from shared.datakeys import KeyDestroyed, SubjectKey, SubjectKeyCache
 from shared.errors import ServiceUnavailable
 from shared.topology import EVENT_KEY_BUCKET, EVENT_KEY_STREAM
 
@@ -54,7 +52,7 @@ def key_subject(pseudonym: str) -> str:
     return f"$KV.{EVENT_KEY_BUCKET}.{pseudonym}"
 
 
-class EventKeyring:
+class EventKeyring(SubjectKeyCache):
     """Gets, creates and erases subjects' event keys over a service's own NATS connection.
 
     The async methods run on the service's event loop; the ``*_blocking`` ones are for handlers
@@ -62,11 +60,9 @@ class EventKeyring:
     """
 
     def __init__(self, kek_secret: bytes, *, cache_size: int = 10_000) -> None:
+        super().__init__(cache_size)
         # The one envelope (shared.crypto), derived for this purpose from the KEK secret.
         self._kek = Keyring(KEK_ID, {KEK_ID: kek_secret}).envelope(_WRAP_PURPOSE)
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, SubjectKey] = OrderedDict()
-        self._lock = threading.Lock()
         self._bus: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -94,27 +90,6 @@ class EventKeyring:
         except (CiphertextInvalid, ValueError, KeyError, TypeError) as exc:
             raise CiphertextInvalid("event key does not unwrap") from exc
         return SubjectKey.of(key_id, pseudonym, raw)
-
-    # --- cache -------------------------------------------------------------------------------
-
-    def cached(self, pseudonym: str) -> SubjectKey | None:
-        with self._lock:
-            key = self._cache.get(pseudonym)
-            if key is not None:
-                self._cache.move_to_end(pseudonym)
-            return key
-
-    def _remember(self, key: SubjectKey) -> SubjectKey:
-        with self._lock:
-            self._cache[key.pseudonym] = key
-            self._cache.move_to_end(key.pseudonym)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return key
-
-    def evict(self, pseudonym: str) -> None:
-        with self._lock:
-            self._cache.pop(pseudonym, None)
 
     # --- the bucket ----------------------------------------------------------------------------
 

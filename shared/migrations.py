@@ -2,7 +2,10 @@
 
 Each service runs its own migrations against its own database. The platform tables every service
 has (outbox, idempotency records, audit log) are created by :func:`create_platform_tables`, which
-each service's first revision calls, so their shape is written once.
+each service's first revision calls, so their shape is written once. A revision that only adds
+tables shared by several services takes the pair as its own::
+
+    upgrade, downgrade = create_outbox_dead_table, drop_outbox_dead_table
 """
 
 from __future__ import annotations
@@ -11,16 +14,23 @@ import sqlalchemy as sa
 from alembic import context, op
 
 
-def create_platform_tables() -> None:
-    """Outbox, consumer idempotency records, and the hash-chained audit log (schema v1)."""
-    op.create_table(
-        "outbox",
+def _outbox_message_columns() -> list[sa.Column]:
+    """What an outbox row and a parked one both hold: the message as it was staged."""
+    return [
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("msg_id", sa.String(100), nullable=False, unique=True),
         sa.Column("subject", sa.String(255), nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),
         sa.Column("headers", sa.String, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    ]
+
+
+def create_platform_tables() -> None:
+    """Outbox, consumer idempotency records, and the hash-chained audit log (schema v1)."""
+    op.create_table(
+        "outbox",
+        *_outbox_message_columns(),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     )
     op.create_table(
@@ -53,15 +63,33 @@ def create_outbox_dead_table() -> None:
     """Parked outbox rows (``shared.bus.parking``): what JetStream would not take, moved aside."""
     op.create_table(
         "outbox_dead",
-        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("msg_id", sa.String(100), nullable=False, unique=True),
-        sa.Column("subject", sa.String(255), nullable=False),
-        sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("headers", sa.String, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        *_outbox_message_columns(),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("parked_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.String(64), nullable=False),
+    )
+
+
+def drop_outbox_dead_table() -> None:
+    op.drop_table("outbox_dead")
+
+
+def irreversible() -> None:
+    """The downgrade of a service's first revision: there is nothing before it to go back to."""
+    raise NotImplementedError("the first revision is not reversible")
+
+
+def create_data_key_table() -> None:
+    """Subjects' wrapped data keys (``shared.datakeys.DataKey``), for a service that encrypts
+    personal data at rest; its ciphertext tables reference ``data_key.key_id``."""
+    op.create_table(
+        "data_key",
+        sa.Column("key_id", sa.String(32), primary_key=True),
+        sa.Column("pseudonym", sa.String(64), nullable=False, unique=True),
+        sa.Column("kek_id", sa.String(64), nullable=False),
+        sa.Column("wrapped", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("rewrapped_at", sa.DateTime(timezone=True), nullable=True),
     )
 
 
@@ -133,6 +161,11 @@ def create_webhook_tables() -> None:
         sa.Column("error_type", sa.String(64), nullable=True),
         sa.Column("duration_ms", sa.Float, nullable=False),
     )
+
+
+def drop_webhook_tables() -> None:
+    for table in ("webhook_attempt", "webhook_delivery", "webhook_subscription"):
+        op.drop_table(table)
 
 
 def run_env() -> None:

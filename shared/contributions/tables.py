@@ -77,6 +77,11 @@ def create_tables(assignments: str, pending: str, org_units: str) -> None:
         _create(table)
 
 
+def create_assignments_table(name: str) -> None:
+    """The subjects' org units only, for a producer that wrote them before the other two."""
+    _create(_assignments(name, sa.MetaData()))
+
+
 def create_org_unit_table(name: str) -> None:
     """The org tree only, for a producer that already had the other two."""
     _create(_org_units(name, sa.MetaData()))

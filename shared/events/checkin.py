@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.consent_gate import Consent
 from shared.events.base import Event
@@ -28,6 +28,15 @@ ISO_WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 
 Need = Literal["sleep", "stress", "anxiety", "workload", "isolation", "parenting", "low_mood", "energy"]
+
+
+def _unique_needs(needs: list[Need]) -> list[Need]:
+    if len(set(needs)) != len(needs):
+        raise ValueError("needs must be unique")
+    return needs
+
+
+Needs = Annotated[list[Need], Field(max_length=8), AfterValidator(_unique_needs)]
 RiskReason = Literal["self_harm_item", "crisis_language", "who5_very_low", "phq9_severe", "contact_requested"]
 Severity = Literal["routine", "high", "critical"]
 FactsModel = type[BaseModel]  # named here: inside a contract, ``type`` is the event's type field
@@ -86,14 +95,7 @@ class PersonalizationSubmitted(PurposeScoped, Event):
     pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
     lang: str = Field(pattern=LANG_PATTERN)
     iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
-    needs: list[Need] = Field(default_factory=list, max_length=8)
-
-    @field_validator("needs")
-    @classmethod
-    def _unique(cls, needs: list[str]) -> list[str]:
-        if len(set(needs)) != len(needs):
-            raise ValueError("needs must be unique")
-        return needs
+    needs: Needs = Field(default_factory=list)
 
 
 class EscalationFlagged(PurposeScoped, Event):
@@ -133,14 +135,7 @@ class PersonalizationFacts(BaseModel):
 
     lang: str = Field(pattern=LANG_PATTERN)
     iso_week: str = Field(pattern=ISO_WEEK_PATTERN)
-    needs: list[Need] = Field(default_factory=list, max_length=8)
-
-    @field_validator("needs")
-    @classmethod
-    def _unique(cls, needs: list[str]) -> list[str]:
-        if len(set(needs)) != len(needs):
-            raise ValueError("needs must be unique")
-        return needs
+    needs: Needs = Field(default_factory=list)
 
 
 class PersonalizationSubmittedV2(SealedEvent):

@@ -18,18 +18,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from shared.events.base import Event
-from shared.events.hris import OrgUnitChanged, PersonalizationProfile, SubjectAssigned, SubjectLeft
-from shared.events.hris import TriggerAnnounced as TriggerAnnouncedEvent
-from shared.hris.schema import (
-    EmployeeCreated,
-    EmployeeLeft,
-    EmployeeUpdated,
-    OrgUnitClosed,
-    OrgUnitCreated,
-    OrgUnitMoved,
-    OrgUnitRenamed,
-    TriggerAnnounced,
-)
+from shared.events.hris import OrgUnitChanged, PersonalizationProfile, SubjectAssigned, SubjectLeft, TriggerAnnounced
+from shared.hris import schema as hris  # what an HRIS sends, told apart from the platform events above
 
 PseudonymFn = Callable[[str], str]
 ConsentFn = Callable[[str], bool]
@@ -50,7 +40,7 @@ def to_platform_events(
     """
     day = today or datetime.now(UTC).date()
     match hris_event:
-        case EmployeeCreated(employee=employee) | EmployeeUpdated(employee=employee):
+        case hris.EmployeeCreated(employee=employee) | hris.EmployeeUpdated(employee=employee):
             subject = pseudonym_fn(employee.employee_id)
             events: list[Event] = []
             if employee.org_unit is not None:
@@ -60,23 +50,23 @@ def to_platform_events(
             if any(v is not None for v in profile.values()) and personalization_allowed(subject):
                 events.append(PersonalizationProfile(pseudonym=subject, **profile))
             return events
-        case EmployeeLeft(employee_id=employee_id, left_on=left_on):
+        case hris.EmployeeLeft(employee_id=employee_id, left_on=left_on):
             return [SubjectLeft(pseudonym=pseudonym_fn(employee_id), effective_from=left_on or day)]
-        case OrgUnitCreated(org_unit=unit, effective_from=effective):
+        case hris.OrgUnitCreated(org_unit=unit, effective_from=effective):
             return [
                 OrgUnitChanged(
                     org_unit=unit.org_unit_id, parent=unit.parent_id, state="active", effective_from=effective or day
                 )
             ]
-        case OrgUnitMoved(org_unit_id=unit_id, parent_id=parent, effective_from=effective):
+        case hris.OrgUnitMoved(org_unit_id=unit_id, parent_id=parent, effective_from=effective):
             return [OrgUnitChanged(org_unit=unit_id, parent=parent, state="active", effective_from=effective or day)]
-        case OrgUnitClosed(org_unit_id=unit_id, closed_on=closed_on):
+        case hris.OrgUnitClosed(org_unit_id=unit_id, closed_on=closed_on):
             return [OrgUnitChanged(org_unit=unit_id, state="closed", effective_from=closed_on or day)]
-        case OrgUnitRenamed():
+        case hris.OrgUnitRenamed():
             return []  # names stay in the consent service
-        case TriggerAnnounced():
+        case hris.TriggerAnnounced():
             return [
-                TriggerAnnouncedEvent(
+                TriggerAnnounced(
                     trigger_id=hris_event.trigger_id,
                     kind=hris_event.kind,
                     org_units=list(hris_event.org_units),

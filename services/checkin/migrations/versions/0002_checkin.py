@@ -7,6 +7,9 @@ Revises: checkin_0001
 import sqlalchemy as sa
 from alembic import op
 
+from shared.contributions.tables import create_assignments_table
+from shared.migrations import create_data_key_table
+
 revision = "checkin_0002"
 down_revision = "checkin_0001"
 branch_labels = None
@@ -20,15 +23,7 @@ def _key_fk() -> sa.Column:
 
 
 def upgrade() -> None:
-    op.create_table(
-        "data_key",
-        sa.Column("key_id", sa.String(32), primary_key=True),
-        sa.Column("pseudonym", sa.String(64), nullable=False, unique=True),
-        sa.Column("kek_id", sa.String(64), nullable=False),
-        sa.Column("wrapped", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("rewrapped_at", sa.DateTime(timezone=True), nullable=True),
-    )
+    create_data_key_table()
     op.create_table(
         "checkin",
         sa.Column("id", sa.String(32), primary_key=True),
@@ -48,14 +43,7 @@ def upgrade() -> None:
         sa.Column("trend", sa.LargeBinary, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_table(
-        "org_assignment",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("pseudonym", sa.String(64), nullable=False, index=True),
-        sa.Column("org_unit", sa.String(64), nullable=True),
-        sa.Column("effective_from", sa.Date, nullable=False),
-        sa.UniqueConstraint("pseudonym", "effective_from"),
-    )
+    create_assignments_table("org_assignment")
     op.create_table(
         "pending_contribution",
         sa.Column("msg_id", sa.String(100), primary_key=True),

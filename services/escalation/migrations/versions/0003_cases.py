@@ -7,6 +7,8 @@ Revises: escalation_0002
 import sqlalchemy as sa
 from alembic import op
 
+from shared.migrations import create_data_key_table
+
 revision = "escalation_0003"
 down_revision = "escalation_0002"
 branch_labels = None
@@ -25,15 +27,7 @@ def _case_fk(primary_key: bool = False) -> sa.Column:
 
 
 def upgrade() -> None:
-    op.create_table(
-        "data_key",
-        sa.Column("key_id", sa.String(32), primary_key=True),
-        sa.Column("pseudonym", sa.String(64), nullable=False, unique=True),
-        sa.Column("kek_id", sa.String(64), nullable=False),
-        sa.Column("wrapped", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("rewrapped_at", sa.DateTime(timezone=True), nullable=True),
-    )
+    create_data_key_table()
     op.create_table(
         "escalation_case",
         sa.Column("id", sa.String(32), primary_key=True),

@@ -7,6 +7,8 @@ Revises: escalation_outbox_dead
 import sqlalchemy as sa
 from alembic import op
 
+from shared.contributions.tables import create_assignments_table
+
 revision = "escalation_0005"
 down_revision = "escalation_outbox_dead"
 branch_labels = None
@@ -14,14 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "escalation_org_assignment",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("pseudonym", sa.String(64), nullable=False, index=True),
-        sa.Column("org_unit", sa.String(64), nullable=True),
-        sa.Column("effective_from", sa.Date, nullable=False),
-        sa.UniqueConstraint("pseudonym", "effective_from"),
-    )
+    create_assignments_table("escalation_org_assignment")
     op.create_table(
         "escalation_pending_contribution",
         sa.Column("msg_id", sa.String(100), primary_key=True),

@@ -4,17 +4,8 @@ Revision ID: recommender_0001
 Revises:
 """
 
-from shared.migrations import create_platform_tables
+from shared.migrations import create_platform_tables, irreversible
 
 revision = "recommender_0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    create_platform_tables()
-
-
-def downgrade() -> None:
-    raise NotImplementedError("the first revision is not reversible")
+upgrade, downgrade = create_platform_tables, irreversible
