@@ -244,7 +244,7 @@ def serve_service(
 
 async def _open_loop(
     url: str,
-    method: str,
+    method: Callable[[int], str],
     path: Callable[[int], str],
     body: Callable[[int], bytes],
     headers: Callable[[int], dict[str, str]],
@@ -276,7 +276,7 @@ async def _open_loop(
             else:
                 reader, writer = await asyncio.open_connection(host, int(port))
             held_conn.append(writer)
-            writer.write(_request(method, path(i), host_port, body(i), headers(i)))
+            writer.write(_request(method(i), path(i), host_port, body(i), headers(i)))
             status = await _read_response(reader)
             held_conn.clear()
             idle.append((reader, writer, time.perf_counter()))
@@ -318,7 +318,7 @@ def open_loop(
     path: Callable[[int], str],
     *,
     rate: float,
-    method: str = "GET",
+    method: str | Callable[[int], str] = "GET",
     body: Callable[[int], bytes] = lambda i: b"",
     headers: Callable[[int], dict[str, str]] = lambda i: {},
     duration: float = 4.0,
@@ -333,13 +333,17 @@ def open_loop(
     A request not answered ``timeout`` seconds after its intended send time is abandoned (its
     connection closed) and counted in ``timeouts``, so one run lasts at most
     ``warmup + duration + timeout`` seconds however far the server falls behind."""
+
+    def method_of(i: int) -> str:  # may vary per request, as path, body and headers do
+        return method(i) if callable(method) else method
+
     # The generator's own pauses would be charged to the server: the objects the caller holds
     # (a bench's seeded data) are kept out of the generator's garbage collections.
     gc.collect()
     gc.freeze()
     try:
         return asyncio.run(
-            _open_loop(url, method, path, body, headers, rate, duration, warmup, max_connections, timeout)
+            _open_loop(url, method_of, path, body, headers, rate, duration, warmup, max_connections, timeout)
         )
     finally:
         gc.unfreeze()

@@ -44,6 +44,8 @@ class ConsentSettings(ServiceSettings):
     hris_webhook_id_retention_days: int = Field(default=30, ge=1, le=3650)
     # Events accepted by one ``POST /v1/hris/import`` call (the CLI sends bounded batches).
     hris_import_max_events: int = Field(default=1000, ge=1, le=10000)
+    # Consent changes committed together at most (1: a commit per change; bench_consent compares).
+    writer_max_batch: int = Field(default=64, ge=1, le=1024)
     # Consent statistics' noise budget (KINWELL_CONSENT_STATS_RELEASE__RHO_COUNT, __RHO_CAP); their
     # k is the platform's k_anonymity (docs/aggregator.md).
     stats_release: ReleaseRules = Field(default_factory=ReleaseRules)

@@ -315,7 +315,7 @@ def writer_of(rt: Runtime, ctx: ConsentContext) -> ConsentWriter:
     """The service's writer, created on first use (its relay may not have started yet: rows wait)."""
     writer = ctx.writer_slot.writer
     if writer is None:
-        writer = ConsentWriter(rt.engine, ctx, on_commit=rt.relay.handoff)
+        writer = ConsentWriter(rt.engine, ctx, on_commit=rt.relay.handoff, max_batch=ctx.settings.writer_max_batch)
         rt.relay.deleter = writer.delete_outbox
         ctx.writer_slot.writer = writer
     return writer
