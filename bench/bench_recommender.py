@@ -34,7 +34,17 @@ import httpx
 import sqlalchemy as sa
 
 from bench.common import Result, nats_server
-from bench.load import LoadResult, capacity, free_port, held, open_loop, serve_app, serve_service
+from bench.load import (
+    LoadResult,
+    ServedUrl,
+    capacity,
+    cpu_seconds,
+    free_port,
+    held,
+    open_loop,
+    serve_app,
+    serve_service,
+)
 from shared.auth import Role, dev_token
 from shared.consent_gate import kv_key, kv_value
 from shared.crypto import pseudonym
@@ -156,8 +166,10 @@ async def _grant_all(server: Any, names: list[str]) -> None:
         await nc.close()
 
 
-def _ladder(url: str, headers: Any) -> tuple[LoadResult, float, list[tuple[float, LoadResult]]]:
-    """The realistic rate, then the capacity search (after it, so its overload cannot linger)."""
+def _ladder(url: ServedUrl, headers: Any) -> tuple[LoadResult, float, float, list[tuple[float, LoadResult]]]:
+    """The realistic rate (with the server's CPU time per request there, in µs: what a request
+    costs whatever else the machine runs), then the capacity search (after it, so its overload
+    cannot linger)."""
 
     def at(rate: float) -> LoadResult:
         result = open_loop(
@@ -167,9 +179,11 @@ def _ladder(url: str, headers: Any) -> tuple[LoadResult, float, list[tuple[float
         print(f"    {rate:,.0f}/s: {result.summary()}", flush=True)
         return result
 
+    before = cpu_seconds(url.pid)
     realistic = at(REALISTIC)
+    cpu_us = (cpu_seconds(url.pid) - before) / (REALISTIC * (WARMUP + DURATION)) * 1e6
     cap, tried = capacity(at, RATES)
-    return realistic, cap, tried
+    return realistic, cpu_us, cap, tried
 
 
 def _line(tried: list[tuple[float, LoadResult]]) -> str:
@@ -195,7 +209,7 @@ def run() -> list[Result]:
 
     print("  bare FastAPI GET:")
     with serve_app("bench.bench_recommender:bare_app", port=free_port()) as bare:
-        bare_real, bare_cap, bare_tried = _ladder(bare, lambda i: {})
+        bare_real, bare_cpu, bare_cap, bare_tried = _ladder(bare, lambda i: {})
 
     with nats_server() as server:
         server.provision()
@@ -208,7 +222,7 @@ def run() -> list[Result]:
             body = answer.json()
             personalised = answer.status_code == 200 and body["personalised"] and len(body["items"]) == 10
             print(f"  recommender (personalised answer checked: {personalised}):")
-            rec_real, rec_cap, rec_tried = _ladder(rec, headers)
+            rec_real, rec_cpu, rec_cap, rec_tried = _ladder(rec, headers)
 
     load_after = os.getloadavg()
     ratio = rec_cap / bare_cap if bare_cap else float("nan")
@@ -216,7 +230,8 @@ def run() -> list[Result]:
     print("  recommender:", _line(rec_tried))
     notes = (
         f"10,000 resources, 100,000 profiles, 5,000 callers; at {REALISTIC:.0f}/s: recommender p50 "
-        f"{rec_real.p50:.1f} ms, p99 {rec_real.p99:.1f} ms (bare p50 {bare_real.p50:.1f}, p99 {bare_real.p99:.1f});"
+        f"{rec_real.p50:.1f} ms, p99 {rec_real.p99:.1f} ms, CPU {rec_cpu:,.0f} µs/request (bare p50 "
+        f"{bare_real.p50:.1f}, p99 {bare_real.p99:.1f}, CPU {bare_cpu:,.0f} µs);"
         f" personalised answer checked: {personalised}; load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after; {time.monotonic() - began:.0f} s in all"
     )
