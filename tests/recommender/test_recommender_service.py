@@ -85,6 +85,21 @@ class TestPersonalised:
         again = rec.recommendations(sub)
         assert first["resource_id"] not in [i["resource_id"] for i in again["items"]]
 
+    def test_a_resource_rated_helpful_lifts_its_topics(self, rec):
+        # The rating names a resource; its topics come from the catalogue as the list is ranked.
+        sub = new_sub()
+        rec.set_consent(sub, "personalization", True)
+        auth = rec.p.auth(sub)
+        before = rec.recommendations(sub)["items"]
+        assert not any("parenting" in i["topics"] for i in before)
+        r = rec.svc.client.post(
+            "/v1/me/interactions", json={"resource_id": "parenting-course", "kind": "helpful"}, headers=auth
+        )
+        assert r.json() == {"recorded": True}
+        after = rec.recommendations(sub)["items"]
+        lifted = [i for i in after if "parenting" in i["topics"]]
+        assert lifted and all(i["reason"]["code"] == "helpful" for i in lifted)
+
     def test_an_unknown_resource_is_404_and_a_bad_kind_422(self, rec):
         sub = new_sub()
         auth = rec.p.auth(sub)

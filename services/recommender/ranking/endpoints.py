@@ -43,7 +43,7 @@ def get_recommendations(
     moderate or worse needs, and the counsellor request is always in the list."""
     snapshot = ctx.catalogue.snapshot(session)
     personal = gate_allows(request, subject, "personalization")
-    signals = profiles.signals(session, subject.pseudonym, snapshot.entries) if personal else None
+    signals = profiles.signals(session, subject.pseudonym, snapshot.by_id) if personal else None
     language = lang or (signals.language if signals else None) or negotiate(request.headers.get("accept-language"))
     language = language if language in reasons.LANGUAGES else "en"
     items, professional = rank(snapshot.index, signals, language, limit)
