@@ -5,8 +5,8 @@ preferred format) the first ``PER_KEY`` resources of that key, plus the first ``
 Each key's resources are ordered by what does not depend on the person: made for that topic first
 (it is their first topic), then general, then shorter. With a catalogue of a few hundred resources
 a person's candidates are most of it; with ten thousand, the ranking reads at most ``PER_KEY`` per
-key (a list shows ten, at most four led by one topic), which is what keeps a request at about a
-millisecond (docs/benchmarks.md).
+key (a list shows ten, at most four led by one topic), which is what keeps the ranking itself under a
+millisecond with 10,000 resources (docs/benchmarks.md, recommender).
 """
 
 from __future__ import annotations
