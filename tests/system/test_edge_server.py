@@ -90,11 +90,16 @@ def test_a_client_that_disconnects_mid_body_is_not_an_error(svc, token, caplog):
     assert any(getattr(r, "outcome", None) == "disconnected" for r in caplog.records)
 
 
-def test_connections_beyond_the_limit_are_refused_at_once(svc):
-    port = svc.settings.port
-    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(LIMITS["http_max_connections"])]
+def test_connections_beyond_the_limit_are_refused_at_once(start_service):
+    # Header timeout long enough that the held connections outlive their opening on a loaded
+    # machine (at 0.5 s they could time out first and free their places).
+    svc = start_service("checkin", **{**LIMITS, "http_header_timeout_seconds": 10})
+    port, limit = svc.settings.port, LIMITS["http_max_connections"]
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(limit)]
     try:
-        time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while len(svc._server.server_state.connections) < limit and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.02)  # until the server has accepted every held connection
         with socket.create_connection(("127.0.0.1", port)) as extra:
             status, headers, _ = read_response(extra, timeout=2.0)
         assert status == 503 and headers["content-type"] == "application/problem+json"
