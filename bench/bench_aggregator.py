@@ -79,9 +79,10 @@ async def _ingest() -> tuple[float, float]:
                                            filter_subject="contribution.>")
         )  # fmt: skip
         sub = await ops.js.pull_subscribe_bind("bench_raw", stream="CONTRIBUTION")
+        binding = handlers.binding()
         t, seen = time.perf_counter(), 0
         while seen < N_INGEST:
-            for msg in await sub.fetch(64, timeout=5):
+            for msg in await sub.fetch(binding.batch, timeout=5):  # the consumer's fetch size
                 await msg.ack()
                 seen += 1
         raw = N_INGEST / (time.perf_counter() - t)
@@ -93,10 +94,9 @@ async def _ingest() -> tuple[float, float]:
         akw = server.connect_kwargs("aggregator")
         bus = Bus("aggregator", akw["servers"][0], akw["user"], akw["password"])
         await bus.connect()
-        binding = handlers.binding()
         consumer = Consumer(
             bus, engine, stream="CONTRIBUTION", name=consumer_name("aggregator", "contribution.>"),
-            filter_subject="contribution.>", adapter=binding.adapter, handler=binding.handler,
+            filter_subject="contribution.>", adapter=binding.adapter, handler=binding.handler, batch=binding.batch,
         )  # fmt: skip
         t = time.perf_counter()
         consumer.start()

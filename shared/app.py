@@ -77,6 +77,7 @@ class ConsumerBinding:
     adapter: TypeAdapter[Any]
     handler: Handler
     max_deliver: int = 5
+    batch: int = 64  # messages per fetch, applied in one transaction
 
 
 def erasure_binding(service: str, erase: Callable[[Session, str], int]) -> ConsumerBinding:
@@ -195,6 +196,7 @@ async def _start_bus(rt: Runtime) -> None:
             adapter=binding.adapter,
             handler=binding.handler,
             max_deliver=binding.max_deliver,
+            batch=binding.batch,
         )
         rt.consumers.append(consumer)
         consumer.start()

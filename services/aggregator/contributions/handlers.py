@@ -22,4 +22,6 @@ def handle(session: Session, event: Any) -> None:
 
 
 def binding() -> ConsumerBinding:
-    return ConsumerBinding("contribution.>", TypeAdapter(ContributionEvent), handle)
+    # 256 a fetch: a settled batch costs a few statements whatever its size (bench_aggregator, same
+    # run: ~5,500 ev/s at 64, ~8,000 at 256, no better at 512).
+    return ConsumerBinding("contribution.>", TypeAdapter(ContributionEvent), handle, batch=256)
