@@ -31,7 +31,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from services.consent.consents.models import GRANTED, Consent, ConsentHistory
-from services.consent.hotpath import connection, prepared
 
 
 @cache
@@ -52,14 +51,14 @@ def _statements(dialect: str) -> dict[str, Any]:
         "history": history.insert(),
         "bump_kv_version": update(consent)
         .where(consent.c.pseudonym == bindparam("p_pseudonym"), consent.c.purpose == bindparam("p_purpose"))
-        .values(kv_version=consent.c.kv_version + literal_column("1"))  # no bind: run on the raw cursor
+        .values(kv_version=consent.c.kv_version + literal_column("1"))
         .returning(consent.c.kv_version),
     }
 
 
 def _run(session: Session, name: str, values: dict[str, Any]) -> None:
-    conn = connection(session)
-    prepared(conn, name, _statements(conn.dialect.name)[name], values).one(conn, values)
+    conn = session.connection()
+    conn.execute(_statements(conn.dialect.name)[name], values)
 
 
 def get_consent(session: Session, pseudonym: str, purpose: str) -> Consent | None:
@@ -76,9 +75,7 @@ def _consent_state_stmt() -> Any:
 
 def consent_state(session: Session, pseudonym: str, purpose: str) -> tuple[str, int, str | None] | None:
     """(state, policy version, language) of the subject's consent to ``purpose`` (Core: hot path)."""
-    conn = connection(session)
-    statement = prepared(conn, "consent_state", _consent_state_stmt(), ("pseudonym", "purpose"))
-    row = statement.one(conn, {"pseudonym": pseudonym, "purpose": purpose})
+    row = session.connection().execute(_consent_state_stmt(), {"pseudonym": pseudonym, "purpose": purpose}).first()
     return None if row is None else (row[0], row[1], row[2])
 
 
@@ -90,9 +87,9 @@ def save_consent(session: Session, values: dict[str, Any]) -> None:
 def bump_kv_version(session: Session, pseudonym: str, purpose: str) -> int | None:
     """Raise the consent's KV version and return it (None: no consent row). The update locks the
     row, so two changes of one key get their versions in the order they commit."""
-    conn = connection(session)
+    conn = session.connection()
     values = {"p_pseudonym": pseudonym, "p_purpose": purpose}
-    row = prepared(conn, "bump_kv_version", _statements(conn.dialect.name)["bump_kv_version"], values).one(conn, values)
+    row = conn.execute(_statements(conn.dialect.name)["bump_kv_version"], values).first()
     return None if row is None else int(row[0])
 
 

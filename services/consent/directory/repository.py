@@ -14,7 +14,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from services.consent.directory.models import ContactDetail, DirectoryEntry
-from services.consent.hotpath import connection, prepared
 from shared.shredding import scrub_after_commit
 
 
@@ -31,9 +30,9 @@ def _is_postgres(session: Session) -> bool:
 
 def lock_subject(session: Session, pseudonym: str, sealed_employee_id: bytes, key_id: str, at: datetime) -> None:
     """Create the subject's directory entry if missing, then lock it for this transaction."""
-    conn = connection(session)
+    conn = session.connection()
     values = {"pseudonym": pseudonym, "employee_id": sealed_employee_id, "key_id": key_id, "created_at": at}
-    prepared(conn, "directory", _insert(conn.dialect.name), values).one(conn, values)
+    conn.execute(_insert(conn.dialect.name), values)
     if _is_postgres(session):  # on SQLite the insert above already holds the write lock
         stmt = select(DirectoryEntry.pseudonym).where(DirectoryEntry.pseudonym == pseudonym).with_for_update()
         session.exec(stmt)

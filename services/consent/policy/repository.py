@@ -21,7 +21,6 @@ from sqlalchemy import (
 from sqlmodel import Session, col, select
 
 from services.consent.deps import ConsentContext
-from services.consent.hotpath import connection, prepared
 from services.consent.policy.models import PolicyVersion, PurposeRow
 
 
@@ -53,10 +52,7 @@ def _current_version_stmt(share: bool) -> Any:
 
 def current_version(session: Session, purpose: str, *, share: bool = False) -> int | None:
     """The purpose's current version number; ``share`` reads it FOR SHARE (see above)."""
-    # Core, not the ORM: this runs in every consent change.
-    conn = connection(session)
-    statement = prepared(conn, f"current_version:{share}", _current_version_stmt(share), ("purpose",))
-    row = statement.one(conn, {"purpose": purpose})
+    row = session.connection().execute(_current_version_stmt(share), {"purpose": purpose}).first()
     return None if row is None else int(row[0])
 
 
