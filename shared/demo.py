@@ -43,6 +43,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
@@ -391,61 +392,69 @@ class Demo:
             )
         await asyncio.sleep(self.args.settle)  # check-in releases held-back contributions every few seconds
 
-    async def _rollups(self, client: httpx.AsyncClient, params: dict[str, str]) -> dict[str, Any]:
-        """Every page of ``GET /v1/rollups`` (cursor-paged), as one body."""
-        url = f"{self.urls['aggregator']}/v1/rollups"
+    async def _every_page(
+        self, client: httpx.AsyncClient, path: str, params: dict[str, str], lists: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """Every page of a cursor-paged aggregator list, as one body (``lists`` concatenated)."""
+        url = f"{self.urls['aggregator']}{path}"
         query: dict[str, Any] = {**params, "limit": 200}
         body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
-        cells = list(body["cells"])
+        whole = {name: list(body[name]) for name in lists}
         while body["next_cursor"] is not None:
             query["cursor"] = body["next_cursor"]
             body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
-            cells += body["cells"]
-        return {**body, "cells": cells, "next_cursor": None}
+            for name in lists:
+                whole[name] += body[name]
+        return {**body, **whole, "next_cursor": None}
+
+    async def _until(
+        self,
+        fetch: Callable[[], Awaitable[dict[str, Any]]],
+        done: Callable[[dict[str, Any]], bool],
+        failure: Callable[[dict[str, Any]], str],
+    ) -> dict[str, Any]:
+        """``fetch()`` each second until ``done`` says yes; DemoFailed with ``failure`` past the
+        release timeout (the aggregator's jobs run on their own schedule)."""
+        deadline = time.monotonic() + self.args.release_timeout
+        while True:
+            body = await fetch()
+            if done(body):
+                return body
+            if time.monotonic() > deadline:
+                raise DemoFailed(failure(body))
+            await asyncio.sleep(1.0)
 
     async def _assessed(self, client: httpx.AsyncClient) -> dict[str, Any]:
         """``GET /v1/insights`` once the forecast job has assessed the coming close (its rows for a
         trigger are written in one transaction, after scoring the forecasts whose period passed)."""
-        deadline = time.monotonic() + self.args.release_timeout
-        while True:
-            body = await self._insights(client)
-            rows = [i for i in body["insights"] if i["kind"] == "forecast"] + body.get("forecasts_withheld", [])
-            if any(r.get("trigger", r)["trigger_id"] == UPCOMING for r in rows):
-                return body
-            if time.monotonic() > deadline:
-                raise DemoFailed(
-                    f"the coming close was not assessed within {self.args.release_timeout:.0f} s; the aggregator "
-                    "reassesses on KINWELL_AGGREGATOR_FORECAST_CHECK_SECONDS (kinwell up --demo: 2 s)"
-                )
-            await asyncio.sleep(1.0)
 
-    async def _insights(self, client: httpx.AsyncClient) -> dict[str, Any]:
-        """Every page of ``GET /v1/insights`` (cursor-paged), as one body."""
-        url = f"{self.urls['aggregator']}/v1/insights"
-        query: dict[str, Any] = {"limit": 200}
-        body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
-        listed, withheld = list(body["insights"]), list(body["forecasts_withheld"])
-        while body["next_cursor"] is not None:
-            query["cursor"] = body["next_cursor"]
-            body = (await self.call(client, "GET", url, "demo-hr", "hr_analyst", (200,), params=query)).json()
-            listed += body["insights"]
-            withheld += body["forecasts_withheld"]
-        return {**body, "insights": listed, "forecasts_withheld": withheld, "next_cursor": None}
+        def assessed(body: dict[str, Any]) -> bool:
+            rows = [i for i in body["insights"] if i["kind"] == "forecast"] + body["forecasts_withheld"]
+            return any(r.get("trigger", r)["trigger_id"] == UPCOMING for r in rows)
+
+        return await self._until(
+            lambda: self._every_page(client, "/v1/insights", {}, ("insights", "forecasts_withheld")),
+            assessed,
+            lambda _: (
+                f"the coming close was not assessed within {self.args.release_timeout:.0f} s; the aggregator "
+                "reassesses on KINWELL_AGGREGATOR_FORECAST_CHECK_SECONDS (kinwell up --demo: 2 s)"
+            ),
+        )
 
     async def _released(self, client: httpx.AsyncClient, plan: Plan) -> dict[str, Any]:
         params = {"from": _week(plan.weeks[0]), "to": _week(plan.weeks[-1])}
-        deadline = time.monotonic() + self.args.release_timeout
-        while True:
-            response = await self._rollups(client, params)
-            weeks = {c["iso_week"] for c in response["cells"]}
-            if len(weeks) >= len(plan.weeks):
-                return response
-            if time.monotonic() > deadline:
-                raise DemoFailed(
-                    f"{len(weeks)} of {len(plan.weeks)} weeks released after {self.args.release_timeout:.0f} s; "
-                    "the aggregator releases on KINWELL_AGGREGATOR_RELEASE_CHECK_SECONDS (kinwell up --demo: 2 s)"
-                )
-            await asyncio.sleep(1.0)
+
+        def weeks(body: dict[str, Any]) -> int:
+            return len({c["iso_week"] for c in body["cells"]})
+
+        return await self._until(
+            lambda: self._every_page(client, "/v1/rollups", params, ("cells",)),
+            lambda body: weeks(body) >= len(plan.weeks),
+            lambda body: (
+                f"{weeks(body)} of {len(plan.weeks)} weeks released after {self.args.release_timeout:.0f} s; "
+                "the aggregator releases on KINWELL_AGGREGATOR_RELEASE_CHECK_SECONDS (kinwell up --demo: 2 s)"
+            ),
+        )
 
 
 def _week(monday: date) -> str:
