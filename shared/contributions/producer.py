@@ -30,10 +30,10 @@ from shared.contributions.rollup import roll_up
 from shared.contributions.tables import ContributionTables
 from shared.crypto import period_token
 from shared.db import after_commit
-from shared.events.checkin import Keyring
 from shared.events.consent import ConsentChange
 from shared.events.contribution import ContributionRecorded, ContributionRetracted, Source
 from shared.events.hris import HrisSubjectEvent, OrgUnitChanged, SubjectAssigned, SubjectLeft, opened
+from shared.events.sealed import Keyring
 
 PURPOSE = "aggregate_insights"
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from shared.consent_gate import Consent
 from shared.events.base import Event
 from shared.events.consent import PSEUDONYM_PATTERN
-from shared.events.sealed import Keyring, SealedEvent, SealedFields
+from shared.events.sealed import FactsModel, Keyring, SealedEvent, SealedFields
 
 LANG_PATTERN = r"^[a-z]{2}$"
 ISO_WEEK_PATTERN = r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$"
@@ -39,7 +39,6 @@ def _unique_needs(needs: list[Need]) -> list[Need]:
 Needs = Annotated[list[Need], Field(max_length=8), AfterValidator(_unique_needs)]
 RiskReason = Literal["self_harm_item", "crisis_language", "who5_very_low", "phq9_severe", "contact_requested"]
 Severity = Literal["routine", "high", "critical"]
-FactsModel = type[BaseModel]  # named here: inside a contract, ``type`` is the event's type field
 
 
 class ConsentView(Protocol):

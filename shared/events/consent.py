@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.datakeys import SubjectKey
 from shared.events.base import Event
-from shared.events.sealed import Keyring, SealedEvent, SealedFields
+from shared.events.sealed import FactsModel, Keyring, SealedEvent, SealedFields
 
 PSEUDONYM_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -69,9 +69,6 @@ class ConsentFacts(BaseModel):
     state: ConsentState
     policy_version: int = Field(ge=1)
     changed_at: datetime
-
-
-FactsModel = type[BaseModel]  # an alias: inside a contract, ``type`` is the event's type field
 
 
 class ConsentChangedV2(SealedEvent):

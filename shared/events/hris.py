@@ -20,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.datakeys import SubjectKey
 from shared.events.base import Event
-from shared.events.checkin import FactsModel, Keyring
 from shared.events.consent import PSEUDONYM_PATTERN
-from shared.events.sealed import SealedEvent, SealedFields
+from shared.events.sealed import FactsModel, Keyring, SealedEvent, SealedFields
 
 ORG_UNIT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 

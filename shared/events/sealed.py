@@ -23,6 +23,9 @@ M = TypeVar("M", bound=BaseModel)
 E = TypeVar("E", bound="SealedEvent")
 
 
+FactsModel = type[BaseModel]  # named here: inside a contract, ``type`` is the event's type field
+
+
 class Keyring(Protocol):
     """What a consumer needs from ``shared.eventkeys.EventKeyring``."""
 
@@ -64,7 +67,7 @@ def open_sealed(key: SubjectKey, event_type: str, event_id: UUID, sealed: Sealed
 class SealedEvent(Event):
     """An event whose personal fields are one :class:`SealedFields` block of ``facts_model``."""
 
-    facts_model: ClassVar[type[BaseModel]]
+    facts_model: ClassVar[FactsModel]
     sealed: SealedFields
 
     @classmethod
