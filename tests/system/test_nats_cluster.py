@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,12 +32,12 @@ SUBJECT = "checkin.personalization.updated.v1"
 FILTER = "checkin.personalization.>"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
+def cluster_nodes(tmp_path: Path) -> list[NatsServer]:
+    """Three routed nodes as on Kubernetes (one StatefulSet), not yet started."""
     passwords = {user: secrets.token_urlsafe(24) for user in USERS}
     routes = [free_port() for _ in range(3)]
     route_urls = ",".join(f"nats://127.0.0.1:{p}" for p in routes)
-    nodes = [
+    return [
         NatsServer(
             tmp_path / f"n{i}",
             passwords=passwords,
@@ -53,6 +54,11 @@ def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
         )  # fmt: skip
         for i in range(3)
     ]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[NatsServer]]:
+    nodes = cluster_nodes(tmp_path)
     # No node is ready alone (JetStream needs a quorum): start all three at once.
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda n: n.start(timeout=30), nodes))
@@ -80,9 +86,47 @@ async def publish_with_retry(bus: Bus, subject: str, data: bytes, msg_id: str) -
             await bus.publish(subject, data, msg_id)
 
 
+def test_provisioning_a_cluster_that_is_still_forming_waits_for_it(tmp_path: Path):
+    # The provisioning Job starts beside the StatefulSet's pods: here two nodes are up, but a
+    # new cluster elects no metadata leader before it has seen its third peer, and JetStream
+    # answers "temporarily unavailable" (then "no suitable peers" while that peer is not yet
+    # seen as online). Provisioning rides that out instead of failing the Job.
+    nodes = cluster_nodes(tmp_path)
+    ops = nodes[0].passwords["ops"]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            starting = [pool.submit(n.start, 30) for n in nodes[:2]]
+            for _ in range(500):
+                if nodes[0]._accepting():
+                    break
+                time.sleep(0.02)
+            began = time.monotonic()
+            provisioning = pool.submit(asyncio.run, provision_url(nodes[0].url, ops, replicas=3, patience_s=45))
+            time.sleep(2)
+            assert not provisioning.done(), "provisioning ended before the cluster could take it"
+            nodes[2].start(timeout=30)
+            declared = provisioning.result(timeout=60)
+            took = time.monotonic() - began
+            for started in starting:
+                started.result(timeout=30)
+        assert "CHECKIN" in declared and took >= 2
+
+        async def replicas() -> int:
+            nc = await nats.connect(**{**nodes[0].connect_kwargs("ops"), "servers": urls(nodes).split(",")})
+            try:
+                return (await nc.jetstream().stream_info("CHECKIN")).config.num_replicas
+            finally:
+                await nc.close()
+
+        assert asyncio.run(replicas()) == 3
+    finally:
+        for node in nodes:
+            node.stop()
+
+
 def test_losing_the_stream_leader_loses_nothing_and_counts_nothing_twice(cluster: list[NatsServer]):
     ops = cluster[0].passwords["ops"]
-    declared = asyncio.run(provision_url(urls(cluster), ops, replicas=3))
+    declared = asyncio.run(provision_url(urls(cluster), ops, replicas=3, patience_s=45))
     assert "CHECKIN" in declared
 
     async def body() -> tuple[list[str], str]:
