@@ -64,3 +64,33 @@ def test_with_an_exporter_each_request_is_a_span_named_by_its_route_template():
 def test_without_an_exporter_requests_are_counted_but_no_span_is_made():
     out = _run("none")
     assert out.strip() == "RESULT False 1"
+
+
+CONSUMER_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from opentelemetry import trace
+    from shared.telemetry import setup_tracing, span_from_headers
+
+    setup_tracing("tracetest", sys.argv[1])
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    with span_from_headers("consume x.y", headers, subject="x.y", consumer="c") as span:
+        current = trace.get_current_span().get_span_context()
+        print("RESULT", span.is_recording(), current.is_valid, format(current.trace_id, "032x") == trace_id)
+    """
+)
+
+
+def _consume(exporter: str) -> str:
+    done = subprocess.run([sys.executable, "-c", CONSUMER_SCRIPT, exporter], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_with_an_exporter_a_consumer_span_continues_the_producers_trace():
+    assert "RESULT True True True" in _consume("console")
+
+
+def test_without_an_exporter_a_consumer_reads_no_trace_context_and_makes_no_span():
+    assert _consume("none").strip() == "RESULT False False False"
