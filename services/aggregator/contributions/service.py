@@ -174,7 +174,7 @@ def _write_cells(session: Session, changes: list[tuple[str, str, str, float, int
             session, week, {m for m, _ in cells}, {u for _, u in cells}
         ):
             if (metric, unit) in cells:
-                bins = [int(b) for b in histogram.split(",")] if histogram else [0] * HISTOGRAM_BINS
+                bins = list(map(int, histogram.split(","))) if histogram else [0] * HISTOGRAM_BINS
                 cells[(metric, unit)] = [count, total, bins]
                 stored.add((week, metric, unit))
         for state in cells.values():

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import tuple_, update
+from sqlalchemy import bindparam, tuple_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from services.aggregator.releases.models import Release, ReleasedCell
+
+_RELEASE = Release.__table__  # type: ignore[attr-defined]
 
 
 def is_released(session: Session, week: str) -> bool:
     return session.get(Release, week) is not None
 
 
+# Asked once per settled batch of contributions: a Core statement built once (an ORM select cost
+# ~0.3 ms a batch).
+_RELEASED_AMONG = sa_select(_RELEASE.c.iso_week).where(_RELEASE.c.iso_week.in_(bindparam("ws", expanding=True)))
+
+
 def released_among(session: Session, weeks: Collection[str]) -> set[str]:
-    return set(session.exec(select(Release.iso_week).where(col(Release.iso_week).in_(weeks))).all())
+    return set(session.connection().execute(_RELEASED_AMONG, {"ws": sorted(weeks)}).scalars())
 
 
 def count_late(session: Session, week: str, n: int) -> None:
