@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.recommender.catalogue.entry import Entry
 from services.recommender.catalogue.index import PER_KEY, Index
@@ -13,7 +16,7 @@ from services.recommender.catalogue.service import STARTER
 from services.recommender.paths.service import paths
 from services.recommender.profiles.service import Signals
 from services.recommender.ranking import reasons
-from services.recommender.ranking.service import rank
+from services.recommender.ranking.service import Scored, _diverse, rank
 
 
 def catalogue() -> tuple[Entry, ...]:
@@ -202,3 +205,52 @@ def test_a_large_catalogue_is_ranked_through_a_bounded_set_of_candidates():
     assert len(pool) <= 3 * PER_KEY
     items, _ = rank(big, person, "en")
     assert items[0].reason.code == "need" and "sleep" in items[0].topics
+
+
+def _diverse_by_rescoring(scored: list[Scored], limit: int) -> list[Scored]:
+    """The diversity step as first written (every step re-scores the pool): the oracle of the
+    incremental one in ``ranking.service``."""
+    per_topic_cap = math.ceil(limit / 3)
+    pool = sorted(scored, key=lambda s: (-s.score, s.entry.id))
+    chosen: list[Scored] = []
+    lead_count: Counter[str] = Counter()
+    seen_topics: Counter[str] = Counter()
+    while pool and len(chosen) < limit:
+        best_i, best_value = -1, -math.inf
+        for i, item in enumerate(pool):
+            if lead_count[item.entry.topics[0]] >= per_topic_cap:
+                continue
+            value = item.score - 0.8 * max(seen_topics[t] for t in item.entry.topics)
+            if value > best_value:
+                best_i, best_value = i, value
+        if best_i < 0:
+            break
+        item = pool.pop(best_i)
+        chosen.append(item)
+        lead_count[item.entry.topics[0]] += 1
+        seen_topics.update(item.entry.topics)
+    return chosen
+
+
+TOPICS = ("sleep", "stress", "anxiety", "workload", "general")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(TOPICS), min_size=1, max_size=3, unique=True),
+            # Scores on a 0.1 grid and discounts of 0.8: many ties, before and after a discount.
+            st.integers(min_value=-20, max_value=80),
+        ),
+        max_size=60,
+    ),
+    st.integers(min_value=2, max_value=19),
+)
+@settings(max_examples=400, deadline=None)
+def test_incremental_diversity_chooses_what_rescoring_chooses(pool, limit):
+    entries = [
+        Entry(f"r{i:03d}", "article", "text", tuple(t), 5, frozenset(), frozenset(), {})
+        for i, (t, _) in enumerate(pool)
+    ]
+    scored = [Scored(e, tenths / 10, "start", None) for e, (_, tenths) in zip(entries, pool, strict=True)]
+    assert _diverse(scored, limit) == _diverse_by_rescoring(scored, limit)

@@ -92,27 +92,49 @@ def _score(entry: Entry, signals: Signals, needs: dict[str, float]) -> Scored:
 
 
 def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
+    """Greedy: each step takes the candidate of highest value, its score less 0.8 for each chosen
+    resource sharing its most chosen topic (the first in score, then id, order on a tie), at most
+    ``ceil(limit / 3)`` led by one topic.
+
+    Incremental: each candidate's discount is kept and raised only when a pick shares one of its
+    topics, a topic that reaches its cap drops the candidates it leads, and a step scans the
+    pool in score order only until no later score can beat the best value found.
+    """
     per_topic_cap = math.ceil(limit / 3)
     pool = sorted(scored, key=lambda s: (-s.score, s.entry.id))
+    scores = [s.score for s in pool]
+    discount = [0.0] * len(pool)  # 0.8 x the most chosen of its topics, as chosen so far
+    holders: defaultdict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(pool):
+        for t in set(s.entry.topics):
+            holders[t].append(i)
+    left = list(range(len(pool)))  # in pool order
     chosen: list[Scored] = []
     lead_count: Counter[str] = Counter()
     seen_topics: Counter[str] = Counter()
-    while pool and len(chosen) < limit:
-        best_i, best_value = -1, -math.inf
-        for i, item in enumerate(pool):
-            if item.score <= best_value:
+    while left and len(chosen) < limit:
+        best_at, best_value = -1, -math.inf
+        for at, i in enumerate(left):
+            score = scores[i]
+            if score <= best_value:
                 break  # the pool is in score order and a discount only lowers a value
-            if lead_count[item.entry.topics[0]] >= per_topic_cap:
-                continue
-            value = item.score - 0.8 * max((seen_topics[t] for t in item.entry.topics), default=0)
+            value = score - discount[i]
             if value > best_value:
-                best_i, best_value = i, value
-        if best_i < 0:
+                best_at, best_value = at, value
+        if best_at < 0:
             break
-        item = pool.pop(best_i)
+        item = pool[left.pop(best_at)]
         chosen.append(item)
-        lead_count[item.entry.topics[0]] += 1
-        seen_topics.update(item.entry.topics)
+        topics = item.entry.topics
+        lead_count[topics[0]] += 1
+        if lead_count[topics[0]] >= per_topic_cap:
+            left = [i for i in left if pool[i].entry.topics[0] != topics[0]]
+        for t in set(topics):
+            seen_topics[t] += 1
+            value = 0.8 * seen_topics[t]
+            for i in holders[t]:
+                if discount[i] < value:
+                    discount[i] = value
     return chosen
 
 
