@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -29,9 +31,15 @@ def count(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Resource)).one())
 
 
+@cache
+def _version_stmt() -> Any:
+    return select(CatalogueState.version).where(CatalogueState.id == 1)
+
+
 def version(session: Session) -> int:
-    state = session.get(CatalogueState, 1)
-    return state.version if state else 0
+    """The catalogue's version (Core: read on every recommendation); 0 before the first write."""
+    value = session.connection().execute(_version_stmt()).scalar()
+    return int(value) if value is not None else 0
 
 
 def bump_version(session: Session) -> int:

@@ -97,28 +97,27 @@ def on_hris_profile(session: Session, event: PersonalizationProfile) -> None:
 def signals(session: Session, pseudonym: str, catalogue: Mapping[str, Entry]) -> Signals:
     """``catalogue`` by resource id (the snapshot's ``by_id``): only the person's own
     interactions are looked up in it, so a request costs the same with 60 or 10,000 resources."""
-    pref = repo.preference(session, pseudonym)
-    hris = repo.hris_profile(session, pseudonym)
+    rows = repo.ranking_rows(session, pseudonym)
     dismissed, completed, not_helpful = set(), set(), set()
     helpful_topics: Counter[str] = Counter()
-    for item in repo.interactions(session, pseudonym):
-        if item.kind == "dismissed":
-            dismissed.add(item.resource_id)
-        elif item.kind == "completed":
-            completed.add(item.resource_id)
-        elif item.kind == "not_helpful":
-            not_helpful.add(item.resource_id)
-        elif item.kind == "helpful":
-            entry = catalogue.get(item.resource_id)  # None once the resource was deleted
+    for resource_id, kind in rows.interactions:
+        if kind == "dismissed":
+            dismissed.add(resource_id)
+        elif kind == "completed":
+            completed.add(resource_id)
+        elif kind == "not_helpful":
+            not_helpful.add(resource_id)
+        elif kind == "helpful":
+            entry = catalogue.get(resource_id)  # None once the resource was deleted
             helpful_topics.update(entry.topics if entry else ())
     return Signals(
-        language=(pref.language if pref else None) or (hris.language if hris else None),
-        topics=tuple(pref.topics) if pref else (),
-        formats=tuple(pref.formats) if pref else (),
-        minutes_available=pref.minutes_available if pref else None,
-        needs_by_week=[tuple(n.needs) for n in repo.needs(session, pseudonym)],
-        country=hris.country if hris else None,
-        role_family=hris.role_family if hris else None,
+        language=rows.language or rows.hris_language,
+        topics=tuple(rows.topics or ()),
+        formats=tuple(rows.formats or ()),
+        minutes_available=rows.minutes_available,
+        needs_by_week=[tuple(n) for n in rows.needs_by_week],
+        country=rows.country,
+        role_family=rows.role_family,
         dismissed=frozenset(dismissed),
         completed=frozenset(completed),
         not_helpful=frozenset(not_helpful),

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
 
 from services.recommender.audits import service as audits
 from services.recommender.columns import utcnow
-from services.recommender.deps import Ctx
+from services.recommender.deps import Ctx, RecommenderContext
 from services.recommender.profiles import service as profiles
 from services.recommender.profiles.schemas import UiLanguage
 from services.recommender.ranking import reasons
@@ -16,7 +18,7 @@ from services.recommender.ranking.schemas import RecommendationList
 from services.recommender.ranking.service import rank
 from shared.db import SessionDep
 from shared.language import preferred_tags
-from shared.subject import CurrentSubject, gate_allows
+from shared.subject import CurrentSubject, Subject, gate_allows
 
 router = APIRouter(tags=["recommendations"])
 
@@ -28,7 +30,7 @@ def negotiate(header: str | None) -> str | None:
 
 
 @router.get("/v1/me/recommendations", response_model=RecommendationList, summary="Your recommendations")
-def get_recommendations(
+async def get_recommendations(
     request: Request,
     session: SessionDep,
     ctx: Ctx,
@@ -41,6 +43,14 @@ def get_recommendations(
     Language: ``lang``, else your preference, else ``Accept-Language``, else English; a resource
     not written in it says so. Professional help is near the top when your recent check-ins show
     moderate or worse needs, and the counsellor request is always in the list."""
+    # One thread hop for the reads and the ranking. As a sync endpoint it took two: FastAPI also
+    # validates a sync endpoint's return value in the thread pool.
+    return await run_in_threadpool(_recommendations, request, session, ctx, subject, lang, limit)
+
+
+def _recommendations(
+    request: Request, session: Session, ctx: RecommenderContext, subject: Subject, lang: str | None, limit: int
+) -> RecommendationList:
     snapshot = ctx.catalogue.snapshot(session)
     personal = gate_allows(request, subject, "personalization")
     signals = profiles.signals(session, subject.pseudonym, snapshot.by_id) if personal else None
