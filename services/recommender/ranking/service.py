@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from services.recommender.catalogue.entry import Entry
 from services.recommender.catalogue.index import PER_KEY, Index, starter_score
@@ -30,8 +30,7 @@ SERIOUS_NEEDS = frozenset({"anxiety", "low_mood"})
 DEFAULT_LIMIT = 10
 
 
-@dataclass(frozen=True)
-class Scored:
+class Scored(NamedTuple):
     entry: Entry
     score: float
     reason: str
@@ -51,44 +50,53 @@ def _need_weights(signals: Signals) -> dict[str, float]:
     return weights
 
 
-def _score(entry: Entry, signals: Signals, needs: dict[str, float]) -> Scored:
-    """The score, and the strongest positive part of it as the reason (the first on a tie)."""
-    topics = entry.topics
-    score = 0.3 if "general" in topics else 0.0
-    best, reason, detail = 0.0, "start", None
-    need_sum, top_weight, top_need = 0.0, 0.0, ""
-    for t in topics:
-        w = needs.get(t, 0.0)
-        need_sum += w
-        if w > top_weight:
-            top_weight, top_need = w, t
-    if top_need:
-        part = 3.0 * min(need_sum, 2.5) + (0.5 if topics[0] == top_need else 0.0)  # made for the need
-        score += part
-        best, reason, detail = part, "need", top_need
-    chosen = next((t for t in topics if t in signals.topics), None)
-    if chosen is not None:
-        score += 1.5
-        if best < 1.5:
-            best, reason, detail = 1.5, "topic", chosen
-    if entry.format in signals.formats:
-        score += 1.0
-        if best < 1.0:
-            best, reason, detail = 1.0, "format", entry.format
-    if signals.minutes_available is not None:
-        part = 0.6 if entry.duration_minutes <= signals.minutes_available else -1.0
-        score += part
-        if part > best:
-            best, reason, detail = part, "time", str(signals.minutes_available)
-    liked = sum(signals.helpful_topics[t] for t in topics) if signals.helpful_topics else 0
-    if liked:
-        part = 0.4 * min(liked, 3)
-        score += part
-        if part > best:
-            best, reason, detail = part, "helpful", None
-    if entry.id in signals.completed:
-        score -= 2.0
-    return Scored(entry, score, reason, detail)
+def _scored(entries: list[Entry], signals: Signals, needs: dict[str, float]) -> list[Scored]:
+    """Each entry's score, and the strongest positive part of it as the reason (the first on a
+    tie). One loop over the candidates with the person's signals read once (it runs for ~130
+    candidates on every request)."""
+    chosen_topics, formats, minutes = signals.topics, signals.formats, signals.minutes_available
+    helpful, completed = signals.helpful_topics, signals.completed
+    out = []
+    for entry in entries:
+        topics = entry.topics
+        score = 0.3 if "general" in topics else 0.0
+        best, reason, detail = 0.0, "start", None
+        need_sum, top_weight, top_need = 0.0, 0.0, ""
+        for t in topics:
+            w = needs.get(t, 0.0)
+            need_sum += w
+            if w > top_weight:
+                top_weight, top_need = w, t
+        if top_need:
+            part = 3.0 * min(need_sum, 2.5) + (0.5 if topics[0] == top_need else 0.0)  # made for the need
+            score += part
+            best, reason, detail = part, "need", top_need
+        for t in topics:
+            if t in chosen_topics:
+                score += 1.5
+                if best < 1.5:
+                    best, reason, detail = 1.5, "topic", t
+                break
+        if entry.format in formats:
+            score += 1.0
+            if best < 1.0:
+                best, reason, detail = 1.0, "format", entry.format
+        if minutes is not None:
+            part = 0.6 if entry.duration_minutes <= minutes else -1.0
+            score += part
+            if part > best:
+                best, reason, detail = part, "time", str(minutes)
+        if helpful:
+            liked = sum(helpful[t] for t in topics)
+            if liked:
+                part = 0.4 * min(liked, 3)
+                score += part
+                if part > best:
+                    best, reason, detail = part, "helpful", None
+        if entry.id in completed:
+            score -= 2.0
+        out.append(Scored(entry, score, reason, detail))
+    return out
 
 
 def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
@@ -106,7 +114,7 @@ def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
     discount = [0.0] * len(pool)  # 0.8 x the most chosen of its topics, as chosen so far
     holders: defaultdict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(pool):
-        for t in set(s.entry.topics):
+        for t in s.entry.topics:
             holders[t].append(i)
     left = list(range(len(pool)))  # in pool order
     chosen: list[Scored] = []
@@ -129,7 +137,7 @@ def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
         lead_count[topics[0]] += 1
         if lead_count[topics[0]] >= per_topic_cap:
             left = [i for i in left if pool[i].entry.topics[0] != topics[0]]
-        for t in set(topics):
+        for t in topics:  # a topic listed twice counts twice
             seen_topics[t] += 1
             value = 0.8 * seen_topics[t]
             for i in holders[t]:
@@ -159,18 +167,20 @@ def rank(
     """
     person = signals or Signals()
     needs = _need_weights(person)
+    pool = list(index.starters[:PER_KEY])
+    if signals is not None:
+        pool = index.candidates(sorted({*needs, *person.topics, *person.helpful_topics}), person.formats)
+    dismissed, not_helpful, country, role_family = (
+        person.dismissed,
+        person.not_helpful,
+        person.country,
+        person.role_family,
+    )
+    kept = [e for e in pool if e.id not in dismissed and e.id not in not_helpful and e.reaches(country, role_family)]
     if signals is None:
-        pool = [Scored(e, starter_score(e), "start", None) for e in index.starters[:PER_KEY]]
+        candidates = [Scored(e, starter_score(e), "start", None) for e in kept]
     else:
-        wanted = {*needs, *person.topics, *person.helpful_topics}
-        pool = [_score(e, person, needs) for e in index.candidates(sorted(wanted), person.formats)]
-    candidates = [
-        s
-        for s in pool
-        if s.entry.id not in person.dismissed
-        and s.entry.id not in person.not_helpful
-        and s.entry.reaches(person.country, person.role_family)
-    ]
+        candidates = _scored(kept, person, needs)
     picked = _diverse(candidates, limit - 1)
     pro, at = None, len(picked)
     if signals is not None and needs_moderate_or_worse(person):
