@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from operator import attrgetter
 from typing import NamedTuple
 
 from services.recommender.catalogue.entry import Entry
@@ -99,6 +100,9 @@ def _scored(entries: list[Entry], signals: Signals, needs: dict[str, float]) -> 
     return out
 
 
+_BY_ID, _BY_SCORE = attrgetter("entry.id"), attrgetter("score")
+
+
 def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
     """Greedy: each step takes the candidate of highest value, its score less 0.8 for each chosen
     resource sharing its most chosen topic (the first in score, then id, order on a tie), at most
@@ -109,8 +113,10 @@ def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
     pool in score order only until no later score can beat the best value found.
     """
     per_topic_cap = math.ceil(limit / 3)
-    pool = sorted(scored, key=lambda s: (-s.score, s.entry.id))
+    pool = sorted(scored, key=_BY_ID)
+    pool.sort(key=_BY_SCORE, reverse=True)  # stable: score descending, then id
     scores = [s.score for s in pool]
+    leads = [s.entry.topics[0] for s in pool]
     discount = [0.0] * len(pool)  # 0.8 x the most chosen of its topics, as chosen so far
     holders: defaultdict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(pool):
@@ -136,7 +142,7 @@ def _diverse(scored: list[Scored], limit: int) -> list[Scored]:
         topics = item.entry.topics
         lead_count[topics[0]] += 1
         if lead_count[topics[0]] >= per_topic_cap:
-            left = [i for i in left if pool[i].entry.topics[0] != topics[0]]
+            left = [i for i in left if leads[i] != topics[0]]
         for t in topics:  # a topic listed twice counts twice
             seen_topics[t] += 1
             value = 0.8 * seen_topics[t]
