@@ -10,6 +10,7 @@ NATS being down at start-up is a wait, not a crash.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -221,7 +222,23 @@ async def _start_bus(rt: Runtime) -> None:
                 )
                 await asyncio.sleep(1.0)
     rt.bus_ready = True
+    rt.tasks.append(asyncio.create_task(_freeze_when_synced(rt), name="gc-freeze"))
     await run_once(f"{rt.spec.name}-audit-verify", audit_round(rt))
+
+
+async def _freeze_when_synced(rt: Runtime) -> None:
+    """Once started (the gate's projection replayed, the ``on_start`` hooks run), move what the
+    process holds for its lifetime out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    A gate of 100,000 keys and a cached catalogue of 10,000 resources are ~400,000 objects,
+    which every full collection walked: a pause of ~120-140 ms every few seconds under load
+    (bench_recommender: p99 past 100 ms at 100-250/s). Frozen objects are still freed by their
+    reference counts; the lifespan unfreezes them at shutdown (several services may share one
+    process in tests)."""
+    if rt.gate is not None:
+        await rt.gate.wait_synced()
+    gc.collect()
+    gc.freeze()
 
 
 async def _serve_subject_data(rt: Runtime, subject: str, fn: SubjectDataFn) -> None:
@@ -322,6 +339,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             await rt.relay.stop()
             await bus.close()
             engine.dispose()
+            gc.unfreeze()
 
     docs = bool(settings.platform.api_docs)
     app = FastAPI(

@@ -41,7 +41,10 @@ def build_spec(ctx: RecommenderContext) -> ServiceSpec:
     async def start(rt: Runtime) -> None:
         def seed() -> int:
             with contextmanager(session_scope)(rt.engine) as session:
-                return seed_starter(session)
+                added = seed_starter(session)
+            with contextmanager(session_scope)(rt.engine) as session:
+                ctx.catalogue.snapshot(session)  # loaded before serving, and so frozen with the rest
+            return added
 
         await asyncio.to_thread(seed)
         if rt.gate is not None and not rt.started:
