@@ -177,8 +177,7 @@ async def _propagation(server: Any, data_dir: Path) -> dict[str, list[float]]:
     consent = await _bus(server, "consent")
     ctx.event_keys.attach(consent)  # each change's event is sealed under the subject's event key
     relay = OutboxRelay(engine, consent)
-    writer = ConsentWriter(engine, ctx, on_commit=relay.handoff)
-    relay.deleter = writer.delete_outbox
+    writer = ConsentWriter(engine, ctx)
     relay.start()
     gates = _Gates(server)
     kv = await consent.js.key_value(KV_BUCKET)

@@ -12,14 +12,15 @@ round trip each). Events go after the puts so that a consumer acting on a ``cons
 event (deleting data) normally finds the bucket already changed. Events need no other order: each
 is self-contained and de-duplicated by id.
 
-Fast path. A writer that commits outbox rows itself (``handoff_session``; the consent service's
-group-commit writer) hands the committed rows to the relay, which publishes them at once, with no
-database read, and has them deleted through ``deleter`` (on SQLite the writer's own connection, so
-deletes never queue on the write lock against requests). The rows stay in the table until then: a
-crash or a failed publish leaves them to the table path, which the relay reads whenever another
-transaction in this process committed outbox rows (``notify``), at start-up, every
-``poll_interval``, and after any failure. ``handoff`` returns a future that is done once the
-rows' KV puts are stored: the consent service answers a change only then.
+Hand-over. A group-commit writer (``shared.db_writer.BatchWriter``) inserts the rows its batch
+staged itself (``handoff_session`` / ``insert_handed``, one statement) and, once committed, hands
+them to its process's relay, which publishes them at once with no table read. The rows stay in
+the table until acknowledged: a crash or a failed publish leaves them to the table path, which the
+relay reads whenever another transaction in this process committed outbox rows (``notify``), at
+start-up, every ``poll_interval``, and after any failure. ``handoff`` returns a future that is done
+once the rows' KV puts are stored: the consent service answers a change only then (a withdrawal's
+200 means every gate already denies). That wait is why the hand-over exists; what it saves in
+speed is in docs/benchmarks.md.
 
 A row that JetStream will not take is retried ``max_attempts`` times, then parked in
 ``outbox_dead`` (``shared/bus/parking.py``) so that it stops holding up the rest. A round whose
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +102,11 @@ _TABLE: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 
 # One relay per engine in a process; staging wakes it after commit.
 _RELAYS: dict[int, OutboxRelay] = {}
+
+
+def relay_for(engine: Engine) -> OutboxRelay | None:
+    """The running relay of this process that publishes ``engine``'s outbox, if any."""
+    return _RELAYS.get(id(engine))
 
 
 def stage(session: Session, event: Event) -> None:
@@ -188,7 +194,6 @@ class OutboxRelay:
         batch_size: int = 256,
         poll_interval: float = 1.0,
         max_backoff: float = 30.0,
-        deleter: Callable[[list[str]], Awaitable[None]] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.engine = engine
@@ -196,7 +201,6 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
-        self.deleter = deleter
         self.max_attempts = max_attempts
         self.parked = 0  # rows this relay moved to outbox_dead
         self._wake = asyncio.Event()
@@ -211,7 +215,6 @@ class OutboxRelay:
         self._dirty = True  # the table may hold rows the fast path has not been handed
         # Handed-over KV puts awaited by their writer: (msg ids not yet stored, future).
         self._awaited: list[tuple[set[str], asyncio.Future[None]]] = []
-        self._deleting: set[str] = set()  # msg ids handed to the deleter, not yet deleted
         self._reply_nc: Any = None
         self._reply_sub: Any = None
         self._inbox = ""
@@ -304,8 +307,7 @@ class OutboxRelay:
 
     def _rows(self) -> list[Any]:
         with self.engine.connect() as conn:
-            rows = list(conn.execute(_BATCH, {"n": self.batch_size}))
-        return [r for r in rows if r.msg_id not in self._deleting] if self._deleting else rows
+            return list(conn.execute(_BATCH, {"n": self.batch_size}))
 
     def _delete(self, msg_ids: list[str]) -> None:
         with self.engine.begin() as conn:
@@ -391,21 +393,9 @@ class OutboxRelay:
 
     async def _discard(self, rows: Sequence[Any]) -> None:
         # By message id, not seq: SQLite reuses the seq of a deleted last row, and a row published
-        # twice (a table read racing its delayed delete) must not have its second delete hit a
-        # newer row.
-        ids = [row.msg_id for row in rows]
-        if self.deleter is None:
-            await asyncio.to_thread(self._delete, ids)
-            return
-        # Deleted by the writer when it next commits; until then a table read skips them.
-        self._deleting.update(ids)
-
-        def finished(task: asyncio.Future[None]) -> None:
-            self._deleting.difference_update(ids)
-            if not task.cancelled() and task.exception() is not None:
-                self._dirty = True  # not deleted: the table path publishes them again (same ids)
-
-        asyncio.ensure_future(self.deleter(ids)).add_done_callback(finished)
+        # twice (a table read racing its hand-over, or another replica's relay) must not have its
+        # second delete hit a newer row.
+        await asyncio.to_thread(self._delete, [row.msg_id for row in rows])
 
     async def _publish_round(self, rows: Sequence[Any]) -> _Round:
         nc = self.bus.nc

@@ -30,6 +30,11 @@ class ItemWriter(BatchWriter[Item, int]):
         self.hold: threading.Event | None = None  # when set: _apply waits, its rows written, before COMMIT
         self.holding = threading.Event()
 
+    def hold_release(self) -> None:
+        hold, self.hold = self.hold, None
+        if hold is not None:
+            hold.set()
+
     def _apply(self, conn: Connection, items: list[Item]) -> list[int]:
         self.applied.append([i for i, _ in items])
         rows = [{"id": i, "value": v} for i, v in items]
@@ -69,9 +74,9 @@ class TestBatchWriter:
         writer, results = asyncio.run(main())
         assert results[:2] == [1, 2] and results[3] == 4
         assert isinstance(results[2], IntegrityError)
-        assert writer.applied[0] == [1, 2, 3, 4]  # tried together first, then one by one
+        assert writer.applied[0] == [1, 2, 3, 4]  # tried together first, then one by one ...
         assert writer.applied[1:] == [[1], [2], [3], [4]]
-        assert writer.batches == 3 and writer.rows == 3
+        assert writer.batches == 1 and writer.rows == 3  # ... each in its own savepoint, one commit
         assert stored(engine) == [1, 2, 4]
 
     def test_futures_resolve_only_after_commit(self, engine):
@@ -96,7 +101,7 @@ class TestBatchWriter:
 
         asyncio.run(main())
 
-    def test_stop_fails_queued_work_with_503_and_answers_the_batch_in_flight(self, engine):
+    def test_stop_writes_queued_work_refuses_new_work_and_answers_the_batch_in_flight(self, engine):
         async def main():
             writer = ItemWriter(engine, max_batch=64)
             writer.hold = threading.Event()
@@ -105,17 +110,38 @@ class TestBatchWriter:
             queued = [asyncio.ensure_future(writer.write((i, "q"))) for i in (2, 3)]
             await asyncio.sleep(0)
             stopping = asyncio.ensure_future(writer.stop())
-            results = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 10)
+            await asyncio.sleep(0)
+            late = await asyncio.gather(writer.write((4, "late")), return_exceptions=True)
+            await asyncio.sleep(0.05)
             assert not stopping.done()  # waits for the batch in the thread
-            writer.hold.set()
+            writer.hold_release()
             await asyncio.wait_for(stopping, 10)
-            return writer, results, await asyncio.wait_for(first, 1)
+            results = await asyncio.wait_for(asyncio.gather(*queued, return_exceptions=True), 1)
+            return writer, results, late, await asyncio.wait_for(first, 1)
 
-        writer, results, answered = asyncio.run(main())
-        assert answered == 1 and 1 in stored(engine)  # committed, so answered as such, never a 503
-        assert all(isinstance(r, ServiceUnavailable) and r.status == 503 for r in results)
-        assert writer.applied == [[1]]  # the queued items never reached the database
-        assert 2 not in stored(engine) and 3 not in stored(engine)
+        writer, results, late, answered = asyncio.run(main())
+        assert answered == 1 and results == [2, 3]  # queued before the stop: written and answered
+        assert writer.applied == [[1], [2, 3]] and stored(engine) == [1, 2, 3]
+        assert isinstance(late[0], ServiceUnavailable) and late[0].status == 503  # after: refused
+
+    def test_stop_fails_what_it_could_not_write_in_time_with_503(self, engine):
+        async def main():
+            writer = ItemWriter(engine, max_batch=1)
+            writer.hold = threading.Event()
+            first = asyncio.ensure_future(writer.write((1, "a")))
+            assert await asyncio.to_thread(writer.holding.wait, 10)
+            queued = asyncio.ensure_future(writer.write((2, "q")))
+            await asyncio.sleep(0)
+            stopping = asyncio.ensure_future(writer.stop(timeout=0.2))
+            await asyncio.sleep(0.5)  # past the timeout, the first batch still in the thread
+            writer.hold_release()
+            await asyncio.wait_for(stopping, 10)
+            return writer, await asyncio.gather(queued, return_exceptions=True), await asyncio.wait_for(first, 1)
+
+        writer, (result,), answered = asyncio.run(main())
+        assert answered == 1 and stored(engine) == [1]  # committed, so answered as such, never a 503
+        assert isinstance(result, ServiceUnavailable) and result.status == 503
+        assert writer.applied == [[1]]  # the queued item never reached the database
 
     def test_a_batch_holds_at_most_max_batch_by_size(self, engine):
         class Sized(ItemWriter):
