@@ -21,6 +21,8 @@ request's future: a 2xx is never sent before its data is durable, as with ``Sess
   With ``stored_timeout`` set, a batch is answered only once its KV puts are stored in their
   buckets (the consent service: a withdrawal's 200 means every gate already denies); when they are
   not stored in time, its items are answered with ``_unpublished()`` (503), though committed.
+* On SQLite the writer deletes the rows the relay has had acknowledged, in its own thread between
+  batches (the relay's ``deleter``): no delete waits for the write lock, nor a batch for a delete.
 * ``stop()`` refuses new items with ``ServiceUnavailable`` (503), writes what is already queued
   (for up to ``timeout``), and fails what is left with 503.
 
@@ -46,7 +48,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from shared.bus.outbox import Pending, handoff_session, insert_handed, relay_for
+from shared.bus.outbox import OutboxRelay, Pending, delete_published, handoff_session, insert_handed, relay_for
 from shared.db import is_sqlite, make_engine
 from shared.errors import ServiceUnavailable
 
@@ -113,6 +115,7 @@ class BatchWriter(Generic[I, R]):
         self._stopping = False
         self._writing = False  # a batch is between the queue and its answers
         self._answering: set[asyncio.Task[None]] = set()  # batches waiting for their KV puts
+        self._relay: OutboxRelay | None = None  # whose deleter this writer is (SQLite)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.batches = 0  # committed transactions
         self.rows = 0  # the total _size of committed items
@@ -163,6 +166,8 @@ class BatchWriter(Generic[I, R]):
         ``timeout``; what is left then fails with ``ServiceUnavailable``), and a batch being
         written finishes and is answered with how it ended."""
         self._stopping = True
+        if self._relay is not None and self._relay.deleter == self._delete_published:
+            self._relay.deleter = None  # the relay deletes on its own again
         if self._task is not None and not self._task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._drained()), timeout)
@@ -260,6 +265,9 @@ class BatchWriter(Generic[I, R]):
         futures = [future for _, future in batch]
         committed = any(not isinstance(outcome, BaseException) for outcome in outcomes)
         relay = relay_for(self.engine) if rows else None
+        if relay is not None and self.sqlite and relay.deleter is None and not self._stopping:
+            relay.deleter = self._delete_published
+            self._relay = relay
         stored = relay.handoff(rows) if relay is not None else None
         if committed and self.on_commit is not None:
             self.on_commit()
@@ -285,7 +293,16 @@ class BatchWriter(Generic[I, R]):
         for future, outcome in zip(futures, outcomes, strict=True):
             resolve(future, outcome)
 
+    async def _delete_published(self, msg_ids: list[str]) -> None:
+        """The relay's deleter on SQLite: acknowledged outbox rows, deleted in the writer's thread."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._delete_rows, msg_ids)
+
     # --- executor thread -------------------------------------------------------------------------
+
+    def _delete_rows(self, msg_ids: list[str]) -> None:
+        with self._session() as session:
+            delete_published(session, msg_ids)
+            session.commit()
 
     def _close(self) -> None:
         if self._writer_engine is not self.engine:

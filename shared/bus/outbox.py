@@ -19,8 +19,10 @@ the table until acknowledged: a crash or a failed publish leaves them to the tab
 relay reads whenever another transaction in this process committed outbox rows (``notify``), at
 start-up, every ``poll_interval``, and after any failure. ``handoff`` returns a future that is done
 once the rows' KV puts are stored: the consent service answers a change only then (a withdrawal's
-200 means every gate already denies). That wait is why the hand-over exists; what it saves in
-speed is in docs/benchmarks.md.
+200 means every gate already denies). On SQLite the writer also becomes the relay's ``deleter``:
+acknowledged rows are deleted on the writer's own connection and thread, between its batches, so
+the relay's deletes never wait in SQLite's busy handler for the write lock the writer holds (and
+never make a batch wait for theirs); until deleted, a table read skips them.
 
 A row that JetStream will not take is retried ``max_attempts`` times, then parked in
 ``outbox_dead`` (``shared/bus/parking.py``) so that it stops holding up the rest. A round whose
@@ -33,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -158,6 +160,11 @@ def insert_handed(session: Session, staged: list[Staged]) -> list[Pending]:
     return [Pending(m.msg_id, m.subject, m.payload, m.headers) for m in staged]
 
 
+def delete_published(session: Session, msg_ids: list[str]) -> None:
+    """Delete acknowledged rows, by message id (a row's seq may be reused on SQLite)."""
+    session.execute(delete(_TABLE).where(_TABLE.c.msg_id.in_(msg_ids)))
+
+
 def pending_count(engine: Engine) -> int:
     """Messages committed but not yet acknowledged by JetStream (readiness and tests)."""
     with Session(engine) as session:
@@ -202,6 +209,8 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
+        # Set by a group-commit writer on SQLite (module docstring); else the relay deletes itself.
+        self.deleter: Callable[[list[str]], Awaitable[None]] | None = None
         self.parked = 0  # rows this relay moved to outbox_dead
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -215,6 +224,7 @@ class OutboxRelay:
         self._dirty = True  # the table may hold rows the fast path has not been handed
         # Handed-over KV puts awaited by their writer: (msg ids not yet stored, future).
         self._awaited: list[tuple[set[str], asyncio.Future[None]]] = []
+        self._deleting: set[str] = set()  # msg ids handed to the deleter, not yet deleted
         self._reply_nc: Any = None
         self._reply_sub: Any = None
         self._inbox = ""
@@ -307,11 +317,13 @@ class OutboxRelay:
 
     def _rows(self) -> list[Any]:
         with self.engine.connect() as conn:
-            return list(conn.execute(_BATCH, {"n": self.batch_size}))
+            rows = list(conn.execute(_BATCH, {"n": self.batch_size}))
+        return [r for r in rows if r.msg_id not in self._deleting] if self._deleting else rows
 
     def _delete(self, msg_ids: list[str]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(_TABLE).where(_TABLE.c.msg_id.in_(msg_ids)))
+        with Session(self.engine) as session:
+            delete_published(session, msg_ids)
+            session.commit()
 
     def _count_attempt(self, msg_ids: list[str]) -> list[str]:
         """One more failed attempt for each row; parks those that have used them all."""
@@ -395,7 +407,18 @@ class OutboxRelay:
         # By message id, not seq: SQLite reuses the seq of a deleted last row, and a row published
         # twice (a table read racing its hand-over, or another replica's relay) must not have its
         # second delete hit a newer row.
-        await asyncio.to_thread(self._delete, [row.msg_id for row in rows])
+        ids = [row.msg_id for row in rows]
+        if self.deleter is None:
+            await asyncio.to_thread(self._delete, ids)
+            return
+        self._deleting.update(ids)
+
+        def finished(task: asyncio.Future[None]) -> None:
+            self._deleting.difference_update(ids)
+            if task.cancelled() or task.exception() is not None:
+                self._dirty = True  # not deleted: the table path publishes them again (same ids)
+
+        asyncio.ensure_future(self.deleter(ids)).add_done_callback(finished)
 
     async def _publish_round(self, rows: Sequence[Any]) -> _Round:
         nc = self.bus.nc
