@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shared.auth import EmployeePrincipal, Principal
+from shared.auth import Principal, Role, authenticates, get_principal, require_roles
 from shared.crypto import pseudonym
 from shared.errors import ConsentRequired, ServiceUnavailable
 
@@ -25,11 +25,32 @@ class Subject:
     pseudonym: str
 
 
-async def current_subject(request: Request, principal: EmployeePrincipal) -> Subject:
-    platform = request.app.state.runtime.settings.platform
+def subject_of(request: Request, principal: Principal) -> Subject:
+    """The verified ``principal`` with its pseudonym (an HMAC, derived per request)."""
+    platform = request.app.state.settings.platform
     return Subject(principal, pseudonym(platform.secret("pseudonym_key"), platform.tenant, principal.sub))
 
 
+async def any_subject(request: Request) -> Subject:
+    """The verified caller, whatever its roles, with its pseudonym; 401 as ``get_principal``."""
+    return subject_of(request, await get_principal(request))
+
+
+def subject_with_role(role: Role) -> Callable[[Request], Awaitable[Subject]]:
+    """A dependency: the caller as a :class:`Subject` if it holds ``role`` (401, then 403).
+
+    Flat, as every dependency here: it calls the role guard itself instead of depending on it
+    (FastAPI resolves each nested dependency anew per request, more than the checks cost)."""
+    guard = require_roles(role)
+
+    @authenticates
+    async def subject(request: Request) -> Subject:
+        return subject_of(request, await guard(request))
+
+    return subject
+
+
+current_subject = subject_with_role(Role.employee)
 CurrentSubject = Annotated[Subject, Depends(current_subject)]
 
 
@@ -41,10 +62,12 @@ def gate_allows(request: Request, subject: Subject, purpose: str) -> bool | None
     return bool(gate.allowed(subject.pseudonym, purpose))
 
 
-def consented(purpose: str) -> Callable[[Request, Subject], Awaitable[Subject]]:
+def consented(purpose: str) -> Callable[[Request], Awaitable[Subject]]:
     """A dependency: the current subject, if ``purpose`` is granted (503 while blind, else 403)."""
 
-    async def guard(request: Request, subject: CurrentSubject) -> Subject:
+    @authenticates
+    async def guard(request: Request) -> Subject:
+        subject = await current_subject(request)
         answer = gate_allows(request, subject, purpose)
         if answer is None:
             raise ServiceUnavailable("Consent state is not available yet; try again shortly.")

@@ -2,54 +2,24 @@
 
 The token is verified by ``shared.auth.get_principal``, the platform's one verification path
 (no cache of verified tokens here: a second decoder of ``exp`` once turned ``exp = 10**400``
-into a 500). The pseudonym is an HMAC, derived per request.
+into a 500), and the caller named as ``shared.subject`` names it (its pseudonym, an HMAC derived
+per request), each through one flat dependency.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from shared.auth import Principal, Role, authenticates, get_principal
+from shared.auth import Role, authenticates
 from shared.consent_gate import ConsentGate
-from shared.crypto import pseudonym
-from shared.errors import Forbidden, ServiceUnavailable
+from shared.errors import ServiceUnavailable
+from shared.subject import Subject, any_subject, subject_with_role
 
-
-@dataclass(frozen=True)
-class Caller:
-    principal: Principal
-    pseudonym: str
-
-
-async def current_caller(request: Request) -> Caller:
-    """The verified caller and its pseudonym; 401 as ``shared.auth.get_principal`` answers."""
-    principal = await get_principal(request)
-    platform = request.app.state.settings.platform
-    return Caller(principal, pseudonym(platform.secret("pseudonym_key"), platform.tenant, principal.sub))
-
-
-# Each alias below is one flat dependency: FastAPI resolves nested dependencies anew on every
-# request, which at check-in rates costs more than the checks themselves.
-
-
-async def _with_role(request: Request, role: Role) -> Caller:
-    caller = await current_caller(request)
-    if role not in caller.principal.roles:
-        raise Forbidden("Your role does not allow this action.")
-    return caller
-
-
-@authenticates
-async def _employee(request: Request) -> Caller:
-    return await _with_role(request, Role.employee)
-
-
-@authenticates
-async def _counsellor(request: Request) -> Caller:
-    return await _with_role(request, Role.counsellor)
+current_caller = any_subject  # the verified caller and its pseudonym, whatever its roles
+_employee = subject_with_role(Role.employee)
+_counsellor = subject_with_role(Role.counsellor)
 
 
 def synced_gate(request: Request) -> ConsentGate:
@@ -66,14 +36,14 @@ def synced_gate(request: Request) -> ConsentGate:
 
 
 @authenticates
-async def consented_caller(request: Request) -> Caller:
+async def consented_caller(request: Request) -> Subject:
     # Role and token first (401/403), then the gate: 503 while blind, 403 naming the purpose.
     employee = await _employee(request)
     synced_gate(request).require(employee.pseudonym, "checkin")
     return employee
 
 
-Employee = Annotated[Caller, Depends(_employee)]
-Counsellor = Annotated[Caller, Depends(_counsellor)]
-CheckinConsented = Annotated[Caller, Depends(consented_caller)]
+Employee = Annotated[Subject, Depends(_employee)]
+Counsellor = Annotated[Subject, Depends(_counsellor)]
+CheckinConsented = Annotated[Subject, Depends(consented_caller)]
 """An employee with current ``checkin`` consent (503 while the projection is not synced)."""

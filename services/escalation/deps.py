@@ -6,10 +6,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from services.escalation.config import EscalationSettings
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Role
 from shared.crypto import pseudonym
 from shared.datakeys import DataKeyStore, MasterKeys
 from shared.eventkeys import EventKeyring
+from shared.subject import Subject, subject_with_role
 
 
 @dataclass
@@ -33,12 +34,6 @@ class EscalationContext:
         return pseudonym(platform.secret("pseudonym_key"), platform.tenant, sub)
 
 
-@dataclass(frozen=True)
-class Caller:
-    principal: Principal
-    pseudonym: str
-
-
 def _context(request: Request) -> EscalationContext:
     ctx: EscalationContext = request.app.state.escalation
     return ctx
@@ -49,16 +44,5 @@ async def _async_context(request: Request) -> EscalationContext:
 
 
 Ctx = Annotated[EscalationContext, Depends(_async_context)]
-
-
-def _caller(role: Role) -> Any:
-    guard = require_roles(role)
-
-    async def caller(request: Request, principal: Annotated[Principal, Depends(guard)]) -> Caller:
-        return Caller(principal, _context(request).pseudonym(principal.sub))
-
-    return caller
-
-
-Counsellor = Annotated[Caller, Depends(_caller(Role.counsellor))]
-Employee = Annotated[Caller, Depends(_caller(Role.employee))]
+Counsellor = Annotated[Subject, Depends(subject_with_role(Role.counsellor))]
+Employee = Annotated[Subject, Depends(subject_with_role(Role.employee))]
