@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
@@ -138,18 +139,47 @@ async def _get_session(request: Request) -> AsyncIterator[Session]:
     """:func:`session_scope` as a dependency. Making the session does no I/O (it connects at its
     first statement), so it is made on the event loop; the commit or rollback runs in a worker
     thread, shielded from cancellation and not waiting for the pool's capacity, as FastAPI runs
-    the exit of a sync dependency. One thread hop per request instead of two."""
+    the exit of a sync dependency. One thread hop per request instead of two, and none on the way
+    out when the unit of work has already ended (:func:`in_worker`) or never began: a session
+    with no transaction holds no connection and nothing to flush, so its exit does no I/O."""
     scope = contextmanager(session_scope)(request.app.state.engine)
     session = scope.__enter__()
     limiter = anyio.CapacityLimiter(1)
     try:
         yield session
     except BaseException as exc:
+        if not session.in_transaction():
+            scope.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(scope.__exit__, type(exc), exc, exc.__traceback__, limiter=limiter)
         raise
+    if not session.in_transaction():
+        scope.__exit__(None, None, None)
+        return
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(scope.__exit__, None, None, None, limiter=limiter)
 
 
 SessionDep = Annotated[Session, Depends(_get_session, scope="function")]
+
+T = TypeVar("T")
+
+
+async def in_worker(session: Session, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)``, an async endpoint's database work on its :data:`SessionDep` session,
+    in a worker thread, and end the unit of work in the same thread: commit when ``fn`` returns,
+    roll back when it raises (as the dependency would, still before the response is sent). The
+    dependency then has nothing left to do on the event loop: one thread hop per request instead
+    of two (~95 µs CPU in process, bench_recommender). A sync endpoint needs no such call."""
+
+    def work() -> T:
+        try:
+            result = fn(*args)
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+        return result
+
+    return await run_in_threadpool(work)

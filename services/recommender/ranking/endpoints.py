@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from services.recommender.audits import service as audits
@@ -16,7 +15,7 @@ from services.recommender.profiles.schemas import UiLanguage
 from services.recommender.ranking import reasons
 from services.recommender.ranking.schemas import RecommendationList
 from services.recommender.ranking.service import rank
-from shared.db import SessionDep
+from shared.db import SessionDep, in_worker
 from shared.language import preferred_tags
 from shared.subject import CurrentSubject, Subject, gate_allows
 
@@ -43,9 +42,9 @@ async def get_recommendations(
     Language: ``lang``, else your preference, else ``Accept-Language``, else English; a resource
     not written in it says so. Professional help is near the top when your recent check-ins show
     moderate or worse needs, and the counsellor request is always in the list."""
-    # One thread hop for the reads and the ranking. As a sync endpoint it took two: FastAPI also
-    # validates a sync endpoint's return value in the thread pool.
-    return await run_in_threadpool(_recommendations, request, session, ctx, subject, lang, limit)
+    # One thread hop for the reads, the ranking and the commit. As a sync endpoint it took three:
+    # FastAPI also validates a sync endpoint's return value in the thread pool.
+    return await in_worker(session, _recommendations, request, session, ctx, subject, lang, limit)
 
 
 def _recommendations(
