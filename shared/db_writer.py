@@ -15,7 +15,10 @@ request's future: a 2xx is never sent before its data is durable, as with ``Sess
 * A failing item fails alone: the batch is rolled back and written again in one transaction with
   each item in its own SAVEPOINT (what a failed item wrote or staged is undone, the rest commits).
   Items are applied without savepoints first, since a SAVEPOINT costs as much as a small item's
-  own statements and items rarely fail; ``_apply`` may therefore run twice for an item.
+  own statements and items rarely fail. When that transaction fails too, outside the savepoints
+  (at COMMIT: a deferred constraint, a serialization failure), each item is written in a
+  transaction of its own, and only those that fail there are answered with their error.
+  ``_apply`` may therefore run up to three times for an item.
 * Outbox rows the batch stages are inserted in one statement and, once committed, handed to the
   process's relay (``shared.bus.outbox``, hand-over), which publishes them without a table read.
   With ``stored_timeout`` set, a batch is answered only once its KV puts are stored in their
@@ -71,6 +74,14 @@ def writer_engine(engine: Engine) -> Engine:
     @event.listens_for(own, "begin")
     def _begin_immediate(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(own, "reset")
+    def _end_refused_commit(dbapi_conn: Any, _record: Any, _state: Any) -> None:
+        # A COMMIT that SQLite refuses (a deferred foreign key) leaves its transaction open, but
+        # SQLAlchemy takes it as ended and skips the rollback on return to the pool: the next
+        # BEGIN IMMEDIATE would then fail ("cannot start a transaction within a transaction").
+        if dbapi_conn.in_transaction:
+            dbapi_conn.rollback()
 
     return own
 
@@ -317,9 +328,19 @@ class BatchWriter(Generic[I, R]):
                 return [exc], []
         try:
             return self._transaction(items, isolated=True)
-        except Exception as exc:  # noqa: BLE001 - the transaction itself failed (its commit)
+        except Exception as exc:  # noqa: BLE001 - the transaction itself failed (its commit): one by one
             self.log.warning("batch write failed", extra={"writer": self.name, "error_type": type(exc).__name__})
-            return [exc] * len(items), []
+        outcomes: list[R | BaseException] = []
+        rows: list[Pending] = []
+        for item in items:
+            try:
+                (outcome,), committed = self._transaction([item], isolated=False)
+            except Exception as exc:  # noqa: BLE001 - this item's error, for its request
+                self.log.warning("write failed", extra={"writer": self.name, "error_type": type(exc).__name__})
+                outcome, committed = exc, []
+            outcomes.append(outcome)
+            rows.extend(committed)  # in commit order, as the relay publishes them
+        return outcomes, rows
 
     def _transaction(self, items: list[I], *, isolated: bool) -> tuple[list[R | BaseException], list[Pending]]:
         with self._session() as session:

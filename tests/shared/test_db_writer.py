@@ -11,8 +11,9 @@ import threading
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from shared.db import make_engine
 from shared.db_writer import BatchWriter
@@ -35,10 +36,10 @@ class ItemWriter(BatchWriter[Item, int]):
         if hold is not None:
             hold.set()
 
-    def _apply(self, conn: Connection, items: list[Item]) -> list[int]:
+    def _apply(self, session: Session, items: list[Item]) -> list[int]:
         self.applied.append([i for i, _ in items])
         rows = [{"id": i, "value": v} for i, v in items]
-        conn.execute(text("INSERT INTO item (id, value) VALUES (:id, :value)"), rows)
+        session.execute(text("INSERT INTO item (id, value) VALUES (:id, :value)"), rows)
         if self.hold is not None:
             self.holding.set()
             assert self.hold.wait(10)
@@ -50,6 +51,24 @@ def engine(db_url: str):
     engine = make_engine(db_url, pool_size=2)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, value VARCHAR(20) NOT NULL)"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def tagged_engine(db_url: str):
+    """Like ``engine``, but an item's ``value`` must name a ``tag``, and that is checked only at
+    COMMIT (a deferred foreign key): a bad item fails the transaction, not its own statement."""
+    engine = make_engine(db_url, pool_size=2)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE tag (name VARCHAR(20) PRIMARY KEY)"))
+        conn.execute(
+            text(
+                "CREATE TABLE item (id INTEGER PRIMARY KEY, value VARCHAR(20) NOT NULL"
+                " REFERENCES tag (name) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+        conn.execute(text("INSERT INTO tag (name) VALUES ('a'), ('b'), ('d')"))
     yield engine
     engine.dispose()
 
@@ -78,6 +97,25 @@ class TestBatchWriter:
         assert writer.applied[1:] == [[1], [2], [3], [4]]
         assert writer.batches == 1 and writer.rows == 3  # ... each in its own savepoint, one commit
         assert stored(engine) == [1, 2, 4]
+
+    def test_an_item_failing_at_commit_fails_alone_and_the_others_commit(self, tagged_engine):
+        async def main():
+            writer = ItemWriter(tagged_engine, max_batch=64)
+            try:
+                items = [(1, "a"), (2, "b"), (3, "untagged"), (4, "d")]
+                writes = asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
+                return writer, await asyncio.wait_for(writes, 20)
+            finally:
+                await writer.stop()
+
+        writer, results = asyncio.run(main())
+        assert results[:2] == [1, 2] and results[3] == 4
+        assert isinstance(results[2], IntegrityError)
+        assert writer.applied[0] == [1, 2, 3, 4]  # one batch; its COMMIT fails, and so does ...
+        assert writer.applied[1:5] == [[1], [2], [3], [4]]  # ... the one with a savepoint per item
+        assert writer.applied[5:] == [[1], [2], [3], [4]]  # then a transaction per item
+        assert writer.batches == 3 and writer.rows == 3
+        assert stored(tagged_engine) == [1, 2, 4]
 
     def test_futures_resolve_only_after_commit(self, engine):
         async def main():
