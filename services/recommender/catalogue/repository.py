@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -31,14 +29,12 @@ def count(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Resource)).one())
 
 
-@cache
-def _version_stmt() -> Any:
-    return select(CatalogueState.version).where(CatalogueState.id == 1)
+_VERSION = select(CatalogueState.version).where(CatalogueState.id == 1)  # built once: read per request
 
 
 def version(session: Session) -> int:
     """The catalogue's version (Core: read on every recommendation); 0 before the first write."""
-    value = session.connection().execute(_version_stmt()).scalar()
+    value = session.connection().execute(_VERSION).scalar()
     return int(value) if value is not None else 0
 
 

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import String, bindparam
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete
 
 from services.recommender.profiles.models import HrisProfile, Interaction, NeedSignal, Preference
 
 NEED_WEEKS_KEPT = 8
 INTERACTIONS_KEPT = 500
+
+# Core statements, built once (compiled once, then served from SQLAlchemy's statement cache): the
+# needs and interactions are read on every recommendation as well as by the profile and export.
+_NEED = NeedSignal.__table__  # type: ignore[attr-defined]
+_NEEDS = (
+    sa.select(_NEED.c.iso_week, _NEED.c.needs)
+    .where(_NEED.c.pseudonym == bindparam("pseudonym", type_=String))
+    .order_by(_NEED.c.iso_week.desc())
+)
+_INTERACTION = Interaction.__table__  # type: ignore[attr-defined]
+_INTERACTIONS = (
+    sa.select(_INTERACTION.c.id, _INTERACTION.c.resource_id, _INTERACTION.c.kind, _INTERACTION.c.at)
+    .where(_INTERACTION.c.pseudonym == bindparam("pseudonym", type_=String))
+    .order_by(_INTERACTION.c.at.desc(), _INTERACTION.c.id.desc())
+    .limit(INTERACTIONS_KEPT)
+)
 
 
 def preference(session: Session, pseudonym: str) -> Preference | None:
@@ -26,10 +40,9 @@ def hris_profile(session: Session, pseudonym: str) -> HrisProfile | None:
     return session.get(HrisProfile, pseudonym)
 
 
-def needs(session: Session, pseudonym: str) -> Sequence[NeedSignal]:
-    """Newest week first."""
-    query = select(NeedSignal).where(NeedSignal.pseudonym == pseudonym).order_by(col(NeedSignal.iso_week).desc())
-    return session.exec(query).all()
+def needs(session: Session, pseudonym: str) -> Sequence[sa.Row[Any]]:
+    """The person's weekly needs (``iso_week``, ``needs``), newest week first."""
+    return session.connection().execute(_NEEDS, {"pseudonym": pseudonym}).all()
 
 
 def put_needs(session: Session, row: NeedSignal) -> None:
@@ -41,15 +54,10 @@ def put_needs(session: Session, row: NeedSignal) -> None:
     )
 
 
-def interactions(session: Session, pseudonym: str) -> Sequence[Interaction]:
-    """Newest first, at most the retained number."""
-    query = (
-        select(Interaction)
-        .where(Interaction.pseudonym == pseudonym)
-        .order_by(col(Interaction.at).desc(), col(Interaction.id).desc())
-        .limit(INTERACTIONS_KEPT)
-    )
-    return session.exec(query).all()
+def interactions(session: Session, pseudonym: str) -> Sequence[sa.Row[Any]]:
+    """The person's interactions (``id``, ``resource_id``, ``kind``, ``at``), newest first, at
+    most the retained number."""
+    return session.connection().execute(_INTERACTIONS, {"pseudonym": pseudonym}).all()
 
 
 def add_interaction(session: Session, pseudonym: str, resource_id: str, kind: str, at: datetime) -> None:
@@ -70,66 +78,3 @@ def delete_of(session: Session, pseudonym: str) -> int:
         result = session.exec(delete(table).where(col(table.pseudonym) == pseudonym))  # type: ignore[call-overload]
         removed += result.rowcount or 0
     return removed
-
-
-@dataclass(frozen=True)
-class RankingRows:
-    """What ranking reads of one person: preference and HRIS columns (None where there is no
-    row), needs newest week first, interactions (resource id, kind) newest first."""
-
-    language: str | None
-    topics: list[str] | None
-    formats: list[str] | None
-    minutes_available: int | None
-    hris_language: str | None
-    country: str | None
-    role_family: str | None
-    needs_by_week: list[list[str]]
-    interactions: list[tuple[str, str]]
-
-
-@cache
-def _ranking_stmts() -> tuple[Any, Any, Any]:
-    """Three Core statements (cached, compiled once) instead of four ORM loads: the person's
-    preference and HRIS profile are one row of two outer joins on the pseudonym."""
-    pref, hris = Preference.__table__, HrisProfile.__table__  # type: ignore[attr-defined]
-    need, inter = NeedSignal.__table__, Interaction.__table__  # type: ignore[attr-defined]
-    me = sa.select(bindparam("pseudonym", type_=String).label("pseudonym")).subquery("me")
-    person = sa.select(
-        pref.c.language,
-        pref.c.topics,
-        pref.c.formats,
-        pref.c.minutes_available,
-        hris.c.language,
-        hris.c.country,
-        hris.c.role_family,
-    ).select_from(
-        me.outerjoin(pref, pref.c.pseudonym == me.c.pseudonym).outerjoin(hris, hris.c.pseudonym == me.c.pseudonym)
-    )
-    needs_ = sa.select(need.c.needs).where(need.c.pseudonym == bindparam("pseudonym")).order_by(need.c.iso_week.desc())
-    interactions_ = (
-        sa.select(inter.c.resource_id, inter.c.kind)
-        .where(inter.c.pseudonym == bindparam("pseudonym"))
-        .order_by(inter.c.at.desc(), inter.c.id.desc())
-        .limit(INTERACTIONS_KEPT)
-    )
-    return person, needs_, interactions_
-
-
-def ranking_rows(session: Session, pseudonym: str) -> RankingRows:
-    """The rows ranking reads of one person (the same as ``preference``, ``hris_profile``,
-    ``needs`` and ``interactions``; Core, as this runs on every recommendation)."""
-    person, needs_, interactions_ = _ranking_stmts()
-    conn, values = session.connection(), {"pseudonym": pseudonym}
-    language, topics, formats, minutes, hris_language, country, role_family = conn.execute(person, values).one()
-    return RankingRows(
-        language,
-        topics,
-        formats,
-        minutes,
-        hris_language,
-        country,
-        role_family,
-        needs_by_week=[r[0] for r in conn.execute(needs_, values)],
-        interactions=[(r[0], r[1]) for r in conn.execute(interactions_, values)],
-    )

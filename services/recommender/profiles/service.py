@@ -97,10 +97,11 @@ def on_hris_profile(session: Session, event: PersonalizationProfile) -> None:
 def signals(session: Session, pseudonym: str, catalogue: Mapping[str, Entry]) -> Signals:
     """``catalogue`` by resource id (the snapshot's ``by_id``): only the person's own
     interactions are looked up in it, so a request costs the same with 60 or 10,000 resources."""
-    rows = repo.ranking_rows(session, pseudonym)
+    preference, hris = repo.preference(session, pseudonym), repo.hris_profile(session, pseudonym)
     dismissed, completed, not_helpful = set(), set(), set()
     helpful_topics: Counter[str] = Counter()
-    for resource_id, kind in rows.interactions:
+    for row in repo.interactions(session, pseudonym):
+        resource_id, kind = row.resource_id, row.kind
         if kind == "dismissed":
             dismissed.add(resource_id)
         elif kind == "completed":
@@ -111,13 +112,13 @@ def signals(session: Session, pseudonym: str, catalogue: Mapping[str, Entry]) ->
             entry = catalogue.get(resource_id)  # None once the resource was deleted
             helpful_topics.update(entry.topics if entry else ())
     return Signals(
-        language=rows.language or rows.hris_language,
-        topics=tuple(rows.topics or ()),
-        formats=tuple(rows.formats or ()),
-        minutes_available=rows.minutes_available,
-        needs_by_week=[tuple(n) for n in rows.needs_by_week],
-        country=rows.country,
-        role_family=rows.role_family,
+        language=(preference.language if preference else None) or (hris.language if hris else None),
+        topics=tuple(preference.topics) if preference else (),
+        formats=tuple(preference.formats) if preference else (),
+        minutes_available=preference.minutes_available if preference else None,
+        needs_by_week=[tuple(n.needs) for n in repo.needs(session, pseudonym)],
+        country=hris.country if hris else None,
+        role_family=hris.role_family if hris else None,
         dismissed=frozenset(dismissed),
         completed=frozenset(completed),
         not_helpful=frozenset(not_helpful),
