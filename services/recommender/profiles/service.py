@@ -12,7 +12,7 @@ from sqlmodel import Session
 from services.recommender.catalogue.entry import Entry
 from services.recommender.columns import as_utc, utcnow
 from services.recommender.profiles import repository as repo
-from services.recommender.profiles.models import HrisProfile, NeedSignal, Preference
+from services.recommender.profiles.models import NeedSignal
 from services.recommender.profiles.schemas import (
     InteractionCreate,
     InteractionRead,
@@ -56,10 +56,11 @@ def preferences(session: Session, pseudonym: str) -> PreferencesRead:
 
 
 def set_preferences(session: Session, pseudonym: str, body: PreferencesUpdate) -> PreferencesRead:
-    row = repo.preference(session, pseudonym) or Preference(pseudonym=pseudonym)
+    row = repo.preference_for_update(session, pseudonym)
     row.language, row.topics, row.formats = body.language, list(body.topics), list(body.formats)
     row.minutes_available, row.updated_at = body.minutes_available, utcnow()
     session.add(row)
+    session.flush()  # the read below is Core: it sees what was flushed
     return preferences(session, pseudonym)
 
 
@@ -85,7 +86,7 @@ def on_needs(session: Session, pseudonym: str, facts: PersonalizationFacts | Per
 
 def on_hris_profile(session: Session, event: PersonalizationProfile) -> None:
     """A null field was not part of this change and leaves what we know unchanged."""
-    row = repo.hris_profile(session, event.pseudonym) or HrisProfile(pseudonym=event.pseudonym)
+    row = repo.hris_profile_for_update(session, event.pseudonym)
     for name in ("role_family", "country", "language"):
         value = getattr(event, name)
         if value is not None:
