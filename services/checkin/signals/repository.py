@@ -8,7 +8,6 @@ about two weeks of days. A subject's rows are found with one primary-key probe p
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from functools import cache
 from typing import Any
 
 from sqlalchemy import DateTime, and_, bindparam, case, delete, func, text
@@ -25,19 +24,21 @@ FEATURES = ("messages_sent", "messages_after_hours", "meeting_hours", "focus_hou
 MAX_PROBED_DAYS = 120
 
 
-@cache
-def _upsert(dialect: str) -> Any:
-    """A re-sent employee-day replaces the stored one: idempotent, never counted twice."""
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SIGNAL)
+def _upsert_for(insert: Any) -> Any:
+    stmt = insert(SIGNAL)
     return stmt.on_conflict_do_update(
         index_elements=[SIGNAL.c.day, SIGNAL.c.pseudonym], set_={c: stmt.excluded[c] for c in FEATURES}
     )
 
 
+# A re-sent employee-day replaces the stored one: idempotent, never counted twice. Built once per dialect.
+_UPSERT = {"postgresql": _upsert_for(postgresql.insert), "sqlite": _upsert_for(sqlite.insert)}
+
+
 def upsert_days(session: Session, rows: list[dict[str, Any]]) -> None:
     """Store one request's rows (no employee-day twice among them; two requests may repeat one)."""
     if rows:
-        session.execute(_upsert(session.get_bind().dialect.name), rows)
+        session.execute(_UPSERT[session.get_bind().dialect.name], rows)
 
 
 def day_bounds(session: Session) -> tuple[date, date] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import delete, text
@@ -28,12 +27,13 @@ def lock_hris(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _HRIS_LOCK})
 
 
-@cache
-def _receipt_insert(dialect: str) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+def _receipt_insert_for(insert: Any) -> Any:
     table: Any = HrisWebhookReceipt.__table__  # type: ignore[attr-defined]
     # RETURNING tells a new row from a conflict on both backends (rowcount does not, on psycopg).
     return insert(table).on_conflict_do_nothing(index_elements=["webhook_id"]).returning(table.c.webhook_id)
+
+
+_RECEIPT_INSERT = {"postgresql": _receipt_insert_for(postgresql.insert), "sqlite": _receipt_insert_for(sqlite.insert)}
 
 
 def record_webhook(session: Session, webhook_id: str, vendor: str, events: int, at: datetime) -> bool:
@@ -42,7 +42,7 @@ def record_webhook(session: Session, webhook_id: str, vendor: str, events: int, 
     The transaction's first write: on PostgreSQL a concurrent delivery of the same id waits here
     for the first to commit, then finds it; on SQLite the write lock serialises them.
     """
-    stmt = _receipt_insert(session.get_bind().dialect.name)
+    stmt = _RECEIPT_INSERT[session.get_bind().dialect.name]
     values = {"webhook_id": webhook_id, "vendor": vendor, "events": events, "received_at": at}
     return session.connection().execute(stmt, values).first() is not None
 

@@ -9,7 +9,6 @@ database's write lock.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -44,15 +43,14 @@ def _current_join() -> Any:
     )
 
 
-@cache
-def _current_version_stmt(share: bool) -> Any:
-    stmt = select(PurposeRow.current_version).where(PurposeRow.name == bindparam("purpose"))
-    return stmt.with_for_update(read=True) if share else stmt
+_CURRENT_VERSION = select(PurposeRow.current_version).where(PurposeRow.name == bindparam("purpose"))
+_CURRENT_VERSION_SHARED = _CURRENT_VERSION.with_for_update(read=True)
 
 
 def current_version(session: Session, purpose: str, *, share: bool = False) -> int | None:
     """The purpose's current version number; ``share`` reads it FOR SHARE (see above)."""
-    row = session.connection().execute(_current_version_stmt(share), {"purpose": purpose}).first()
+    stmt = _CURRENT_VERSION_SHARED if share else _CURRENT_VERSION
+    row = session.connection().execute(stmt, {"purpose": purpose}).first()
     return None if row is None else int(row[0])
 
 
