@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -79,18 +80,23 @@ def stored(engine: Engine) -> list[int]:
         return [row[0] for row in conn.execute(text("SELECT id FROM item ORDER BY id"))]
 
 
+def write_together(engine: Engine, items: list[tuple[int, str | None]]) -> tuple[ItemWriter, list[Any]]:
+    """Hand ``items`` to a new writer at once (one batch), wait for every answer, stop it."""
+
+    async def main() -> tuple[ItemWriter, list[Any]]:
+        writer = ItemWriter(engine, max_batch=64)
+        try:
+            writes = asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
+            return writer, await asyncio.wait_for(writes, 20)
+        finally:
+            await writer.stop()
+
+    return asyncio.run(main())
+
+
 class TestBatchWriter:
     def test_a_failing_item_fails_alone_and_the_others_commit(self, engine):
-        async def main():
-            writer = ItemWriter(engine, max_batch=64)
-            try:
-                items = [(1, "a"), (2, "b"), (3, None), (4, "d")]
-                writes = asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
-                return writer, await asyncio.wait_for(writes, 20)
-            finally:
-                await writer.stop()
-
-        writer, results = asyncio.run(main())
+        writer, results = write_together(engine, [(1, "a"), (2, "b"), (3, None), (4, "d")])
         assert results[:2] == [1, 2] and results[3] == 4
         assert isinstance(results[2], IntegrityError)
         assert writer.applied[0] == [1, 2, 3, 4]  # tried together first, then one by one ...
@@ -99,16 +105,7 @@ class TestBatchWriter:
         assert stored(engine) == [1, 2, 4]
 
     def test_an_item_failing_at_commit_fails_alone_and_the_others_commit(self, tagged_engine):
-        async def main():
-            writer = ItemWriter(tagged_engine, max_batch=64)
-            try:
-                items = [(1, "a"), (2, "b"), (3, "untagged"), (4, "d")]
-                writes = asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
-                return writer, await asyncio.wait_for(writes, 20)
-            finally:
-                await writer.stop()
-
-        writer, results = asyncio.run(main())
+        writer, results = write_together(tagged_engine, [(1, "a"), (2, "b"), (3, "untagged"), (4, "d")])
         assert results[:2] == [1, 2] and results[3] == 4
         assert isinstance(results[2], IntegrityError)
         assert writer.applied[0] == [1, 2, 3, 4]  # one batch; its COMMIT fails, and so does ...
