@@ -40,7 +40,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine tuned for the backend: WAL and a busy timeout on SQLite, pre-ping on PostgreSQL."""
+    """An engine tuned for the backend: WAL and a busy timeout on SQLite (and no transaction left
+    open on a pooled connection), pre-ping on PostgreSQL."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -64,6 +65,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             # free pages (the WAL is emptied after an erasure: shared.shredding).
             cur.execute("PRAGMA secure_delete=ON")
             cur.close()
+
+        @event.listens_for(engine, "reset")
+        def _end_refused_commit(dbapi_conn: Any, _record: Any, _state: Any) -> None:
+            # A COMMIT that SQLite refuses (a deferred foreign key) leaves its transaction open,
+            # but SQLAlchemy takes it as ended and skips the rollback on return to the pool: the
+            # next unit of work would run inside it (and a writer's BEGIN IMMEDIATE would fail).
+            if dbapi_conn.in_transaction:
+                dbapi_conn.rollback()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)

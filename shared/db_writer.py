@@ -75,14 +75,6 @@ def writer_engine(engine: Engine) -> Engine:
     def _begin_immediate(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    @event.listens_for(own, "reset")
-    def _end_refused_commit(dbapi_conn: Any, _record: Any, _state: Any) -> None:
-        # A COMMIT that SQLite refuses (a deferred foreign key) leaves its transaction open, but
-        # SQLAlchemy takes it as ended and skips the rollback on return to the pool: the next
-        # BEGIN IMMEDIATE would then fail ("cannot start a transaction within a transaction").
-        if dbapi_conn.in_transaction:
-            dbapi_conn.rollback()
-
     return own
 
 

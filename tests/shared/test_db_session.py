@@ -128,3 +128,28 @@ def test_an_error_rolls_the_unit_of_work_back(client: TestClient, engine: sa.Eng
 def test_a_session_never_used_ends_without_a_hop(client: TestClient, hops):
     assert client.get("/untouched").json() == {"ok": True}
     assert hops == []
+
+
+def test_a_commit_sqlite_refuses_leaves_nothing_open_for_the_next_unit_of_work(tmp_path: Path):
+    """SQLite refuses a COMMIT that breaks a deferred foreign key and keeps that transaction open;
+    SQLAlchemy takes it as ended. The pooled connection must not carry it into the next unit of
+    work (whose COMMIT would then fail again, or write the refused rows along with its own)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'deferred.db'}", pool_size=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE tag (name TEXT PRIMARY KEY)"))
+        conn.execute(
+            sa.text("CREATE TABLE item (name TEXT NOT NULL REFERENCES tag (name) DEFERRABLE INITIALLY DEFERRED)")
+        )
+        conn.execute(sa.text("INSERT INTO tag (name) VALUES ('a')"))
+    try:
+        with Session(engine) as session:
+            session.execute(sa.text("INSERT INTO item (name) VALUES ('untagged')"))
+            with pytest.raises(sa.exc.IntegrityError):
+                session.commit()
+        with Session(engine) as session:  # the same pooled connection
+            session.execute(sa.text("INSERT INTO item (name) VALUES ('a')"))
+            session.commit()
+        with engine.connect() as conn:
+            assert [r[0] for r in conn.execute(sa.text("SELECT name FROM item"))] == ["a"]
+    finally:
+        engine.dispose()
