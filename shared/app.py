@@ -43,7 +43,7 @@ from shared.errors import BodyLimitMiddleware, install_error_handlers
 from shared.events.subject import ErasureRequested, SubjectDataReply, SubjectDataRequest, SubjectErased
 from shared.openapi import install_openapi
 from shared.periodic import every, run_once
-from shared.ratelimit import RateLimiter, SourceRateLimit
+from shared.ratelimit import InFlightLimit, RateLimiter, SourceRateLimit
 from shared.settings import ServiceSettings
 from shared.telemetry import (
     HTTP_LATENCY,
@@ -359,6 +359,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.verifier = TokenVerifier(settings.platform)
     app.state.limiter = RateLimiter(settings.rate_limit_per_principal, settings.rate_limit_per_source)
     install_error_handlers(app)
+    # Innermost of the edge middlewares: a shed request still gets the security headers and is
+    # counted (and traced) by the telemetry as its 503.
+    app.add_middleware(InFlightLimit, limit=settings.http_max_in_flight)
     _install_http_telemetry(app, spec.name)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness")

@@ -141,6 +141,21 @@ _STATUS_CLASSES: dict[int, type[ProblemError]] = {
 }
 
 
+def problem_of(exc: StarletteHTTPException) -> ProblemError:
+    """Starlette's HTTP exception as our problem (its own details, "Not Found", are generic)."""
+    cls = _STATUS_CLASSES.get(exc.status_code)
+    if cls is None:
+        err = ProblemError(str(exc.detail) if exc.status_code < 500 else None)
+        err.status = exc.status_code
+        err.title = "Error"
+        err.code = "error"
+    else:
+        err = cls(str(exc.detail) if isinstance(exc.detail, str) else None)
+    if exc.headers:
+        err.headers.update(exc.headers)
+    return err
+
+
 def problem_response(err: ProblemError, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
     return JSONResponse(err.body(instance), status_code=err.status, media_type=PROBLEM_JSON, headers=err.headers)
@@ -178,18 +193,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        cls = _STATUS_CLASSES.get(exc.status_code)
-        if cls is None:
-            err = ProblemError(str(exc.detail) if exc.status_code < 500 else None)
-            err.status = exc.status_code
-            err.title = "Error"
-            err.code = "error"
-        else:
-            # Starlette's own details ("Not Found", "Method Not Allowed") are generic.
-            err = cls(str(exc.detail) if isinstance(exc.detail, str) else None)
-        if exc.headers:
-            err.headers.update(exc.headers)
-        return problem_response(err, request)
+        return problem_response(problem_of(exc), request)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect) -> Response:

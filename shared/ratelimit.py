@@ -1,4 +1,5 @@
-"""Abuse limits on writes: per verified principal and per client address, with ``limits``.
+"""Abuse limits on writes: per verified principal and per client address, with ``limits``; and
+a bound on the requests a process works on at once (:class:`InFlightLimit`).
 
 Every write (POST, PUT, PATCH, DELETE) counts against its source address before anything else
 runs (:class:`SourceRateLimit`, so unauthenticated floods and signed webhooks are limited too), and
@@ -9,6 +10,17 @@ Counters live in the process (``limits``' memory storage, sliding window counter
 limits on its own, so a deployment's effective limit is the setting times its replicas. Behind an
 ingress, set uvicorn's forwarded-IP handling (``FORWARDED_ALLOW_IPS``) or limit per source at the
 ingress, or every caller shares the ingress's address. Keys are held in memory only, never logged.
+
+Past its capacity a process that accepts every request collapses: each waits behind all the
+others, clients give up, and the work done for them is wasted while new requests keep arriving
+(the recommender at 1.75x its capacity answered none in time). With at most
+``http_max_in_flight`` requests in the app, the next ones are answered 503 ``busy`` with
+``Retry-After`` at once, and the admitted ones wait about the limit times a request's service
+time (Little's law: capacity x acceptable wait, 400/s x 150 ms ~ 60; the default 64 kept the
+recommender answering ~320/s at 1.25-1.75x, p50 ~200 ms; docs/operations.md). A request whose
+body is still arriving is not counted (the body is read first, within the body timeout and the
+body limit), so slow clients cannot fill the limit: they hold connections (``http_max_connections``).
+Probes (``/healthz``, ``/readyz``) are never shed.
 """
 
 from __future__ import annotations
@@ -19,11 +31,13 @@ import time
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import TooManyRequests, problem_response
+from shared.errors import ServiceUnavailable, TooManyRequests, problem_of, problem_response
 
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 class RateLimiter:
@@ -71,3 +85,60 @@ class SourceRateLimit:
                 await problem_response(err)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class InFlightLimit:
+    """Pure ASGI: at most ``limit`` HTTP requests in the app at once; the next ones are answered
+    503 ``busy`` with ``Retry-After: 1`` before the app runs (probes excepted). A request with a
+    body is counted once its body has arrived."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PROBES:
+            await self.app(scope, receive, send)
+            return
+        if _has_body(scope):
+            try:
+                receive = await _received(receive)
+            except StarletteHTTPException as exc:  # over the body limit (BodyLimitMiddleware)
+                await problem_response(problem_of(exc))(scope, receive, send)
+                return
+        if self.in_flight >= self.limit:
+            busy = ServiceUnavailable("At capacity; retry in a moment.", code="busy", headers={"Retry-After": "1"})
+            await problem_response(busy)(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            return True
+    return False
+
+
+async def _received(receive: Receive) -> Receive:
+    """The whole body read now, then handed to the app as one message (or the disconnect that
+    ended it, as it came)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            pending = [message]
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            pending = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+            break
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay

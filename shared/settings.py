@@ -293,6 +293,8 @@ class ServiceSettings(BaseSettings):
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     http_keepalive_timeout_seconds: float = Field(default=5.0, gt=0)
     http_max_connections: int = Field(default=1000, ge=1)
+    # Requests the app works on at once; beyond it, 503 busy at once (shared/ratelimit.py InFlightLimit).
+    http_max_in_flight: int = Field(default=64, ge=1)
     # `limits` notation; writes (POST/PUT/PATCH/DELETE) per verified principal and per client address.
     # ("" turns one off; each replica counts on its own).
     rate_limit_per_principal: str = "20/second;600/minute"

@@ -1,7 +1,12 @@
 """Abuse limits on public writes (issue 12 item 7): per principal and per source, 429 problem+json
-with Retry-After, against real services with small limits."""
+with Retry-After; and load shedding past the in-flight limit (503 busy). Real services, small limits."""
 
 from __future__ import annotations
+
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -48,3 +53,47 @@ def test_unauthenticated_writes_are_limited_per_source(start_service):
     assert_limited(consent.client.post("/v1/webhooks/hris", json={}))
     assert_limited(consent.client.put("/v1/me/consents/checkin", json={}))
     assert consent.client.get("/healthz").status_code == 200  # reads are not limited
+
+
+def test_requests_beyond_the_in_flight_limit_are_shed_at_once(start_service, token):
+    """An export waiting for the other services' parts (none runs here) fills a limit of one: the
+    next request is answered 503 busy with Retry-After at once, probes still answer, and once the
+    export is answered requests are served again."""
+    consent = start_service("consent", http_max_in_flight=1, subject_request_timeout_seconds=4)
+    with ThreadPoolExecutor(1) as pool:
+        export = pool.submit(consent.client.get, "/v1/me/export", headers=bearer(token("E-waits")), timeout=30)
+        deadline = time.monotonic() + 3
+        while (busy := consent.client.get("/v1/policy")).status_code != 503:
+            assert busy.status_code == 200 and time.monotonic() < deadline, busy.text
+            time.sleep(0.02)
+        assert busy.headers["content-type"] == "application/problem+json"
+        assert busy.json()["type"].endswith("/busy") and busy.headers["retry-after"] == "1"
+        assert consent.client.get("/healthz").status_code == 200
+        assert consent.client.get("/readyz").status_code == 200
+        answered = export.result()
+    assert answered.status_code == 200 and answered.json()["complete"] is False, answered.text
+    deadline = time.monotonic() + 3  # in flight until its handler ends, just after the answer
+    while (after := consent.client.get("/v1/policy")).status_code != 200:
+        assert after.status_code == 503 and time.monotonic() < deadline, after.text
+        time.sleep(0.02)
+
+
+def test_a_request_whose_body_is_still_arriving_takes_no_in_flight_slot(start_service, token):
+    """Slow clients hold connections, not the app: with a limit of one, a request whose body
+    trickles in leaves room for others, and is answered once its body is complete."""
+    consent = start_service("consent", http_max_in_flight=1)
+    version = next(
+        p["version"] for p in consent.client.get("/v1/policy").json()["purposes"] if p["purpose"] == "checkin"
+    )
+    body = json.dumps({"policy_version": version}).encode()
+    head = (
+        f"PUT /v1/me/consents/checkin HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token('E-slow')}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", consent.settings.port), timeout=10) as slow:
+        slow.sendall(head + body[:5])
+        for _ in range(20):
+            assert consent.client.get("/v1/policy").status_code == 200
+            time.sleep(0.02)
+        slow.sendall(body[5:])
+        assert slow.recv(65536).startswith(b"HTTP/1.1 200 ")
