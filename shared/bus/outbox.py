@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
-from sqlalchemy import Column, LargeBinary, Table, delete, func, insert, text, update
+from sqlalchemy import Column, LargeBinary, Table, bindparam, delete, func, insert, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -63,6 +63,7 @@ MAX_ATTEMPTS = 5
 # A session whose owner hands its committed outbox rows to the relay itself keeps them here.
 HANDOFF_KEY = "kinwell_outbox_handoff"
 _BATCH = text("SELECT seq, msg_id, subject, payload, headers FROM outbox ORDER BY seq LIMIT :n")
+_PRESENT = text("SELECT msg_id FROM outbox WHERE msg_id IN :ids").bindparams(bindparam("ids", expanding=True))
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -254,9 +255,11 @@ class OutboxRelay:
 
     def _settle(self, done: Sequence[Any]) -> None:
         """Tell the writers awaiting these (now stored) KV puts."""
+        self._settle_ids({row.msg_id for row in done})
+
+    def _settle_ids(self, ids: set[str]) -> None:
         if not self._awaited:
             return
-        ids = {row.msg_id for row in done}
         waiting = []
         for puts, stored in self._awaited:
             puts -= ids
@@ -366,10 +369,27 @@ class OutboxRelay:
         if self.linger and not self._stopping:
             await asyncio.sleep(self.linger)
         rows = await asyncio.to_thread(self._rows)
+        if self._awaited:
+            await self._settle_gone(rows)
         if not rows:
             return 0
         self._dirty = True  # read again: more may be waiting
         return await self._publish(rows)
+
+    async def _settle_gone(self, rows: Sequence[Any]) -> None:
+        """Awaited puts that this table read does not show may be gone: with replicas on one
+        database, another replica's relay can publish rows between their commit and this read, and
+        rows are deleted only once acknowledged. Those no longer in the table are settled (before,
+        their writer waited for its timeout and answered 503 change-pending)."""
+        shown = {row.msg_id for row in rows}
+        unseen = {msg_id for puts, _ in self._awaited for msg_id in puts} - shown - self._deleting
+        if unseen:
+            present = await asyncio.to_thread(self._present, unseen)
+            self._settle_ids(unseen - present)
+
+    def _present(self, msg_ids: set[str]) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(_PRESENT, {"ids": list(msg_ids)}).scalars())
 
     async def _publish(self, rows: Sequence[Any]) -> int:
         faults.point("outbox_before_publish")  # tests: die with these rows committed, unpublished

@@ -167,6 +167,34 @@ def test_an_older_put_of_a_key_never_wins_whatever_its_path_relay_or_timing(nats
     engine.dispose()  # type: ignore[attr-defined]
 
 
+def test_a_put_another_replica_published_first_is_settled(nats_server, db_url, tmp_path):
+    """Two replicas, one database: the other replica's relay reads the table and publishes a row
+    this replica handed over to its own relay, and deletes it, before this relay reads the table.
+    The writer awaiting it is told it is stored (before: it waited for its timeout, then 503)."""
+    _, engine = _setup(db_url, tmp_path)
+    key = f"{uuid.uuid4().hex}{uuid.uuid4().hex}.checkin"
+
+    async def body() -> None:
+        kw = nats_server.connect_kwargs("consent")
+        buses = [Bus("consent", kw["servers"][0], kw["user"], kw["password"]) for _ in range(2)]
+        for bus in buses:
+            await bus.connect()
+        relay, other = (OutboxRelay(engine, bus) for bus in buses)  # type: ignore[arg-type]
+        try:
+            stored = relay.handoff(_put(engine, key, "v1", 1, uuid.uuid4().hex, hand_over=True))
+            assert await other.flush_once() == 1  # the other replica's table read took it
+            assert await relay.flush_once() == 0  # this relay reads the table (as after a poll)
+            await asyncio.wait_for(stored, 2)
+        finally:
+            for r in (relay, other):
+                await r.stop()
+            for bus in buses:
+                await bus.close()
+
+    asyncio.run(body())
+    engine.dispose()  # type: ignore[attr-defined]
+
+
 def test_stop_finishes_queued_work_and_a_new_relay_publishes_what_was_committed(nats_server, db_url, tmp_path):
     """A restart loses nothing: the writer commits what was queued before it stops, and a relay
     that never saw the hand-over (a new process) publishes those rows from the table."""
