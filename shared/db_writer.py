@@ -324,14 +324,10 @@ class BatchWriter(Generic[I, R]):
             self.log.warning("batch write failed", extra={"writer": self.name, "error_type": type(exc).__name__})
         outcomes: list[R | BaseException] = []
         rows: list[Pending] = []
-        for item in items:
-            try:
-                (outcome,), committed = self._transaction([item], isolated=False)
-            except Exception as exc:  # noqa: BLE001 - this item's error, for its request
-                self.log.warning("write failed", extra={"writer": self.name, "error_type": type(exc).__name__})
-                outcome, committed = exc, []
-            outcomes.append(outcome)
-            rows.extend(committed)  # in commit order, as the relay publishes them
+        for item in items:  # a batch of one: its own transaction, its error its own
+            outcome, committed = self._write_batch([item])
+            outcomes += outcome
+            rows += committed  # in commit order, as the relay publishes them
         return outcomes, rows
 
     def _transaction(self, items: list[I], *, isolated: bool) -> tuple[list[R | BaseException], list[Pending]]:
